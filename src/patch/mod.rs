@@ -1,0 +1,117 @@
+//! Patch formats: each module parses a patch into a plain description of
+//! its records, reports what it knows before applying (sizes, checksums),
+//! applies it to a byte slice and, where the format allows, creates one.
+
+use std::fmt;
+
+/// Everything that can go wrong while reading, applying or creating a patch.
+/// Messages are written for the person who downloaded the patch: they say
+/// what is wrong and, where it is not obvious, what to do.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PatchError {
+    #[error("not a {format} patch: {reason}")]
+    NotThisFormat { format: &'static str, reason: String },
+
+    #[error("{format} patch is truncated: {what}")]
+    Truncated { format: &'static str, what: String },
+
+    #[error("{format} patch is corrupt: {detail}")]
+    Corrupt { format: &'static str, detail: String },
+
+    #[error(
+        "{format} patch does not match this file: {what} checksum is {actual}, the patch expects {expected}"
+    )]
+    ChecksumMismatch {
+        format: &'static str,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error(
+        "{format} patch would make a {size}-byte image, over the maximum of {max} bytes (raise --max-size if the patch is genuine)"
+    )]
+    TooLarge {
+        format: &'static str,
+        size: u64,
+        max: u64,
+    },
+
+    #[error("{format} patch cannot be used here: {detail}")]
+    Unsupported { format: &'static str, detail: String },
+}
+
+/// Bounds that protect against hostile patches: no parser or applier may
+/// allocate an image larger than `max_image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_image_size: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
+
+    /// Fails with `TooLarge` when `size` is over the limit.
+    pub fn check(&self, format: &'static str, size: u64) -> Result<usize, PatchError> {
+        if size > self.max_image_size || usize::try_from(size).is_err() {
+            return Err(PatchError::TooLarge {
+                format,
+                size,
+                max: self.max_image_size,
+            });
+        }
+        Ok(size as usize)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_image_size: Self::DEFAULT_MAX_IMAGE_SIZE,
+        }
+    }
+}
+
+/// How an apply call treats the checksums a patch carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub limits: Limits,
+    /// Apply even when the source (or target) checksum does not match.
+    pub ignore_checksums: bool,
+}
+
+/// A checksum a patch carries for its source or target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Checksum {
+    Crc32(u32),
+    Md5([u8; 16]),
+    /// Adler-32 or other weak sums some formats carry per window; never used
+    /// for pairing.
+    Other(u32),
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Checksum::Crc32(v) => write!(f, "CRC32 {v:08x}"),
+            Checksum::Md5(d) => {
+                write!(f, "MD5 ")?;
+                for b in d {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+            Checksum::Other(v) => write!(f, "{v:08x}"),
+        }
+    }
+}
+
+/// What a patch says about itself before it is applied: enough for the
+/// filesystem to pair it with a ROM and to give the patched file a size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchSummary {
+    pub source_size: Option<u64>,
+    pub target_size: Option<u64>,
+    pub source_checksum: Option<Checksum>,
+    pub target_checksum: Option<Checksum>,
+}
