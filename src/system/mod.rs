@@ -1,1 +1,595 @@
-pub fn placeholder() {}
+//! The system engine: per console family, find what wraps a dump (copier
+//! headers, interleave, byte order), turn it into NINJA 2.0's common format
+//! ("normalized") and back into the layout emulators play ("deinterleaved").
+//!
+//! Work is split in two so that a filesystem can list thousands of ROMs
+//! cheaply: [`analyze`] reads only headers and returns a [`Layout`] with exact
+//! sizes; [`normalize`] and [`restore`] then touch the data.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+mod gb;
+mod lynx;
+mod n64;
+mod nes;
+mod pce;
+mod sega;
+mod snes;
+
+pub use snes::{CHART_20MBIT, CHART_24MBIT, CHART_48MBIT};
+
+/// The console families NINJA 2.0 knows; the discriminant is NINJA2's
+/// `FILE_TYPE` byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SystemType {
+    Raw = 0,
+    Nes = 1,
+    Fds = 2,
+    Snes = 3,
+    N64 = 4,
+    Gb = 5,
+    Sms = 6,
+    Mega = 7,
+    Pce = 8,
+    Lynx = 9,
+}
+
+impl SystemType {
+    pub const ALL: [SystemType; 10] = [
+        SystemType::Raw,
+        SystemType::Nes,
+        SystemType::Fds,
+        SystemType::Snes,
+        SystemType::N64,
+        SystemType::Gb,
+        SystemType::Sms,
+        SystemType::Mega,
+        SystemType::Pce,
+        SystemType::Lynx,
+    ];
+
+    /// NINJA2's `FILE_TYPE` byte.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<SystemType> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
+    /// The word used on the command line and in JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            SystemType::Raw => "raw",
+            SystemType::Nes => "nes",
+            SystemType::Fds => "fds",
+            SystemType::Snes => "snes",
+            SystemType::N64 => "n64",
+            SystemType::Gb => "gb",
+            SystemType::Sms => "sms",
+            SystemType::Mega => "mega",
+            SystemType::Pce => "pce",
+            SystemType::Lynx => "lynx",
+        }
+    }
+
+    /// A name for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemType::Raw => "raw (no system)",
+            SystemType::Nes => "NES / Famicom",
+            SystemType::Fds => "Famicom Disk System",
+            SystemType::Snes => "Super NES / Super Famicom",
+            SystemType::N64 => "Nintendo 64",
+            SystemType::Gb => "Game Boy",
+            SystemType::Sms => "Master System / Game Gear",
+            SystemType::Mega => "Mega Drive / Genesis",
+            SystemType::Pce => "PC Engine / TurboGrafx-16",
+            SystemType::Lynx => "Atari Lynx",
+        }
+    }
+}
+
+impl fmt::Display for SystemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl FromStr for SystemType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|t| t.word() == lower)
+            .ok_or_else(|| {
+                let words: Vec<&str> = Self::ALL.iter().map(|t| t.word()).collect();
+                format!("unknown system '{s}': use one of {}", words.join(" "))
+            })
+    }
+}
+
+/// Why a dump could not be read as the system it was said to be.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SystemError {
+    #[error("the file is empty")]
+    Empty,
+
+    #[error("too small for a {system} image: {len} bytes, and at least {need} are needed")]
+    TooSmall {
+        system: &'static str,
+        len: usize,
+        need: usize,
+    },
+
+    #[error("not a NES image: no iNES, Famtasia (FFE) or UNIF header found")]
+    NotNes,
+
+    #[error(
+        "UNIF chunk '{id}' at offset {offset:#x} claims {len} bytes but only {available} remain: the file is truncated or corrupt"
+    )]
+    UnifChunkOverrun {
+        id: String,
+        offset: usize,
+        len: u64,
+        available: usize,
+    },
+
+    #[error("UNIF file ends inside a chunk header at offset {offset:#x}: the file is truncated")]
+    UnifTruncatedChunk { offset: usize },
+
+    #[error("UNIF file holds no PRG or CHR chunk, so there is no game data in it")]
+    UnifNoRomData,
+
+    #[error(
+        "the image is {actual} bytes but the UNIF file's PRG/CHR chunks hold {expected}: a UNIF file's chunk sizes cannot change"
+    )]
+    UnifSizeChanged { expected: usize, actual: usize },
+
+    #[error("not a Game Boy image: the Nintendo logo is missing at 0x104")]
+    NoGameBoyLogo,
+
+    #[error(
+        "Super Magic Drive dump holds {len} bytes after its header, not a whole number of 16 KiB blocks: the file is truncated or not an SMD dump"
+    )]
+    SmdPartialBlock { len: usize },
+
+    #[error("the layout given was read from a {expected}-byte file, not this {actual}-byte one")]
+    LayoutMismatch { expected: usize, actual: usize },
+}
+
+/// A header found in front of (or, for UNIF, around) the game data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderKind {
+    /// iNES (or NES 2.0), 16 bytes, kept.
+    Ines,
+    /// NES 2.0, 16 bytes, kept.
+    Nes20,
+    /// Famtasia / Front Fareast, 512 bytes, kept.
+    Ffe,
+    /// UNIF container, kept around the PRG/CHR chunks.
+    Unif,
+    /// A 512-byte SNES copier header, dropped.
+    SnesCopier(Copier),
+    /// A 512-byte NSRT header, kept.
+    Nsrt,
+    /// Game Boy SmartCard header, 512 bytes, dropped.
+    SmartCard,
+    /// Super Magic Drive header, 512 bytes, dropped.
+    Smd,
+    /// Magic Super Griffin header, 512 bytes, dropped.
+    MagicGriffin,
+    /// Atari Lynx LNX header, 64 bytes, kept.
+    Lnx,
+}
+
+impl HeaderKind {
+    /// Whether the deinterleaved image puts this header back.
+    pub fn kept(self) -> bool {
+        matches!(
+            self,
+            HeaderKind::Ines
+                | HeaderKind::Nes20
+                | HeaderKind::Ffe
+                | HeaderKind::Unif
+                | HeaderKind::Nsrt
+                | HeaderKind::Lnx
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderKind::Ines => "iNES",
+            HeaderKind::Nes20 => "NES 2.0",
+            HeaderKind::Ffe => "Famtasia/FFE",
+            HeaderKind::Unif => "UNIF",
+            HeaderKind::SnesCopier(_) => "copier",
+            HeaderKind::Nsrt => "NSRT",
+            HeaderKind::SmartCard => "SmartCard",
+            HeaderKind::Smd => "Super Magic Drive",
+            HeaderKind::MagicGriffin => "Magic Super Griffin",
+            HeaderKind::Lnx => "LNX",
+        }
+    }
+}
+
+/// Which SNES copier wrote a 512-byte header, as far as its bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Copier {
+    GameDoctor,
+    SuperUfo,
+    SuperWildCard,
+    ProFighter,
+    Unknown,
+}
+
+impl Copier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Copier::GameDoctor => "Game Doctor SF3",
+            Copier::SuperUfo => "Super UFO",
+            Copier::SuperWildCard => "Super Wild Card / SMC",
+            Copier::ProFighter => "Pro Fighter",
+            Copier::Unknown => "unknown copier",
+        }
+    }
+}
+
+/// How the game data is shuffled in the dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interleave {
+    None,
+    /// SNES HiROM stored with the 20 Mbit chart.
+    SnesChart20,
+    /// SNES HiROM stored with the 24 Mbit chart.
+    SnesChart24,
+    /// SNES ExHiROM stored with the 48 Mbit chart.
+    SnesChart48,
+    /// SNES HiROM stored odd 32 KiB blocks first, then even ones.
+    SnesGeneric,
+    /// Super Magic Drive: each 16 KiB block holds odd bytes, then even bytes.
+    Smd,
+}
+
+impl Interleave {
+    pub fn name(self) -> &'static str {
+        match self {
+            Interleave::None => "none",
+            Interleave::SnesChart20 => "SNES HiROM, 20 Mbit chart",
+            Interleave::SnesChart24 => "SNES HiROM, 24 Mbit chart",
+            Interleave::SnesChart48 => "SNES ExHiROM, 48 Mbit chart",
+            Interleave::SnesGeneric => "SNES HiROM, odd/even 32 KiB blocks",
+            Interleave::Smd => "SMD, odd/even bytes in 16 KiB blocks",
+        }
+    }
+}
+
+/// Byte order of an N64 dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    /// Big-endian (.z64), the native order.
+    Big,
+    /// Every 16-bit pair swapped (.v64).
+    Swapped16,
+    /// Every 32-bit word reversed (.n64).
+    Little32,
+}
+
+impl ByteOrder {
+    pub fn name(self) -> &'static str {
+        match self {
+            ByteOrder::Big => "big-endian (z64)",
+            ByteOrder::Swapped16 => "byte-swapped (v64)",
+            ByteOrder::Little32 => "little-endian (n64)",
+        }
+    }
+}
+
+/// One piece of a UNIF file: bytes kept verbatim, or a PRG/CHR chunk's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnifPiece {
+    Kept { offset: usize, len: usize },
+    Rom { offset: usize, len: usize },
+}
+
+/// What [`analyze`] found in a dump: everything needed to normalize it and to
+/// restore the deinterleaved layout, and the exact sizes of both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub system: SystemType,
+    pub raw_len: usize,
+    /// The header found, if any; its bytes are in `header_bytes`.
+    pub header: Option<HeaderKind>,
+    /// The header's bytes when it is put back (kept headers only).
+    pub header_bytes: Vec<u8>,
+    /// Where the game data starts in the raw file and how long it is (all
+    /// systems but UNIF, whose data is spread over chunks).
+    pub data_offset: usize,
+    pub data_len: usize,
+    pub interleave: Interleave,
+    pub byte_order: ByteOrder,
+    /// UNIF only: the file cut into kept bytes and PRG/CHR data, in order.
+    pub unif: Vec<UnifPiece>,
+    /// UNIF only: the bytes kept verbatim, concatenated in file order.
+    pub unif_kept: Vec<u8>,
+    /// Things worth telling the user (a beta cart, a guess).
+    pub notes: Vec<String>,
+}
+
+impl Layout {
+    fn plain(system: SystemType, raw: &[u8]) -> Layout {
+        Layout {
+            system,
+            raw_len: raw.len(),
+            header: None,
+            header_bytes: Vec::new(),
+            data_offset: 0,
+            data_len: raw.len(),
+            interleave: Interleave::None,
+            byte_order: ByteOrder::Big,
+            unif: Vec::new(),
+            unif_kept: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// A layout whose first `header_len` bytes are a header and the rest is data.
+    fn headered(system: SystemType, raw: &[u8], kind: HeaderKind, header_len: usize) -> Layout {
+        let header_len = header_len.min(raw.len());
+        Layout {
+            header: Some(kind),
+            header_bytes: if kind.kept() {
+                raw[..header_len].to_vec()
+            } else {
+                Vec::new()
+            },
+            data_offset: header_len,
+            data_len: raw.len() - header_len,
+            ..Layout::plain(system, raw)
+        }
+    }
+
+    /// Size of the header found in the raw file (0 if none).
+    pub fn header_len(&self) -> usize {
+        match self.header {
+            None => 0,
+            Some(HeaderKind::Unif) => self.raw_len - self.normalized_len(),
+            Some(_) => self.data_offset,
+        }
+    }
+
+    /// Exact size of the normalized image.
+    pub fn normalized_len(&self) -> usize {
+        if self.header == Some(HeaderKind::Unif) {
+            self.unif
+                .iter()
+                .map(|p| match p {
+                    UnifPiece::Rom { len, .. } => *len,
+                    UnifPiece::Kept { .. } => 0,
+                })
+                .sum()
+        } else {
+            self.data_len
+        }
+    }
+
+    /// Exact size of the deinterleaved image made from a normalized image of
+    /// `normalized_len` bytes (which a patch may have changed).
+    pub fn restored_len(&self, normalized_len: usize) -> usize {
+        if self.header == Some(HeaderKind::Unif) {
+            self.unif_kept.len() + normalized_len
+        } else {
+            self.header_bytes.len() + normalized_len
+        }
+    }
+
+    /// True when the normalized image is a plain slice of the raw file.
+    pub fn normalized_is_slice(&self) -> bool {
+        match self.header {
+            Some(HeaderKind::Unif) => {
+                self.unif
+                    .iter()
+                    .filter(|p| matches!(p, UnifPiece::Rom { .. }))
+                    .count()
+                    <= 1
+            }
+            _ => self.interleave == Interleave::None && self.byte_order == ByteOrder::Big,
+        }
+    }
+}
+
+/// Reads the headers of `raw` as a `system` dump and says how it is laid
+/// out. Reads only what detection needs (headers, UNIF chunk headers), so
+/// it is cheap on a memory-mapped file.
+pub fn analyze(raw: &[u8], system: SystemType) -> Result<Layout, SystemError> {
+    if raw.is_empty() && system != SystemType::Raw && system != SystemType::Fds {
+        return Err(SystemError::Empty);
+    }
+    match system {
+        // NINJA hashed FDS images whole: a type-2 .rup needs them raw.
+        SystemType::Raw | SystemType::Fds => Ok(Layout::plain(system, raw)),
+        SystemType::Nes => nes::analyze(raw),
+        SystemType::Snes => snes::analyze(raw),
+        SystemType::N64 => Ok(n64::analyze(raw)),
+        SystemType::Gb => gb::analyze(raw),
+        SystemType::Sms | SystemType::Mega => sega::analyze(raw, system),
+        SystemType::Pce => Ok(pce::analyze(raw)),
+        SystemType::Lynx => Ok(lynx::analyze(raw)),
+    }
+}
+
+/// NINJA's common format of `raw`, laid out as `layout` (from [`analyze`] of
+/// the same bytes) says. A header strip is a borrowed slice, not a copy.
+pub fn normalize<'a>(raw: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]>, SystemError> {
+    if raw.len() != layout.raw_len {
+        return Err(SystemError::LayoutMismatch {
+            expected: layout.raw_len,
+            actual: raw.len(),
+        });
+    }
+    if layout.header == Some(HeaderKind::Unif) {
+        return Ok(nes::unif_normalize(raw, layout));
+    }
+    let data = &raw[layout.data_offset..layout.data_offset + layout.data_len];
+    Ok(match (layout.interleave, layout.byte_order) {
+        (Interleave::None, ByteOrder::Big) => Cow::Borrowed(data),
+        (Interleave::None, order) => Cow::Owned(n64::to_big_endian(data, order)),
+        (Interleave::Smd, _) => Cow::Owned(sega::smd_deinterleave(data)),
+        (snes_scheme, _) => Cow::Owned(snes::deinterleave(data, snes_scheme)),
+    })
+}
+
+/// The deinterleaved image: `normalized` (possibly patched) with the headers
+/// an emulator needs put back, as NINJA 2.0 wrote after patching.
+pub fn restore<'a>(normalized: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]>, SystemError> {
+    if layout.header == Some(HeaderKind::Unif) {
+        return nes::unif_restore(normalized, layout).map(Cow::Owned);
+    }
+    if layout.header_bytes.is_empty() {
+        return Ok(Cow::Borrowed(normalized));
+    }
+    let mut out = Vec::with_capacity(layout.header_bytes.len() + normalized.len());
+    out.extend_from_slice(&layout.header_bytes);
+    out.extend_from_slice(normalized);
+    Ok(Cow::Owned(out))
+}
+
+/// The lower-cased extension of a file name, if it has one.
+fn extension(file_name: &str) -> Option<String> {
+    let base = file_name.rsplit('/').next().unwrap_or(file_name);
+    let (stem, ext) = base.rsplit_once('.')?;
+    (!stem.is_empty()).then(|| ext.to_ascii_lowercase())
+}
+
+/// The system a file extension names, or `None` when it says nothing (or is
+/// ambiguous, like `.bin`).
+pub fn system_for_extension(file_name: &str) -> Option<SystemType> {
+    let ext = extension(file_name)?;
+    Some(match ext.as_str() {
+        "nes" | "unf" | "unif" | "ffe" => SystemType::Nes,
+        "fds" => SystemType::Fds,
+        "sfc" | "smc" | "swc" | "fig" | "gd3" | "gd7" | "ufo" | "048" | "058" | "078" => {
+            SystemType::Snes
+        }
+        "z64" | "v64" | "n64" => SystemType::N64,
+        "gb" | "gbc" | "sgb" => SystemType::Gb,
+        "sms" | "gg" => SystemType::Sms,
+        "md" | "gen" | "smd" => SystemType::Mega,
+        "pce" => SystemType::Pce,
+        "lnx" | "lyx" => SystemType::Lynx,
+        _ => return None,
+    })
+}
+
+/// Guesses the system from the content alone: magic numbers first, then
+/// internal headers. Reads only a few header bytes.
+pub fn sniff(raw: &[u8]) -> SystemType {
+    if raw.starts_with(b"NES\x1a") || raw.starts_with(b"UNIF") {
+        return SystemType::Nes;
+    }
+    if raw.starts_with(b"FDS\x1a") {
+        return SystemType::Fds;
+    }
+    if raw.starts_with(b"LYNX") {
+        return SystemType::Lynx;
+    }
+    if n64::byte_order(raw).is_some() {
+        return SystemType::N64;
+    }
+    if sega::looks_like_mega(raw) {
+        return SystemType::Mega;
+    }
+    if sega::looks_like_sms(raw) {
+        return SystemType::Sms;
+    }
+    if gb::has_logo_anywhere(raw) {
+        return SystemType::Gb;
+    }
+    if snes::looks_like_snes(raw) {
+        return SystemType::Snes;
+    }
+    if nes::looks_like_ffe(raw) {
+        return SystemType::Nes;
+    }
+    SystemType::Raw
+}
+
+/// Which system a file is, without being told: by extension, then by
+/// content. The result always analyzes successfully; a file nothing
+/// recognizes is raw, never refused.
+pub fn detect(file_name: Option<&str>, raw: &[u8]) -> Layout {
+    let by_name = file_name.and_then(system_for_extension);
+    let candidates = [by_name, Some(sniff(raw))];
+    for system in candidates.into_iter().flatten() {
+        if let Ok(layout) = analyze(raw, system) {
+            return layout;
+        }
+    }
+    Layout::plain(SystemType::Raw, raw)
+}
+
+/// [`detect`], or [`analyze`] as `forced` when the user named the system
+/// (then a dump that does not fit is an error, never a guess).
+pub fn identify(
+    file_name: Option<&str>,
+    raw: &[u8],
+    forced: Option<SystemType>,
+) -> Result<Layout, SystemError> {
+    match forced {
+        Some(system) => analyze(raw, system),
+        None => Ok(detect(file_name, raw)),
+    }
+}
+
+fn read_u16_le(data: &[u8], at: usize) -> Option<u16> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([bytes[0], bytes[1]]))
+}
+
+fn read_u16_be(data: &[u8], at: usize) -> Option<u16> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+fn read_u32_le(data: &[u8], at: usize) -> Option<u32> {
+    let bytes = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+fn bytes_at(data: &[u8], at: usize, magic: &[u8]) -> bool {
+    data.get(at..).is_some_and(|rest| rest.starts_with(magic))
+}
+
+/// Named header fields of a dump, in display order.
+pub type Fields = Vec<(&'static str, serde_json::Value)>;
+
+/// The internal header fields worth showing for a dump: titles, mappers,
+/// map modes, declared sizes, and whether stored checksums hold.
+pub fn describe(raw: &[u8], normalized: &[u8], layout: &Layout) -> Fields {
+    let mut fields = Fields::new();
+    match layout.system {
+        SystemType::Nes => nes::describe(raw, layout, &mut fields),
+        SystemType::Snes => snes::describe(normalized, layout, &mut fields),
+        SystemType::N64 => n64::describe(normalized, &mut fields),
+        SystemType::Gb => gb::describe(normalized, &mut fields),
+        SystemType::Sms | SystemType::Mega => {
+            sega::describe(normalized, layout.system, &mut fields)
+        }
+        SystemType::Lynx => lynx::describe(layout, &mut fields),
+        SystemType::Raw | SystemType::Fds | SystemType::Pce => {}
+    }
+    fields
+}
+
+/// Conversions back into copier layouts: the inverse of each
+/// deinterleave, for tests and tools that write those formats.
+pub mod convert {
+    pub use super::n64::from_big_endian;
+    pub use super::sega::smd_interleave;
+    pub use super::snes::interleave as snes_interleave;
+}

@@ -1,0 +1,163 @@
+//! Reading inputs and writing outputs for the command line: inputs are
+//! memory-mapped, outputs are written to a temporary file beside the target
+//! and renamed into place, so a failure never leaves a partial file.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::ops::Deref;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Problems with the files themselves, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+
+    #[error("{}: is a directory, not a file", path.display())]
+    IsDirectory { path: PathBuf },
+
+    #[error("{}: already exists (use --force to replace it)", path.display())]
+    OutputExists { path: PathBuf },
+
+    #[error("{}: is also an input; write the output somewhere else", path.display())]
+    OutputIsInput { path: PathBuf },
+
+    #[error("{}: cannot write: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// A file's bytes: mapped when it has any, so only the pages read are loaded.
+pub enum Input {
+    Mapped(memmap2::Mmap),
+    Empty,
+}
+
+impl Deref for Input {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(map) => map,
+            Input::Empty => &[],
+        }
+    }
+}
+
+pub fn read_input(path: &Path) -> Result<Input, FileError> {
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if meta.is_dir() {
+        return Err(FileError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() == 0 {
+        return Ok(Input::Empty);
+    }
+    // SAFETY: the map is read-only and private to this process; a file
+    // truncated by another process while mapped would fault, which the
+    // command line accepts (the filesystem reads with pread instead).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read_error)?;
+    Ok(Input::Mapped(map))
+}
+
+/// Where an output goes: a file path, or standard output for `-`.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Stdout,
+    File { path: PathBuf, force: bool },
+}
+
+impl Output {
+    pub fn new(path: &Path, force: bool) -> Output {
+        if path == Path::new("-") {
+            Output::Stdout
+        } else {
+            Output::File {
+                path: path.to_path_buf(),
+                force,
+            }
+        }
+    }
+
+    /// Refuses outputs that exist (without `force`) or that are one of
+    /// `inputs` (ever), before any work is done.
+    pub fn check(&self, inputs: &[&Path]) -> Result<(), FileError> {
+        let Output::File { path, force } = self else {
+            return Ok(());
+        };
+        let Ok(out_meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        for input in inputs {
+            if let Ok(in_meta) = std::fs::metadata(input)
+                && in_meta.dev() == out_meta.dev()
+                && in_meta.ino() == out_meta.ino()
+            {
+                return Err(FileError::OutputIsInput { path: path.clone() });
+            }
+        }
+        if out_meta.is_dir() {
+            return Err(FileError::IsDirectory { path: path.clone() });
+        }
+        if !force {
+            return Err(FileError::OutputExists { path: path.clone() });
+        }
+        Ok(())
+    }
+
+    /// Writes `data` whole, or nothing.
+    pub fn write(&self, data: &[u8]) -> Result<(), FileError> {
+        match self {
+            Output::Stdout => {
+                let mut stdout = io::stdout().lock();
+                stdout
+                    .write_all(data)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|source| FileError::Write {
+                        path: PathBuf::from("-"),
+                        source,
+                    })
+            }
+            Output::File { path, force } => write_atomically(path, data, *force),
+        }
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8], force: bool) -> Result<(), FileError> {
+    let write_error = |source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // 0o666 is filtered by the umask, as for any file a tool creates.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".ninja-fs-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(write_error)?;
+    temp.write_all(data).map_err(write_error)?;
+    temp.as_file().sync_all().map_err(write_error)?;
+    if force {
+        temp.persist(path).map_err(|e| write_error(e.error))?;
+    } else {
+        temp.persist_noclobber(path).map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                FileError::OutputExists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                write_error(e.error)
+            }
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Game Boy and Game Boy Color: an optional 512-byte SmartCard header.
+
+use super::{HeaderKind, Layout, SystemError, SystemType, bytes_at};
+
+const SMARTCARD_HEADER_LEN: usize = 0x200;
+const BANK: usize = 0x4000;
+const LOGO_AT: usize = 0x104;
+/// The first bytes of the Nintendo logo every cartridge carries at 0x104.
+const LOGO_START: [u8; 4] = [0xCE, 0xED, 0x66, 0x66];
+
+pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
+    let layout = if !raw.len().is_multiple_of(BANK) && raw.len() > SMARTCARD_HEADER_LEN {
+        Layout::headered(
+            SystemType::Gb,
+            raw,
+            HeaderKind::SmartCard,
+            SMARTCARD_HEADER_LEN,
+        )
+    } else {
+        Layout::plain(SystemType::Gb, raw)
+    };
+    // NINJA refused images without the logo; so do we, rather than guess.
+    if !bytes_at(&raw[layout.data_offset..], LOGO_AT, &LOGO_START) {
+        return Err(SystemError::NoGameBoyLogo);
+    }
+    Ok(layout)
+}
+
+pub(super) fn has_logo_anywhere(raw: &[u8]) -> bool {
+    bytes_at(raw, LOGO_AT, &LOGO_START)
+        || bytes_at(raw, SMARTCARD_HEADER_LEN + LOGO_AT, &LOGO_START)
+}
+
+fn cartridge_type_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "ROM only",
+        0x01 => "MBC1",
+        0x02 => "MBC1+RAM",
+        0x03 => "MBC1+RAM+BATTERY",
+        0x05 => "MBC2",
+        0x06 => "MBC2+BATTERY",
+        0x08 => "ROM+RAM",
+        0x09 => "ROM+RAM+BATTERY",
+        0x0B => "MMM01",
+        0x0C => "MMM01+RAM",
+        0x0D => "MMM01+RAM+BATTERY",
+        0x0F => "MBC3+TIMER+BATTERY",
+        0x10 => "MBC3+TIMER+RAM+BATTERY",
+        0x11 => "MBC3",
+        0x12 => "MBC3+RAM",
+        0x13 => "MBC3+RAM+BATTERY",
+        0x19 => "MBC5",
+        0x1A => "MBC5+RAM",
+        0x1B => "MBC5+RAM+BATTERY",
+        0x1C => "MBC5+RUMBLE",
+        0x1D => "MBC5+RUMBLE+RAM",
+        0x1E => "MBC5+RUMBLE+RAM+BATTERY",
+        0x20 => "MBC6",
+        0x22 => "MBC7+SENSOR+RUMBLE+RAM+BATTERY",
+        0xFC => "POCKET CAMERA",
+        0xFD => "BANDAI TAMA5",
+        0xFE => "HuC3",
+        0xFF => "HuC1+RAM+BATTERY",
+        _ => "unknown",
+    }
+}
+
+pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
+    let Some(header) = normalized.get(0x100..0x150) else {
+        return;
+    };
+    let cgb_flag = header[0x43];
+    // On Color cartridges the last title byte is the CGB flag.
+    let title_len = if cgb_flag & 0x80 != 0 { 15 } else { 16 };
+    let title: String = header[0x34..0x34 + title_len]
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    out.push(("title", title.trim_end().to_string().into()));
+    let color = match cgb_flag {
+        0xC0 => "Game Boy Color only",
+        0x80 => "Game Boy Color enhanced",
+        _ => "Game Boy",
+    };
+    out.push(("color", color.into()));
+    out.push(("super_game_boy", (header[0x46] == 0x03).into()));
+    let cart = header[0x47];
+    out.push((
+        "cartridge_type",
+        format!("{cart:#04x} ({})", cartridge_type_name(cart)).into(),
+    ));
+    if header[0x48] < 9 {
+        out.push(("rom_size_declared", (0x8000u64 << header[0x48]).into()));
+    }
+    out.push(("ram_size_code", header[0x49].into()));
+    let computed = header[0x34..0x4D]
+        .iter()
+        .fold(0u8, |x, &b| x.wrapping_sub(b).wrapping_sub(1));
+    out.push(("header_checksum", format!("{:#04x}", header[0x4D]).into()));
+    out.push(("header_checksum_valid", (computed == header[0x4D]).into()));
+    let stored_global = u16::from_be_bytes([header[0x4E], header[0x4F]]);
+    let global = normalized
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 0x14E && *i != 0x14F)
+        .fold(0u16, |sum, (_, &b)| sum.wrapping_add(u16::from(b)));
+    out.push(("global_checksum", format!("{stored_global:#06x}").into()));
+    out.push(("global_checksum_valid", (global == stored_global).into()));
+}

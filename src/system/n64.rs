@@ -1,0 +1,67 @@
+//! Nintendo 64: big-endian (.z64), byte-swapped (.v64) and little-endian
+//! (.n64) dumps; the common format is big-endian.
+
+use super::{ByteOrder, Layout, SystemType};
+
+/// The first word of every N64 ROM (PI bus settings), in each byte order.
+const MAGIC_BIG: [u8; 4] = [0x80, 0x37, 0x12, 0x40];
+const MAGIC_SWAPPED16: [u8; 4] = [0x37, 0x80, 0x40, 0x12];
+const MAGIC_LITTLE32: [u8; 4] = [0x40, 0x12, 0x37, 0x80];
+
+pub(super) fn byte_order(raw: &[u8]) -> Option<ByteOrder> {
+    match raw.get(..4)? {
+        m if m == MAGIC_BIG => Some(ByteOrder::Big),
+        m if m == MAGIC_SWAPPED16 => Some(ByteOrder::Swapped16),
+        m if m == MAGIC_LITTLE32 => Some(ByteOrder::Little32),
+        _ => None,
+    }
+}
+
+pub(super) fn analyze(raw: &[u8]) -> Layout {
+    let mut layout = Layout::plain(SystemType::N64, raw);
+    match byte_order(raw) {
+        Some(order) => layout.byte_order = order,
+        // NINJA swapped only on the v64 magic and took anything else as is.
+        None => layout.notes.push(
+            "no N64 boot word (80 37 12 40 in any byte order) at the start: taken as big-endian"
+                .to_string(),
+        ),
+    }
+    layout
+}
+
+/// The big-endian image. A trailing partial unit (an odd byte) is kept as is.
+pub(super) fn to_big_endian(data: &[u8], order: ByteOrder) -> Vec<u8> {
+    let mut out = data.to_vec();
+    match order {
+        ByteOrder::Big => {}
+        ByteOrder::Swapped16 => out.chunks_exact_mut(2).for_each(|pair| pair.swap(0, 1)),
+        ByteOrder::Little32 => out.chunks_exact_mut(4).for_each(|word| word.reverse()),
+    }
+    out
+}
+
+/// Byte order conversions are their own inverse.
+pub fn from_big_endian(data: &[u8], order: ByteOrder) -> Vec<u8> {
+    to_big_endian(data, order)
+}
+
+pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
+    let Some(header) = normalized.get(..0x40) else {
+        return;
+    };
+    let title = String::from_utf8_lossy(&header[0x20..0x34])
+        .trim_end_matches(['\0', ' '])
+        .to_string();
+    out.push(("title", title.into()));
+    let code: String = header[0x3B..0x3F]
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect();
+    out.push(("game_code", code.into()));
+    out.push(("version", header[0x3F].into()));
+    let crc1 = u32::from_be_bytes([header[0x10], header[0x11], header[0x12], header[0x13]]);
+    let crc2 = u32::from_be_bytes([header[0x14], header[0x15], header[0x16], header[0x17]]);
+    out.push(("crc1", format!("{crc1:08x}").into()));
+    out.push(("crc2", format!("{crc2:08x}").into()));
+}

@@ -1,0 +1,328 @@
+//! Super NES / Super Famicom: copier headers (kept only when NSRT),
+//! LoROM/HiROM detection, and the HiROM interleave schemes of copiers.
+
+use super::{
+    Copier, HeaderKind, Interleave, Layout, SystemError, SystemType, bytes_at, read_u16_le,
+};
+
+const COPIER_HEADER_LEN: usize = 0x200;
+const BLOCK: usize = 0x8000;
+const LOROM_HEADER: usize = 0x7FC0;
+const HIROM_HEADER: usize = 0xFFC0;
+const EXHIROM_HEADER: usize = 0x40_FFC0;
+
+/// Input block `j` of a 20 Mbit interleaved HiROM goes to output block `CHART_20MBIT[j]`.
+pub const CHART_20MBIT: [u8; 80] = [
+    1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49,
+    51, 53, 55, 57, 59, 61, 63, 65, 67, 69, 71, 73, 75, 77, 79, 64, 66, 68, 70, 72, 74, 76, 78, 32,
+    34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+    20, 22, 24, 26, 28, 30,
+];
+
+/// Input block `j` of a 24 Mbit interleaved HiROM goes to output block `CHART_24MBIT[j]`.
+pub const CHART_24MBIT: [u8; 96] = [
+    1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49,
+    51, 53, 55, 57, 59, 61, 63, 65, 67, 69, 71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 64,
+    66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+    20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+];
+
+/// Input block `j` of a 48 Mbit interleaved ExHiROM goes to output block `CHART_48MBIT[j]`.
+pub const CHART_48MBIT: [u8; 192] = [
+    129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149, 151, 153, 155, 157, 159, 161, 163, 165,
+    167, 169, 171, 173, 175, 177, 179, 181, 183, 185, 187, 189, 191, 128, 130, 132, 134, 136, 138,
+    140, 142, 144, 146, 148, 150, 152, 154, 156, 158, 160, 162, 164, 166, 168, 170, 172, 174, 176,
+    178, 180, 182, 184, 186, 188, 190, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31,
+    33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63, 65, 67, 69, 71, 73, 75, 77, 79,
+    81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121,
+    123, 125, 127, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40,
+    42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88,
+    90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126,
+];
+
+fn identify_copier(header: &[u8]) -> Copier {
+    if header.starts_with(b"GAME DOCTOR SF 3") {
+        Copier::GameDoctor
+    } else if bytes_at(header, 8, b"SUPERUFO") {
+        Copier::SuperUfo
+    } else if bytes_at(header, 8, &[0xAA, 0xBB, 0x04]) {
+        Copier::SuperWildCard
+    } else if matches!(
+        header.get(4..6),
+        Some(
+            [0x77, 0x83]
+                | [0x00, 0x80]
+                | [0x47, 0x83]
+                | [0x11, 0x02]
+                | [0xDD, 0x82]
+                | [0xDD, 0x02]
+                | [0xF7, 0x83]
+                | [0xFD, 0x82]
+        )
+    ) {
+        // Pro Fighter's emulation-mode bytes.
+        Copier::ProFighter
+    } else {
+        Copier::Unknown
+    }
+}
+
+/// `inverse + checksum == 0xFFFF` at an internal header, and its map byte.
+fn header_at(data: &[u8], base: usize) -> Option<(bool, u8)> {
+    let inverse = read_u16_le(data, base + 0x1C)?;
+    let checksum = read_u16_le(data, base + 0x1E)?;
+    let map = *data.get(base + 0x15)?;
+    Some((u32::from(inverse) + u32::from(checksum) == 0xFFFF, map))
+}
+
+pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
+    let has_copier_header = !raw.len().is_multiple_of(BLOCK) && raw.len() >= COPIER_HEADER_LEN;
+    let mut layout = if has_copier_header {
+        let header = &raw[..COPIER_HEADER_LEN];
+        let kind = if bytes_at(header, 0x1E8, b"NSRT") {
+            HeaderKind::Nsrt
+        } else {
+            HeaderKind::SnesCopier(identify_copier(header))
+        };
+        Layout::headered(SystemType::Snes, raw, kind, COPIER_HEADER_LEN)
+    } else {
+        Layout::plain(SystemType::Snes, raw)
+    };
+    let data = &raw[layout.data_offset..];
+    if data.len() < BLOCK {
+        return Err(SystemError::TooSmall {
+            system: "SNES",
+            len: raw.len(),
+            need: BLOCK,
+        });
+    }
+    let is_ufo = layout.header == Some(HeaderKind::SnesCopier(Copier::SuperUfo));
+    let lorom = header_at(data, LOROM_HEADER);
+    let hirom = header_at(data, HIROM_HEADER);
+    match (lorom, hirom) {
+        (Some((true, map)), _) if (map & 0x0F) % 2 == 0 => {}
+        (Some((true, _)), _) => {
+            // A HiROM header in the LoROM spot: the copier interleaved it.
+            layout.interleave = match data.len() {
+                0x28_0000 if !is_ufo => Interleave::SnesChart20,
+                0x30_0000 if !is_ufo => Interleave::SnesChart24,
+                0x60_0000 if !is_ufo => Interleave::SnesChart48,
+                _ => Interleave::SnesGeneric,
+            };
+        }
+        (_, Some((true, map))) if map % 2 == 1 => {}
+        _ => layout.notes.push(
+            "the internal checksum pair fails at both header places (a beta cart or a damaged dump?): served as is, not deinterleaved"
+                .to_string(),
+        ),
+    }
+    Ok(layout)
+}
+
+/// The deinterleaved HiROM, in 32 KiB blocks. A partial last block (a dump
+/// whose size is not a whole number of blocks) stays at the end unchanged.
+pub(super) fn deinterleave(data: &[u8], scheme: Interleave) -> Vec<u8> {
+    let blocks = data.len() / BLOCK;
+    let whole = blocks * BLOCK;
+    let mut out = vec![0u8; data.len()];
+    let chart: &[u8] = match scheme {
+        Interleave::SnesChart20 => &CHART_20MBIT,
+        Interleave::SnesChart24 => &CHART_24MBIT,
+        Interleave::SnesChart48 => &CHART_48MBIT,
+        _ => &[],
+    };
+    if !chart.is_empty() && chart.len() == blocks {
+        for (input, chunk) in data[..whole].chunks_exact(BLOCK).enumerate() {
+            let target = usize::from(chart[input]) * BLOCK;
+            out[target..target + BLOCK].copy_from_slice(chunk);
+        }
+    } else {
+        // Stored as the odd blocks, then the even ones: 1 3 5 7 0 2 4 6.
+        let half = blocks / 2;
+        for (output, chunk) in out[..whole].chunks_exact_mut(BLOCK).enumerate() {
+            let input = if output % 2 == 0 {
+                half + output / 2
+            } else {
+                output / 2
+            };
+            chunk.copy_from_slice(&data[input * BLOCK..(input + 1) * BLOCK]);
+        }
+    }
+    out[whole..].copy_from_slice(&data[whole..]);
+    out
+}
+
+/// The inverse of [`deinterleave`]: how a copier stored a HiROM. For tests
+/// and for tools that write copier formats.
+pub fn interleave(data: &[u8], scheme: Interleave) -> Vec<u8> {
+    let blocks = data.len() / BLOCK;
+    let whole = blocks * BLOCK;
+    let mut out = vec![0u8; data.len()];
+    let chart: &[u8] = match scheme {
+        Interleave::SnesChart20 => &CHART_20MBIT,
+        Interleave::SnesChart24 => &CHART_24MBIT,
+        Interleave::SnesChart48 => &CHART_48MBIT,
+        _ => &[],
+    };
+    if !chart.is_empty() && chart.len() == blocks {
+        for (stored, chunk) in out[..whole].chunks_exact_mut(BLOCK).enumerate() {
+            let source = usize::from(chart[stored]) * BLOCK;
+            chunk.copy_from_slice(&data[source..source + BLOCK]);
+        }
+    } else {
+        let half = blocks / 2;
+        for (output, chunk) in data[..whole].chunks_exact(BLOCK).enumerate() {
+            let stored = if output % 2 == 0 {
+                half + output / 2
+            } else {
+                output / 2
+            };
+            out[stored * BLOCK..(stored + 1) * BLOCK].copy_from_slice(chunk);
+        }
+    }
+    out[whole..].copy_from_slice(&data[whole..]);
+    out
+}
+
+/// A valid internal header at the LoROM or HiROM place, with or without a
+/// copier header: content sniffing for files whose name says nothing.
+pub(super) fn looks_like_snes(raw: &[u8]) -> bool {
+    let data = if raw.len() % BLOCK == COPIER_HEADER_LEN {
+        &raw[COPIER_HEADER_LEN..]
+    } else if raw.len().is_multiple_of(BLOCK) {
+        raw
+    } else {
+        return false;
+    };
+    let plausible = |base: usize| {
+        header_at(data, base).is_some_and(|(valid, map)| valid && (0x20..=0x3F).contains(&map))
+    };
+    plausible(LOROM_HEADER) || plausible(HIROM_HEADER)
+}
+
+/// The SNES checksum: a 16-bit sum of all bytes, with the part past the
+/// largest power of two mirrored to fill it, as the console maps it.
+fn mirrored_sum(data: &[u8]) -> u64 {
+    if data.is_empty() {
+        return 0;
+    }
+    let len = data.len();
+    let main = if len.is_power_of_two() {
+        len
+    } else {
+        len.next_power_of_two() / 2
+    };
+    let head: u64 = data[..main].iter().map(|&b| u64::from(b)).sum();
+    if main == len {
+        return head;
+    }
+    let rest = &data[main..];
+    let rest_span = rest.len().next_power_of_two();
+    head + mirrored_sum(rest) * (main / rest_span) as u64
+}
+
+pub(super) fn describe(normalized: &[u8], layout: &Layout, out: &mut super::Fields) {
+    if let Some(HeaderKind::SnesCopier(copier)) = layout.header {
+        out.push(("copier", copier.name().into()));
+    }
+    let candidates = [LOROM_HEADER, HIROM_HEADER, EXHIROM_HEADER];
+    let base = candidates
+        .into_iter()
+        .filter(|&base| header_at(normalized, base).is_some_and(|(valid, _)| valid))
+        .max_by_key(|&base| {
+            // Prefer a header whose map byte agrees with its place.
+            let map = normalized.get(base + 0x15).copied().unwrap_or(0);
+            let hi = map & 0x01 == 1;
+            u8::from(hi == (base != LOROM_HEADER))
+        })
+        .or_else(|| {
+            candidates
+                .into_iter()
+                .find(|&base| normalized.len() >= base + 0x40)
+        });
+    let Some(base) = base else {
+        return;
+    };
+    let header = &normalized[base..base + 0x40];
+    let title_end = 21;
+    out.push((
+        "title",
+        String::from_utf8_lossy(&header[..title_end])
+            .trim_end_matches(['\0', ' '])
+            .to_string()
+            .into(),
+    ));
+    out.push(("header_offset", format!("{base:#x}").into()));
+    let map = header[0x15];
+    let mapping = match map & 0x0F {
+        0x0 => "LoROM",
+        0x1 => "HiROM",
+        0x2 => "ExLoROM",
+        0x3 => "SA-1",
+        0x5 => "ExHiROM",
+        _ => "other",
+    };
+    out.push((
+        "map_mode",
+        format!(
+            "{map:#04x} ({mapping}{})",
+            if map & 0x10 != 0 { ", FastROM" } else { "" }
+        )
+        .into(),
+    ));
+    out.push(("cartridge_type", format!("{:#04x}", header[0x16]).into()));
+    let rom_size_code = header[0x17];
+    if rom_size_code < 16 {
+        out.push(("rom_size_declared", (1024u64 << rom_size_code).into()));
+    }
+    out.push(("region", header[0x19].into()));
+    out.push(("version", header[0x1B].into()));
+    let complement = u16::from_le_bytes([header[0x1C], header[0x1D]]);
+    let stored = u16::from_le_bytes([header[0x1E], header[0x1F]]);
+    let computed = (mirrored_sum(normalized) & 0xFFFF) as u16;
+    out.push(("checksum", format!("{stored:#06x}").into()));
+    out.push(("checksum_complement", format!("{complement:#06x}").into()));
+    out.push(("checksum_computed", format!("{computed:#06x}").into()));
+    out.push((
+        "checksum_valid",
+        (stored == computed && complement == !stored).into(),
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_permutations() {
+        for chart in [&CHART_20MBIT[..], &CHART_24MBIT[..], &CHART_48MBIT[..]] {
+            let mut seen = vec![false; chart.len()];
+            for &c in chart {
+                assert!(!std::mem::replace(&mut seen[usize::from(c)], true));
+            }
+        }
+    }
+
+    #[test]
+    fn chart_puts_the_header_block_first() {
+        assert_eq!(CHART_20MBIT[0], 1);
+        assert_eq!(CHART_24MBIT[0], 1);
+        assert_eq!(CHART_48MBIT[0], 129);
+    }
+
+    #[test]
+    fn generic_interleave_order_is_odd_then_even() {
+        let data: Vec<u8> = (0..8u8).flat_map(|b| vec![b; BLOCK]).collect();
+        let stored = interleave(&data, Interleave::SnesGeneric);
+        let order: Vec<u8> = stored.chunks(BLOCK).map(|c| c[0]).collect();
+        assert_eq!(order, [1, 3, 5, 7, 0, 2, 4, 6]);
+        assert_eq!(deinterleave(&stored, Interleave::SnesGeneric), data);
+    }
+
+    #[test]
+    fn mirrored_sum_repeats_the_tail() {
+        // 3 blocks of 1s: 2 real + 1 mirrored twice = 4 blocks' worth.
+        let data = vec![1u8; 3 * 1024];
+        assert_eq!(mirrored_sum(&data), 4 * 1024);
+    }
+}
