@@ -520,21 +520,48 @@ pub fn sniff(raw: &[u8]) -> SystemType {
 }
 
 /// Which system a file is, without being told: by extension, then by
-/// content. The result always analyzes successfully; a file nothing
-/// recognizes is raw, never refused.
+/// content. A file nothing recognizes is raw, never refused; one that looks
+/// like a system but is damaged is shown raw too, with a note saying why.
 pub fn detect(file_name: Option<&str>, raw: &[u8]) -> Layout {
-    let by_name = file_name.and_then(system_for_extension);
-    let candidates = [by_name, Some(sniff(raw))];
-    for system in candidates.into_iter().flatten() {
-        if let Ok(layout) = analyze(raw, system) {
-            return layout;
+    match detect_strict(file_name, raw) {
+        Ok(layout) => layout,
+        Err((system, error)) => {
+            let mut layout = Layout::plain(SystemType::Raw, raw);
+            layout.notes.push(format!(
+                "looks like a {} image but cannot be read as one ({error}): shown as raw",
+                system.name()
+            ));
+            layout
         }
     }
-    Layout::plain(SystemType::Raw, raw)
 }
 
-/// [`detect`], or [`analyze`] as `forced` when the user named the system
-/// (then a dump that does not fit is an error, never a guess).
+/// Detection that reports a damaged dump instead of falling back to raw:
+/// the system it looked like and what is wrong with it.
+fn detect_strict(file_name: Option<&str>, raw: &[u8]) -> Result<Layout, (SystemType, SystemError)> {
+    let by_name = file_name.and_then(system_for_extension);
+    let by_content = sniff(raw);
+    let mut damage = None;
+    for system in [by_name, Some(by_content)].into_iter().flatten() {
+        match analyze(raw, system) {
+            Ok(layout) => return Ok(layout),
+            // "Not this system" is no damage: another candidate may fit.
+            Err(SystemError::NotNes | SystemError::NoGameBoyLogo) => {}
+            Err(error) => {
+                damage.get_or_insert((system, error));
+            }
+        }
+    }
+    match damage {
+        Some(damage) => Err(damage),
+        None => Ok(Layout::plain(SystemType::Raw, raw)),
+    }
+}
+
+/// The layout of a file for a command that works on it: as `forced` when
+/// the user named the system (a dump that does not fit is an error, never a
+/// guess), else detected; a dump that looks like a system but is damaged
+/// (empty, truncated) is an error rather than a raw file.
 pub fn identify(
     file_name: Option<&str>,
     raw: &[u8],
@@ -542,7 +569,8 @@ pub fn identify(
 ) -> Result<Layout, SystemError> {
     match forced {
         Some(system) => analyze(raw, system),
-        None => Ok(detect(file_name, raw)),
+        None if raw.is_empty() => Err(SystemError::Empty),
+        None => detect_strict(file_name, raw).map_err(|(_, error)| error),
     }
 }
 
@@ -574,7 +602,7 @@ pub fn describe(raw: &[u8], normalized: &[u8], layout: &Layout) -> Fields {
     let mut fields = Fields::new();
     match layout.system {
         SystemType::Nes => nes::describe(raw, layout, &mut fields),
-        SystemType::Snes => snes::describe(normalized, layout, &mut fields),
+        SystemType::Snes => snes::describe(normalized, &mut fields),
         SystemType::N64 => n64::describe(normalized, &mut fields),
         SystemType::Gb => gb::describe(normalized, &mut fields),
         SystemType::Sms | SystemType::Mega => {

@@ -221,10 +221,7 @@ fn mirrored_sum(data: &[u8]) -> u64 {
     head + mirrored_sum(rest) * (main / rest_span) as u64
 }
 
-pub(super) fn describe(normalized: &[u8], layout: &Layout, out: &mut super::Fields) {
-    if let Some(HeaderKind::SnesCopier(copier)) = layout.header {
-        out.push(("copier", copier.name().into()));
-    }
+pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     let candidates = [LOROM_HEADER, HIROM_HEADER, EXHIROM_HEADER];
     let base = candidates
         .into_iter()
