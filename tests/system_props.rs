@@ -162,7 +162,8 @@ proptest! {
         };
         let mut unif = b"UNIF".to_vec();
         unif.resize(0x20, 0);
-        let (first, second): ((&[u8], &[u8]), (&[u8], &[u8])) = if chr_first {
+        type Chunk<'a> = (&'a [u8], &'a [u8]);
+        let (first, second): (Chunk, Chunk) = if chr_first {
             ((b"CHR0", &chr), (b"PRG0", &prg))
         } else {
             ((b"PRG0", &prg), (b"CHR0", &chr))
