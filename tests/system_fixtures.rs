@@ -310,3 +310,33 @@ fn bad_input_gives_clear_errors() {
         SystemType::Raw
     );
 }
+
+#[test]
+fn samples_normalize_to_their_plain_fixtures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        (
+            "samples/roms/snes/cputest-basic.smc",
+            "roms/snes/cputest-basic.sfc",
+        ),
+        (
+            "samples/roms/n64/bigbass1997_minimal.v64",
+            "roms/n64/bigbass1997_minimal.z64",
+        ),
+        (
+            "samples/roms/sms/sdcc_makebin_export.smd",
+            "roms/sms_gg/sdcc_makebin_export.sms",
+        ),
+        (
+            "samples/roms/lynx/cc65_tgi_hello.lnx",
+            "roms/lynx/cc65_tgi_hello.lyx",
+        ),
+        ("samples/roms/pce/cc65_hello.pce", "roms/pce/cc65_hello.pce"),
+    ];
+    for (sample, plain) in cases {
+        let raw = std::fs::read(root.join(sample)).unwrap();
+        let layout = system::detect(Some(sample), &raw);
+        let norm = system::normalize(&raw, &layout).unwrap();
+        assert!(norm.as_ref() == read_fixture(plain).as_slice(), "{sample}");
+    }
+}

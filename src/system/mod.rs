@@ -539,8 +539,16 @@ pub fn detect(file_name: Option<&str>, raw: &[u8]) -> Layout {
 /// Detection that reports a damaged dump instead of falling back to raw:
 /// the system it looked like and what is wrong with it.
 fn detect_strict(file_name: Option<&str>, raw: &[u8]) -> Result<Layout, (SystemType, SystemError)> {
-    let by_name = file_name.and_then(system_for_extension);
     let by_content = sniff(raw);
+    let by_name = match file_name.and_then(system_for_extension) {
+        // Copiers used .smd/.bin for both Sega consoles: the signature tells.
+        Some(SystemType::Sms | SystemType::Mega)
+            if matches!(by_content, SystemType::Sms | SystemType::Mega) =>
+        {
+            Some(by_content)
+        }
+        other => other,
+    };
     let mut damage = None;
     for system in [by_name, Some(by_content)].into_iter().flatten() {
         match analyze(raw, system) {
