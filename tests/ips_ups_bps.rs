@@ -45,13 +45,22 @@ fn apply_file(name: &str, patch: &[u8], source: &[u8]) -> Result<Vec<u8>, PatchE
     let source_len = source.len() as u64;
     let (expected_len, output) = if name.ends_with(".ips") {
         let parsed = ips::parse(patch, &limits)?;
-        (parsed.output_size(source_len), parsed.apply(source, &opts())?)
+        (
+            parsed.output_size(source_len),
+            parsed.apply(source, &opts())?,
+        )
     } else if name.ends_with(".ups") {
         let parsed = ups::parse(patch, &limits)?;
-        (parsed.output_size(source_len), parsed.apply(source, &opts())?)
+        (
+            parsed.output_size(source_len),
+            parsed.apply(source, &opts())?,
+        )
     } else {
         let parsed = bps::parse(patch, &limits)?;
-        (parsed.output_size(source_len), parsed.apply(source, &opts())?)
+        (
+            parsed.output_size(source_len),
+            parsed.apply(source, &opts())?,
+        )
     };
     assert_eq!(output.len() as u64, expected_len, "{name}: output_size");
     Ok(output)
@@ -62,7 +71,11 @@ fn patch_files(pair: &str) -> Vec<String> {
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with(&format!("{pair}.")))
-        .filter(|name| [".ips", ".ups", ".bps"].iter().any(|ext| name.ends_with(ext)))
+        .filter(|name| {
+            [".ips", ".ups", ".bps"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
+        })
         .collect();
     names.sort();
     names
@@ -76,8 +89,8 @@ fn every_tool_patch_applies_to_its_target() {
         let target = read(target_path);
         for name in patch_files(pair) {
             let patch = read(&format!("patches/{name}"));
-            let output = apply_file(&name, &patch, &source)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let output =
+                apply_file(&name, &patch, &source).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(output == target, "{name} does not produce its target");
             applied.push(name);
         }
@@ -94,7 +107,10 @@ fn ups_fixtures_unpatch_the_target() {
         let target = read(target_path);
         let patch = read(&format!("patches/{pair}.rompatcherjs.ups"));
         let parsed = ups::parse(&patch, &Limits::default()).unwrap();
-        assert_eq!(parsed.direction(&target, &opts()), Ok(ups::UpsDirection::Reverse));
+        assert_eq!(
+            parsed.direction(&target, &opts()),
+            Ok(ups::UpsDirection::Reverse)
+        );
         assert_eq!(parsed.output_size(target.len() as u64), source.len() as u64);
         assert!(parsed.apply(&target, &opts()).unwrap() == source, "{pair}");
     }
@@ -227,20 +243,35 @@ fn creators_round_trip_on_real_pairs() {
         let limits = Limits::default();
 
         let ips_patch = ips::create(&source, &target).unwrap();
-        let out = ips::parse(&ips_patch, &limits).unwrap().apply(&source, &opts()).unwrap();
+        let out = ips::parse(&ips_patch, &limits)
+            .unwrap()
+            .apply(&source, &opts())
+            .unwrap();
         assert!(out == target, "{pair}: IPS round trip");
 
         let ups_patch = ups::create(&source, &target).unwrap();
         let parsed = ups::parse(&ups_patch, &limits).unwrap();
-        assert!(parsed.apply(&source, &opts()).unwrap() == target, "{pair}: UPS");
-        assert!(parsed.apply(&target, &opts()).unwrap() == source, "{pair}: UPS back");
+        assert!(
+            parsed.apply(&source, &opts()).unwrap() == target,
+            "{pair}: UPS"
+        );
+        assert!(
+            parsed.apply(&target, &opts()).unwrap() == source,
+            "{pair}: UPS back"
+        );
 
         let delta = bps::create(&source, &target).unwrap();
-        let out = bps::parse(&delta, &limits).unwrap().apply(&source, &opts()).unwrap();
+        let out = bps::parse(&delta, &limits)
+            .unwrap()
+            .apply(&source, &opts())
+            .unwrap();
         assert!(out == target, "{pair}: BPS delta round trip");
 
         let linear = bps::create_linear(&source, &target).unwrap();
-        let out = bps::parse(&linear, &limits).unwrap().apply(&source, &opts()).unwrap();
+        let out = bps::parse(&linear, &limits)
+            .unwrap()
+            .apply(&source, &opts())
+            .unwrap();
         assert!(out == target, "{pair}: BPS linear round trip");
 
         let flips_delta = read(&format!("patches/{pair}.flips-delta.bps")).len();
@@ -254,9 +285,86 @@ fn creators_round_trip_on_real_pairs() {
             linear.len()
         );
         // Our encoders should be in the same league as Floating IPS.
-        assert!(delta.len() <= linear.len(), "{pair}: delta larger than linear");
-        assert!(delta.len() <= flips_delta + flips_delta / 4, "{pair}: delta {}", delta.len());
-        assert!(linear.len() <= flips_linear + flips_linear / 4, "{pair}: linear {}", linear.len());
-        assert!(ips_patch.len() <= flips_ips + flips_ips / 4, "{pair}: ips {}", ips_patch.len());
+        assert!(
+            delta.len() <= linear.len(),
+            "{pair}: delta larger than linear"
+        );
+        assert!(
+            delta.len() <= flips_delta + flips_delta / 4,
+            "{pair}: delta {}",
+            delta.len()
+        );
+        assert!(
+            linear.len() <= flips_linear + flips_linear / 4,
+            "{pair}: linear {}",
+            linear.len()
+        );
+        assert!(
+            ips_patch.len() <= flips_ips + flips_ips / 4,
+            "{pair}: ips {}",
+            ips_patch.len()
+        );
+    }
+}
+
+/// A cheap deterministic byte stream (xorshift) for synthetic images.
+fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Times the BPS delta encoder on 4 MiB images of several shapes.
+/// Run with `cargo test --release --test ips_ups_bps -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bps_delta_speed_on_4_mib() {
+    const SIZE: usize = 4 << 20;
+    let random = pseudo_random(SIZE, 0x9E37_79B9_7F4A_7C15);
+    // A hack-like target: scattered edits, a moved block, an inserted
+    // block, a filled region and a grown tail.
+    let mut hacked = random.clone();
+    for i in (0..SIZE).step_by(4099) {
+        hacked[i] ^= 0x5a;
+    }
+    hacked.copy_within(100_000..400_000, 2_000_000);
+    hacked.splice(3_000_000..3_000_000, pseudo_random(50_000, 7));
+    hacked[1_000_000..1_200_000].fill(0xff);
+    hacked.extend_from_slice(&[0; 65536]);
+    let zeros = vec![0u8; SIZE];
+    let periodic: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let shifted_periodic: Vec<u8> = (0..SIZE).map(|i| ((i + 17) % 253) as u8).collect();
+    let unrelated = pseudo_random(SIZE, 12345);
+    // Random halves swapped and interleaved with new data.
+    let mut shuffled = random[SIZE / 2..].to_vec();
+    shuffled.extend_from_slice(&pseudo_random(SIZE / 4, 99));
+    shuffled.extend_from_slice(&random[..SIZE / 4]);
+    let cases: [(&str, &[u8], &[u8]); 6] = [
+        ("hack-like", &random, &hacked),
+        ("zeros to random", &zeros, &random),
+        ("random to zeros", &random, &zeros),
+        ("periodic to shifted periodic", &periodic, &shifted_periodic),
+        ("unrelated random", &random, &unrelated),
+        ("moved halves", &random, &shuffled),
+    ];
+    for (label, source, target) in cases {
+        let started = std::time::Instant::now();
+        let delta = bps::create(source, target).unwrap();
+        let delta_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let linear = bps::create_linear(source, target).unwrap();
+        let linear_time = started.elapsed();
+        let parsed = bps::parse(&delta, &Limits::default()).unwrap();
+        assert!(parsed.apply(source, &opts()).unwrap() == target, "{label}");
+        println!(
+            "{label}: delta {} bytes in {delta_time:?}, linear {} bytes in {linear_time:?}",
+            delta.len(),
+            linear.len()
+        );
     }
 }

@@ -305,7 +305,10 @@ impl RecordWriter<'_> {
             };
             let record_end = end.min(record_start + MAX_RECORD_LEN);
             self.header(record_start, record_end - record_start);
-            let bytes = self.target.get(record_start..record_end).unwrap_or_default();
+            let bytes = self
+                .target
+                .get(record_start..record_end)
+                .unwrap_or_default();
             self.patch.extend_from_slice(bytes);
             position = record_end;
         }
@@ -344,10 +347,7 @@ mod tests {
         for record in &parsed.records {
             assert_ne!(record.offset as usize, EOF_OFFSET);
         }
-        assert_eq!(
-            parsed.output_size(source.len() as u64),
-            target.len() as u64
-        );
+        assert_eq!(parsed.output_size(source.len() as u64), target.len() as u64);
         assert!(parsed.apply(source, &opts()).unwrap() == target);
         patch
     }

@@ -74,12 +74,13 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<UpsPatch<'a>, Patch
             .checked_add(skip)
             .ok_or_else(|| corrupt(NAME, "a hunk offset overflows 64 bits"))?;
         let rest = reader.rest();
-        let xor_len = rest.iter().position(|&b| b == 0).ok_or_else(|| {
-            PatchError::Truncated {
+        let xor_len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| PatchError::Truncated {
                 format: NAME,
                 what: format!("the hunk at offset {position} has no terminating zero byte"),
-            }
-        })?;
+            })?;
         let xor = reader.take(xor_len, "hunk data")?;
         reader.take(1, "hunk terminator")?;
         let hunk_end = position.saturating_add(xor_len as u64);
@@ -142,11 +143,7 @@ impl UpsPatch<'_> {
 
     /// Which way `input` would go: forward when it is the source, reverse
     /// when it is the target. Without checksum checks, the sizes decide.
-    pub fn direction(
-        &self,
-        input: &[u8],
-        opts: &ApplyOptions,
-    ) -> Result<UpsDirection, PatchError> {
+    pub fn direction(&self, input: &[u8], opts: &ApplyOptions) -> Result<UpsDirection, PatchError> {
         let input_len = input.len() as u64;
         let input_crc = crc32fast::hash(input);
         if input_len == self.source_size && input_crc == self.source_crc32 {
@@ -205,9 +202,8 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
     write_vlv(&mut patch, target.len() as u64);
 
     let span = source.len().max(target.len());
-    let xor_at = |i: usize| {
-        source.get(i).copied().unwrap_or(0) ^ target.get(i).copied().unwrap_or(0)
-    };
+    let xor_at =
+        |i: usize| source.get(i).copied().unwrap_or(0) ^ target.get(i).copied().unwrap_or(0);
     let mut position = 0;
     let mut previous_end = 0;
     while position < span {
@@ -249,7 +245,10 @@ pub(crate) fn split_footer<'a>(
         .filter(|&len| len >= MAGIC.len())
         .ok_or_else(|| PatchError::Truncated {
             format,
-            what: format!("{} bytes is too short for the header and checksums", bytes.len()),
+            what: format!(
+                "{} bytes is too short for the header and checksums",
+                bytes.len()
+            ),
         })?;
     let (body, footer) = bytes.split_at(body_len);
     let mut crcs = [0u32; 3];
@@ -267,7 +266,9 @@ pub(crate) fn verify_patch_crc(
     bytes: &[u8],
     stored: u32,
 ) -> Result<(), PatchError> {
-    let covered = bytes.get(..bytes.len().saturating_sub(4)).unwrap_or_default();
+    let covered = bytes
+        .get(..bytes.len().saturating_sub(4))
+        .unwrap_or_default();
     let actual = crc32fast::hash(covered);
     if actual != stored {
         return Err(crc_mismatch(format, "patch", stored, actual));
@@ -349,12 +350,14 @@ impl<'a> ByteReader<'a> {
     }
 
     pub(crate) fn byte(&mut self, what: &str) -> Result<u8, PatchError> {
-        let byte = self.bytes.get(self.position).copied().ok_or_else(|| {
-            PatchError::Truncated {
+        let byte = self
+            .bytes
+            .get(self.position)
+            .copied()
+            .ok_or_else(|| PatchError::Truncated {
                 format: self.format,
                 what: format!("{what} at byte {} is missing", self.position),
-            }
-        })?;
+            })?;
         self.position += 1;
         Ok(byte)
     }
@@ -516,10 +519,7 @@ mod tests {
         let patch = create(source, target).unwrap();
         let parsed = parse(&patch, &Limits::default()).unwrap();
         assert_eq!(parsed.apply(source, &opts()).unwrap(), target);
-        assert_eq!(
-            parsed.direction(target, &opts()),
-            Ok(UpsDirection::Reverse)
-        );
+        assert_eq!(parsed.direction(target, &opts()), Ok(UpsDirection::Reverse));
         assert_eq!(parsed.apply(target, &opts()).unwrap(), source);
         assert_eq!(parsed.output_size(target.len() as u64), source.len() as u64);
         assert_eq!(parsed.output_size(source.len() as u64), target.len() as u64);
