@@ -344,13 +344,25 @@ fn bps_delta_speed_on_4_mib() {
     let mut shuffled = random[SIZE / 2..].to_vec();
     shuffled.extend_from_slice(&pseudo_random(SIZE / 4, 99));
     shuffled.extend_from_slice(&random[..SIZE / 4]);
-    let cases: [(&str, &[u8], &[u8]); 6] = [
+    // Short repeats everywhere: many candidates match a little.
+    let noisy_periodic: Vec<u8> = periodic
+        .iter()
+        .zip(&random)
+        .map(|(&p, &r)| if r < 3 { r } else { p })
+        .collect();
+    let noisy_periodic_2: Vec<u8> = periodic
+        .iter()
+        .zip(&unrelated)
+        .map(|(&p, &r)| if r < 3 { r } else { p })
+        .collect();
+    let cases: [(&str, &[u8], &[u8]); 7] = [
         ("hack-like", &random, &hacked),
         ("zeros to random", &zeros, &random),
         ("random to zeros", &random, &zeros),
         ("periodic to shifted periodic", &periodic, &shifted_periodic),
         ("unrelated random", &random, &unrelated),
         ("moved halves", &random, &shuffled),
+        ("noisy periodic", &noisy_periodic, &noisy_periodic_2),
     ];
     for (label, source, target) in cases {
         let started = std::time::Instant::now();

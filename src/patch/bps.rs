@@ -482,6 +482,10 @@ const MIN_MATCH: usize = 4;
 const MAX_CHAIN: usize = 32;
 /// A match this long ends the search (and the lazy look-ahead) early.
 const GOOD_MATCH: usize = 4096;
+/// Once a match this long is found, a quarter of the chain is enough.
+const FAIR_MATCH: usize = 32;
+/// Matches shorter than this are checked against one starting a byte later.
+const MAX_LAZY: usize = 4096;
 const NO_POSITION: u32 = u32::MAX;
 /// After 2^SKIP_STRENGTH lookups without a match, the encoder steps two
 /// bytes at a time, then three, and so on.
@@ -534,6 +538,15 @@ impl HashChains {
         .take(MAX_CHAIN)
         .map(|p| p as usize)
     }
+}
+
+/// Whether a match at `candidate` can be as long as `longest`: only if it
+/// agrees on that length's last byte (one compare rejects most candidates;
+/// an equally long one may still be cheaper to encode).
+fn may_be_longer(data: &[u8], candidate: usize, rest: &[u8], longest: usize) -> bool {
+    let last = longest.saturating_sub(1);
+    let here = candidate.checked_add(last).and_then(|at| data.get(at));
+    here.is_some() && here == rest.get(last)
 }
 
 fn window_at(data: &[u8], position: usize) -> Option<[u8; 4]> {
@@ -613,7 +626,7 @@ impl<'a> DeltaEncoder<'a> {
                 continue;
             };
             failed_lookups = 0;
-            if found.length < GOOD_MATCH {
+            if found.length < MAX_LAZY {
                 // A literal now may let a better match start one byte later.
                 self.index_target_up_to(position + 1);
                 let next = self.best_match(position + 1, writer);
@@ -698,17 +711,21 @@ impl<'a> DeltaEncoder<'a> {
             common_prefix(self.source.get(source_next..).unwrap_or_default(), rest);
         consider(MatchKind::SourceCopy, source_next, from_source_next);
         let target_next = writer.target_cursor as usize;
-        if target_next < position {
-            let from_target_next =
-                common_prefix(self.target.get(target_next..).unwrap_or_default(), rest);
-            consider(MatchKind::TargetCopy, target_next, from_target_next);
-        }
+        let from_target_next = if target_next < position {
+            common_prefix(self.target.get(target_next..).unwrap_or_default(), rest)
+        } else {
+            0
+        };
+        consider(MatchKind::TargetCopy, target_next, from_target_next);
 
         let window = window_at(self.target, position)?;
-        let mut longest = unchanged.max(from_source_next);
-        for candidate in self.source_index.candidates(window) {
-            if longest >= GOOD_MATCH {
+        let mut longest = unchanged.max(from_source_next).max(from_target_next);
+        for (tried, candidate) in self.source_index.candidates(window).enumerate() {
+            if longest >= GOOD_MATCH || (longest >= FAIR_MATCH && tried >= MAX_CHAIN / 4) {
                 break;
+            }
+            if !may_be_longer(self.source, candidate, rest, longest) {
+                continue;
             }
             let length = common_prefix(self.source.get(candidate..).unwrap_or_default(), rest);
             if length >= MIN_MATCH {
@@ -716,9 +733,12 @@ impl<'a> DeltaEncoder<'a> {
                 longest = longest.max(length);
             }
         }
-        for candidate in self.target_index.candidates(window) {
-            if longest >= GOOD_MATCH {
+        for (tried, candidate) in self.target_index.candidates(window).enumerate() {
+            if longest >= GOOD_MATCH || (longest >= FAIR_MATCH && tried >= MAX_CHAIN / 4) {
                 break;
+            }
+            if !may_be_longer(self.target, candidate, rest, longest) {
+                continue;
             }
             // The target is known in full, so an overlapping copy compares
             // against the bytes it will itself have written.
@@ -827,10 +847,9 @@ mod tests {
 
     #[test]
     fn delta_finds_moved_blocks() {
-        let block: Vec<u8> = (0..=255u8)
-            .cycle()
-            .take(3000)
-            .map(|b| b.wrapping_mul(7))
+        // Pseudo-random bytes, so the block occurs once in the source.
+        let block: Vec<u8> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         let mut source = vec![0x11u8; 500];
         source.extend_from_slice(&block);
