@@ -2,6 +2,10 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod bps;
+pub mod ips;
+pub mod ups;
+
 use std::fmt;
 
 /// Everything that can go wrong while reading, applying or creating a patch.
