@@ -3,6 +3,7 @@
 //! applies it to a byte slice and, where the format allows, creates one.
 
 pub mod ppf;
+pub mod rup;
 
 use std::fmt;
 
