@@ -814,6 +814,28 @@ mod tests {
         }
 
         #[test]
+        fn mutated_patches_never_panic(
+            source in proptest::collection::vec(any::<u8>(), 0..300),
+            extra in proptest::collection::vec(any::<u8>(), 0..300),
+            mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>()) {
+            let mut target: Vec<u8> = source.iter().map(|byte| byte.wrapping_add(1)).collect();
+            target.extend_from_slice(&extra);
+            let mut bytes = create(&source, &target).unwrap();
+            let len = bytes.len();
+            for (index, value) in mutations {
+                bytes[index % len] = value;
+            }
+            bytes.truncate(cut % (len + 1));
+            let limits = Limits { max_image_size: 1 << 16 };
+            if let Ok(patch) = parse(&bytes, &limits) {
+                let opts = ApplyOptions { limits, ignore_checksums: true };
+                let _ = patch.apply(&source, &opts);
+                let _ = patch.revert(&target, &opts);
+            }
+        }
+
+        #[test]
         fn create_then_apply_round_trips(
             source in proptest::collection::vec(any::<u8>(), 0..2048),
             extra in proptest::collection::vec(any::<u8>(), 0..600),

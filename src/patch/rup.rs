@@ -1007,6 +1007,32 @@ mod tests {
         }
 
         #[test]
+        fn mutated_patches_never_panic(
+            source in proptest::collection::vec(any::<u8>(), 0..300),
+            target in proptest::collection::vec(any::<u8>(), 0..300),
+            mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>()) {
+            let mut bytes = create(
+                &[CreateEntry { name: Some("dir/file.bin"), system_type: 1, source: &source, target: &target }],
+                &RupInfo::default(),
+            ).unwrap();
+            let stream_len = bytes.len() - HEADER_LEN;
+            for (index, value) in mutations {
+                bytes[HEADER_LEN + index % stream_len] = value;
+            }
+            bytes.truncate(HEADER_LEN + cut % (stream_len + 1));
+            let limits = Limits { max_image_size: 1 << 16 };
+            if let Ok(patch) = parse(&bytes, &limits) {
+                for opts in [ApplyOptions { limits, ignore_checksums: true }, ApplyOptions { limits, ignore_checksums: false }] {
+                    for entry in &patch.entries {
+                        let _ = entry.apply_normalized(&source, &opts);
+                        let _ = entry.apply_normalized(&target, &opts);
+                    }
+                }
+            }
+        }
+
+        #[test]
         fn parse_of_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = parse(&bytes, &Limits::default());
         }
