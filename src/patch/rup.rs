@@ -455,6 +455,10 @@ impl RupPatch<'_> {
             .find(|entry| entry.direction_for_digest(&digest).is_some());
         match (matching, unnamed.as_slice()) {
             (Some(entry), _) | (None, [entry]) => Ok(entry.apply_normalized(source, opts)?.0),
+            (None, []) if self.entries.is_empty() => Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "this patch holds no files".to_string(),
+            }),
             (None, []) => Err(PatchError::Unsupported {
                 format: NAME,
                 detail: "every file in this patch is named: apply it to a folder".to_string(),
