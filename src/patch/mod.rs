@@ -4,6 +4,8 @@
 
 pub mod bps;
 pub mod ips;
+pub mod ppf;
+pub mod rup;
 pub mod ups;
 
 use std::fmt;

@@ -1,0 +1,1069 @@
+//! NINJA 2.0 patches (`.rup`), the format layer: it works on NORMALIZED
+//! images (the system layer strips headers and fixes layouts first).
+//!
+//! A patch is a 0x800-byte header (magic, text encoding, eight metadata
+//! fields) and a command stream: OPEN starts an entry (name, system type,
+//! sizes, MD5s, and the longer file's tail when sizes differ), XOR records
+//! hold `source ^ target` for runs of differing bytes, END stops. Because
+//! the records are XOR, the same entry patches forward or back; the input's
+//! MD5 picks the direction.
+
+use md5::{Digest, Md5};
+
+use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
+
+pub const NAME: &str = "RUP";
+
+const MAGIC: &[u8; 6] = b"NINJA2";
+const OLDER_MAGIC: &[u8; 6] = b"NINJA1";
+const HEADER_LEN: usize = 0x800;
+const ENCODING_OFFSET: usize = 6;
+
+const COMMAND_END: u8 = 0x00;
+const COMMAND_OPEN: u8 = 0x01;
+const COMMAND_XOR: u8 = 0x02;
+
+const OVERFLOW_APPEND: u8 = b'A';
+const OVERFLOW_MINUS: u8 = b'M';
+
+/// Longest VLV byte count a reader accepts: a u64.
+const MAX_VLV_BYTES: u8 = 8;
+
+/// The metadata slots after the encoding byte: (offset, length).
+const AUTHOR_SLOT: (usize, usize) = (0x007, 84);
+const VERSION_SLOT: (usize, usize) = (0x05B, 11);
+const TITLE_SLOT: (usize, usize) = (0x066, 256);
+const GENRE_SLOT: (usize, usize) = (0x166, 48);
+const LANGUAGE_SLOT: (usize, usize) = (0x196, 48);
+const DATE_SLOT: (usize, usize) = (0x1C6, 8);
+const WEBSITE_SLOT: (usize, usize) = (0x1CE, 512);
+const DESCRIPTION_SLOT: (usize, usize) = (0x3CE, 1074);
+
+/// How the header's text fields (and entry names) are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// Byte 0: a legacy single-byte code page, read as Latin-1.
+    #[default]
+    Legacy,
+    /// Byte 1.
+    Utf8,
+}
+
+impl TextEncoding {
+    fn from_byte(byte: u8) -> Self {
+        if byte == 1 {
+            TextEncoding::Utf8
+        } else {
+            TextEncoding::Legacy
+        }
+    }
+
+    fn byte(self) -> u8 {
+        match self {
+            TextEncoding::Legacy => 0,
+            TextEncoding::Utf8 => 1,
+        }
+    }
+
+    fn decode(self, bytes: &[u8]) -> String {
+        match self {
+            TextEncoding::Legacy => bytes.iter().map(|byte| char::from(*byte)).collect(),
+            TextEncoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+        }
+    }
+
+    fn encode(self, text: &str, what: &str) -> Result<Vec<u8>, PatchError> {
+        match self {
+            TextEncoding::Utf8 => Ok(text.as_bytes().to_vec()),
+            TextEncoding::Legacy => text
+                .chars()
+                .map(|character| {
+                    u8::try_from(u32::from(character)).map_err(|_| PatchError::Unsupported {
+                        format: NAME,
+                        detail: format!(
+                            "the {what} contains {character:?}, which the legacy encoding cannot hold; choose UTF-8"
+                        ),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The header's metadata. `description` is kept as stored: a line break is
+/// the two characters `\` `n`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RupInfo {
+    pub author: String,
+    pub version: String,
+    pub title: String,
+    pub genre: String,
+    pub language: String,
+    /// `YYYYMMDD`.
+    pub date: String,
+    pub website: String,
+    pub description: String,
+    pub encoding: TextEncoding,
+}
+
+impl RupInfo {
+    fn fields(&self) -> [(&str, &str, (usize, usize)); 8] {
+        [
+            ("author", &self.author, AUTHOR_SLOT),
+            ("version", &self.version, VERSION_SLOT),
+            ("title", &self.title, TITLE_SLOT),
+            ("genre", &self.genre, GENRE_SLOT),
+            ("language", &self.language, LANGUAGE_SLOT),
+            ("date", &self.date, DATE_SLOT),
+            ("website", &self.website, WEBSITE_SLOT),
+            ("description", &self.description, DESCRIPTION_SLOT),
+        ]
+    }
+}
+
+/// Which way an entry was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The input was the source; the output is the target.
+    Forward,
+    /// The input was the target; the output is the source.
+    Reverse,
+}
+
+/// What an entry's overflow block holds: the tail of the longer file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowKind {
+    /// `A`: the target is larger; the target's tail.
+    Append,
+    /// `M`: the source is larger; the source's tail.
+    Minus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow<'a> {
+    pub kind: OverflowKind,
+    /// As stored: every byte XOR 0xFF.
+    pub data: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XorRecord<'a> {
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RupEntry<'a> {
+    /// Relative path with `/` in a multi-file patch; `None` for a single file.
+    pub name: Option<String>,
+    /// NINJA's system type (0 = raw, 1 = NES, ... 9 = Lynx).
+    pub system_type: u8,
+    pub source_size: u64,
+    pub target_size: u64,
+    pub source_md5: [u8; 16],
+    pub target_md5: [u8; 16],
+    pub overflow: Option<Overflow<'a>>,
+    pub records: Vec<XorRecord<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RupPatch<'a> {
+    pub info: RupInfo,
+    pub entries: Vec<RupEntry<'a>>,
+}
+
+/// One file to put in a patch made by [`create`]; both images normalized.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateEntry<'a> {
+    pub name: Option<&'a str>,
+    pub system_type: u8,
+    pub source: &'a [u8],
+    pub target: &'a [u8],
+}
+
+/// Checked reads over the patch bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8], PatchError> {
+        let end = self
+            .position
+            .checked_add(count)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| PatchError::Truncated {
+                format: NAME,
+                what: format!("{what} at byte {} runs past the end", self.position),
+            })?;
+        let slice = self.bytes.get(self.position..end).unwrap_or_default();
+        self.position = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, PatchError> {
+        Ok(self.take(1, what)?.first().copied().unwrap_or_default())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.position).copied()
+    }
+
+    fn md5(&mut self, what: &str) -> Result<[u8; 16], PatchError> {
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(self.take(16, what)?);
+        Ok(digest)
+    }
+
+    /// A count byte, then that many bytes little-endian.
+    fn vlv(&mut self, what: &str) -> Result<u64, PatchError> {
+        let count = self.u8(what)?;
+        if count > MAX_VLV_BYTES {
+            return Err(PatchError::Corrupt {
+                format: NAME,
+                detail: format!(
+                    "{what} at byte {} claims {count} bytes; a number has at most 8",
+                    self.position - 1
+                ),
+            });
+        }
+        let value = self
+            .take(usize::from(count), what)?
+            .iter()
+            .rev()
+            .fold(0u64, |value, byte| (value << 8) | u64::from(*byte));
+        Ok(value)
+    }
+
+    /// A VLV length, then that many bytes.
+    fn sized_slice(&mut self, what: &str) -> Result<&'a [u8], PatchError> {
+        let length = self.vlv(what)?;
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        self.take(length, what)
+    }
+}
+
+pub fn matches(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RupPatch<'a>, PatchError> {
+    if !bytes.starts_with(MAGIC) {
+        if bytes.starts_with(OLDER_MAGIC) {
+            return Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "this is a NINJA 1.x patch, an older and different format".to_string(),
+            });
+        }
+        return Err(PatchError::NotThisFormat {
+            format: NAME,
+            reason: "it does not start with NINJA2".to_string(),
+        });
+    }
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| PatchError::Truncated {
+            format: NAME,
+            what: format!(
+                "the header is {} bytes, it should be {HEADER_LEN}",
+                bytes.len()
+            ),
+        })?;
+    let info = read_info(header);
+
+    let mut cursor = Cursor {
+        bytes,
+        position: HEADER_LEN,
+    };
+    let mut entries: Vec<RupEntry<'a>> = Vec::new();
+    loop {
+        let command_at = cursor.position;
+        let command = cursor
+            .u8("the command stream")
+            .map_err(|_| PatchError::Truncated {
+                format: NAME,
+                what: "the command stream ends without its END command".to_string(),
+            })?;
+        match command {
+            COMMAND_END => break,
+            COMMAND_OPEN => entries.push(read_open(&mut cursor, info.encoding, limits)?),
+            COMMAND_XOR => {
+                let entry = entries.last_mut().ok_or_else(|| PatchError::Corrupt {
+                    format: NAME,
+                    detail: format!("XOR record at byte {command_at} comes before any file"),
+                })?;
+                let record = read_xor(&mut cursor, entry)?;
+                entry.records.push(record);
+            }
+            other => {
+                return Err(PatchError::Corrupt {
+                    format: NAME,
+                    detail: format!("unknown command byte {other:#04x} at byte {command_at}"),
+                });
+            }
+        }
+    }
+    Ok(RupPatch { info, entries })
+}
+
+fn read_info(header: &[u8]) -> RupInfo {
+    let encoding = TextEncoding::from_byte(header.get(ENCODING_OFFSET).copied().unwrap_or(0));
+    let field = |(offset, length): (usize, usize)| {
+        let slot = header.get(offset..offset + length).unwrap_or_default();
+        let text = slot.split(|byte| *byte == 0).next().unwrap_or_default();
+        encoding.decode(text)
+    };
+    RupInfo {
+        author: field(AUTHOR_SLOT),
+        version: field(VERSION_SLOT),
+        title: field(TITLE_SLOT),
+        genre: field(GENRE_SLOT),
+        language: field(LANGUAGE_SLOT),
+        date: field(DATE_SLOT),
+        website: field(WEBSITE_SLOT),
+        description: field(DESCRIPTION_SLOT),
+        encoding,
+    }
+}
+
+fn read_open<'a>(
+    cursor: &mut Cursor<'a>,
+    encoding: TextEncoding,
+    limits: &Limits,
+) -> Result<RupEntry<'a>, PatchError> {
+    let name_bytes = cursor.sized_slice("a file name")?;
+    let name = if name_bytes.is_empty() {
+        None
+    } else {
+        let name = encoding.decode(name_bytes);
+        check_relative_path(&name).map_err(|detail| PatchError::Corrupt {
+            format: NAME,
+            detail,
+        })?;
+        Some(name)
+    };
+    let system_type = cursor.u8("a system type")?;
+    let source_size = cursor.vlv("a source size")?;
+    let target_size = cursor.vlv("a target size")?;
+    limits.check(NAME, source_size)?;
+    limits.check(NAME, target_size)?;
+    let source_md5 = cursor.md5("the source MD5")?;
+    let target_md5 = cursor.md5("the target MD5")?;
+
+    // Some hand-edited patches leave the block out; without it a size
+    // change can only truncate, which the applier handles.
+    let overflow = if source_size != target_size {
+        let kind = match cursor.peek() {
+            Some(OVERFLOW_APPEND) => Some(OverflowKind::Append),
+            Some(OVERFLOW_MINUS) => Some(OverflowKind::Minus),
+            _ => None,
+        };
+        match kind {
+            Some(kind) => {
+                cursor.u8("an overflow letter")?;
+                let data = cursor.sized_slice("overflow data")?;
+                let size_difference = source_size.abs_diff(target_size);
+                if data.len() as u64 > size_difference {
+                    return Err(PatchError::Corrupt {
+                        format: NAME,
+                        detail: format!(
+                            "the overflow block holds {} bytes, more than the {size_difference}-byte size difference",
+                            data.len()
+                        ),
+                    });
+                }
+                Some(Overflow { kind, data })
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+
+    Ok(RupEntry {
+        name,
+        system_type,
+        source_size,
+        target_size,
+        source_md5,
+        target_md5,
+        overflow,
+        records: Vec::new(),
+    })
+}
+
+fn read_xor<'a>(
+    cursor: &mut Cursor<'a>,
+    entry: &RupEntry<'a>,
+) -> Result<XorRecord<'a>, PatchError> {
+    let offset = cursor.vlv("an XOR offset")?;
+    let data = cursor.sized_slice("XOR data")?;
+    let larger_size = entry.source_size.max(entry.target_size);
+    let end = offset.checked_add(data.len() as u64);
+    if end.is_none_or(|end| end > larger_size) {
+        return Err(PatchError::Corrupt {
+            format: NAME,
+            detail: format!(
+                "an XOR record at offset {offset:#x} ({} bytes) passes the end of both files ({larger_size} bytes)",
+                data.len()
+            ),
+        });
+    }
+    Ok(XorRecord { offset, data })
+}
+
+/// Refuses names that would leave the directory the patch is applied in.
+fn check_relative_path(name: &str) -> Result<(), String> {
+    let escapes = name.starts_with('/')
+        || name.contains('\0')
+        || name.split(['/', '\\']).any(|component| component == "..");
+    if escapes {
+        return Err(format!(
+            "file name {name:?} is not a plain relative path inside the patched folder"
+        ));
+    }
+    Ok(())
+}
+
+fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    Md5::digest(bytes).into()
+}
+
+impl RupPatch<'_> {
+    /// Sizes and MD5s for a single-entry patch; a multi-file patch has no
+    /// single answer (look at `entries`).
+    pub fn summary(&self) -> PatchSummary {
+        match self.entries.as_slice() {
+            [entry] => entry.summary(),
+            _ => PatchSummary::default(),
+        }
+    }
+
+    /// Applies to an input that needs no normalization (system type 0, or
+    /// already normalized): among the unnamed entries, the one whose MD5
+    /// matches the input, either way round.
+    pub fn apply(&self, source: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
+        let unnamed: Vec<&RupEntry<'_>> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.name.is_none())
+            .collect();
+        let digest = md5_of(source);
+        let matching = unnamed
+            .iter()
+            .find(|entry| entry.direction_for_digest(&digest).is_some());
+        match (matching, unnamed.as_slice()) {
+            (Some(entry), _) | (None, [entry]) => Ok(entry.apply_normalized(source, opts)?.0),
+            (None, []) if self.entries.is_empty() => Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "this patch holds no files".to_string(),
+            }),
+            (None, []) => Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "every file in this patch is named: apply it to a folder".to_string(),
+            }),
+            (None, _) => Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "input MD5",
+                expected: unnamed
+                    .iter()
+                    .map(|entry| entry.expected_digests())
+                    .collect::<Vec<_>>()
+                    .join(", or "),
+                actual: Checksum::Md5(digest).to_string(),
+            }),
+        }
+    }
+}
+
+impl RupEntry<'_> {
+    pub fn summary(&self) -> PatchSummary {
+        PatchSummary {
+            source_size: Some(self.source_size),
+            target_size: Some(self.target_size),
+            source_checksum: Some(Checksum::Md5(self.source_md5)),
+            target_checksum: Some(Checksum::Md5(self.target_md5)),
+        }
+    }
+
+    /// Which way this entry applies to a normalized input, if either.
+    pub fn direction_for(&self, normalized_input: &[u8]) -> Option<Direction> {
+        self.direction_for_digest(&md5_of(normalized_input))
+    }
+
+    fn direction_for_digest(&self, digest: &[u8; 16]) -> Option<Direction> {
+        if *digest == self.source_md5 {
+            Some(Direction::Forward)
+        } else if *digest == self.target_md5 {
+            Some(Direction::Reverse)
+        } else {
+            None
+        }
+    }
+
+    fn expected_digests(&self) -> String {
+        format!(
+            "{} (source) or {} (target)",
+            Checksum::Md5(self.source_md5),
+            Checksum::Md5(self.target_md5)
+        )
+    }
+
+    /// Patches a normalized image, forward or back as its MD5 says, and
+    /// checks the result's MD5. With `ignore_checksums`, an input matching
+    /// neither digest is patched forward and the result is not checked.
+    pub fn apply_normalized(
+        &self,
+        normalized_input: &[u8],
+        opts: &ApplyOptions,
+    ) -> Result<(Vec<u8>, Direction), PatchError> {
+        let input_digest = md5_of(normalized_input);
+        let direction = match self.direction_for_digest(&input_digest) {
+            Some(direction) => direction,
+            None if opts.ignore_checksums => Direction::Forward,
+            None => {
+                return Err(PatchError::ChecksumMismatch {
+                    format: NAME,
+                    what: "input MD5",
+                    expected: self.expected_digests(),
+                    actual: Checksum::Md5(input_digest).to_string(),
+                });
+            }
+        };
+        let (input_size, output_size, output_md5) = match direction {
+            Direction::Forward => (self.source_size, self.target_size, self.target_md5),
+            Direction::Reverse => (self.target_size, self.source_size, self.source_md5),
+        };
+        let output_len = opts.limits.check(NAME, output_size)?;
+
+        let mut output = vec![0u8; output_len];
+        let kept = normalized_input.len().min(output_len);
+        if let (Some(destination), Some(kept_input)) =
+            (output.get_mut(..kept), normalized_input.get(..kept))
+        {
+            destination.copy_from_slice(kept_input);
+        }
+
+        // Records past the output's end (an older web patcher wrote some past
+        // the source's end) are cut off there.
+        for record in &self.records {
+            let start = usize::try_from(record.offset).unwrap_or(usize::MAX);
+            if let Some(destination) = output.get_mut(start..) {
+                for (byte, xor) in destination.iter_mut().zip(record.data.iter()) {
+                    *byte ^= *xor;
+                }
+            }
+        }
+
+        // The tail is stored for one case each way; the other two truncate.
+        let wanted_kind = match direction {
+            Direction::Forward if output_size > input_size => Some(OverflowKind::Append),
+            Direction::Reverse if output_size > input_size => Some(OverflowKind::Minus),
+            _ => None,
+        };
+        if let Some(overflow) = self
+            .overflow
+            .filter(|overflow| Some(overflow.kind) == wanted_kind)
+        {
+            let start = usize::try_from(input_size).unwrap_or(usize::MAX);
+            if let Some(destination) = output.get_mut(start..) {
+                for (byte, stored) in destination.iter_mut().zip(overflow.data.iter()) {
+                    *byte = *stored ^ 0xFF;
+                }
+            }
+        }
+
+        if !opts.ignore_checksums {
+            let actual = md5_of(&output);
+            if actual != output_md5 {
+                return Err(PatchError::ChecksumMismatch {
+                    format: NAME,
+                    what: "patched file MD5",
+                    expected: Checksum::Md5(output_md5).to_string(),
+                    actual: Checksum::Md5(actual).to_string(),
+                });
+            }
+        }
+        Ok((output, direction))
+    }
+}
+
+/// Makes a NINJA 2.0 patch; with empty `info` the bytes are those the
+/// original program writes for the same normalized inputs and types. Every
+/// entry given is written, even an unchanged one. Metadata longer than its
+/// slot, or holding NUL, is refused.
+pub fn create(entries: &[CreateEntry<'_>], info: &RupInfo) -> Result<Vec<u8>, PatchError> {
+    let mut patch = Vec::with_capacity(HEADER_LEN + 64);
+    patch.extend_from_slice(MAGIC);
+    patch.resize(HEADER_LEN, 0);
+    if let Some(slot) = patch.get_mut(ENCODING_OFFSET) {
+        *slot = info.encoding.byte();
+    }
+    for (what, text, (offset, length)) in info.fields() {
+        let encoded = encode_field(info.encoding, text, what, length)?;
+        if let Some(slot) = patch.get_mut(offset..offset + encoded.len()) {
+            slot.copy_from_slice(&encoded);
+        }
+    }
+
+    for entry in entries {
+        write_entry(&mut patch, entry, info.encoding)?;
+    }
+    patch.push(COMMAND_END);
+    Ok(patch)
+}
+
+fn encode_field(
+    encoding: TextEncoding,
+    text: &str,
+    what: &str,
+    slot_len: usize,
+) -> Result<Vec<u8>, PatchError> {
+    let encoded = encoding.encode(text, what)?;
+    if encoded.contains(&0) {
+        return Err(PatchError::Unsupported {
+            format: NAME,
+            detail: format!("the {what} contains a NUL character, which ends the field"),
+        });
+    }
+    if encoded.len() > slot_len {
+        return Err(PatchError::Unsupported {
+            format: NAME,
+            detail: format!(
+                "the {what} is {} bytes long; its field holds at most {slot_len}",
+                encoded.len()
+            ),
+        });
+    }
+    Ok(encoded)
+}
+
+fn write_entry(
+    patch: &mut Vec<u8>,
+    entry: &CreateEntry<'_>,
+    encoding: TextEncoding,
+) -> Result<(), PatchError> {
+    let name = match entry.name {
+        Some(name) if !name.is_empty() => {
+            check_relative_path(name).map_err(|detail| PatchError::Unsupported {
+                format: NAME,
+                detail,
+            })?;
+            encoding.encode(name, "file name")?
+        }
+        _ => Vec::new(),
+    };
+    let (source, target) = (entry.source, entry.target);
+
+    patch.push(COMMAND_OPEN);
+    write_vlv(patch, name.len() as u64);
+    patch.extend_from_slice(&name);
+    patch.push(entry.system_type);
+    write_vlv(patch, source.len() as u64);
+    write_vlv(patch, target.len() as u64);
+    patch.extend_from_slice(&md5_of(source));
+    patch.extend_from_slice(&md5_of(target));
+
+    let common_len = source.len().min(target.len());
+    if source.len() != target.len() {
+        let (letter, tail) = if target.len() > source.len() {
+            (OVERFLOW_APPEND, target.get(common_len..))
+        } else {
+            (OVERFLOW_MINUS, source.get(common_len..))
+        };
+        let tail = tail.unwrap_or_default();
+        patch.push(letter);
+        write_vlv(patch, tail.len() as u64);
+        patch.extend(tail.iter().map(|byte| byte ^ 0xFF));
+    }
+
+    let common_source = source.get(..common_len).unwrap_or_default();
+    let common_target = target.get(..common_len).unwrap_or_default();
+    let mut position = 0;
+    while position < common_len {
+        if common_source.get(position) == common_target.get(position) {
+            position += 1;
+            continue;
+        }
+        let run_start = position;
+        while position < common_len && common_source.get(position) != common_target.get(position) {
+            position += 1;
+        }
+        patch.push(COMMAND_XOR);
+        if run_start == 0 {
+            // The original writes offset 0 as one zero byte, not as an
+            // empty number.
+            patch.extend_from_slice(&[1, 0]);
+        } else {
+            write_vlv(patch, run_start as u64);
+        }
+        write_vlv(patch, (position - run_start) as u64);
+        let run_source = common_source.get(run_start..position).unwrap_or_default();
+        let run_target = common_target.get(run_start..position).unwrap_or_default();
+        patch.extend(run_source.iter().zip(run_target).map(|(a, b)| a ^ b));
+    }
+    Ok(())
+}
+
+/// The shortest count-prefixed little-endian form; 0 is a lone count of 0.
+fn write_vlv(patch: &mut Vec<u8>, value: u64) {
+    let significant_bytes = (u64::BITS - value.leading_zeros()).div_ceil(8) as usize;
+    patch.push(significant_bytes as u8);
+    patch.extend_from_slice(
+        value
+            .to_le_bytes()
+            .get(..significant_bytes)
+            .unwrap_or_default(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn options() -> ApplyOptions {
+        ApplyOptions::default()
+    }
+
+    fn header() -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.resize(HEADER_LEN, 0);
+        bytes
+    }
+
+    fn vlv(value: u64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_vlv(&mut bytes, value);
+        bytes
+    }
+
+    #[test]
+    fn vlv_is_minimal_and_little_endian() {
+        assert_eq!(vlv(0), vec![0]);
+        assert_eq!(vlv(0x10), vec![1, 0x10]);
+        assert_eq!(vlv(0x1234), vec![2, 0x34, 0x12]);
+        assert_eq!(vlv(0x1_0000_0000), vec![5, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            vlv(u64::MAX),
+            vec![8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+    }
+
+    #[test]
+    fn create_writes_the_exact_bytes() {
+        let source = [1u8, 2, 3];
+        let target = [9u8, 2, 3, 4];
+        let patch = create(
+            &[CreateEntry {
+                name: None,
+                system_type: 0,
+                source: &source,
+                target: &target,
+            }],
+            &RupInfo::default(),
+        )
+        .unwrap();
+        let mut expected = header();
+        expected.extend_from_slice(&[COMMAND_OPEN, 0, 0, 1, 3, 1, 4]);
+        expected.extend_from_slice(&md5_of(&source));
+        expected.extend_from_slice(&md5_of(&target));
+        expected.extend_from_slice(&[b'A', 1, 1, 0xFB]);
+        expected.extend_from_slice(&[COMMAND_XOR, 1, 0, 1, 1, 8, COMMAND_END]);
+        assert_eq!(patch, expected);
+    }
+
+    #[test]
+    fn vlv_count_over_eight_is_corrupt() {
+        let mut bytes = header();
+        bytes.extend_from_slice(&[COMMAND_OPEN, 9]);
+        bytes.extend_from_slice(&[0; 9]);
+        assert!(matches!(
+            parse(&bytes, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn stream_without_end_is_truncated() {
+        let patch = create(
+            &[CreateEntry {
+                name: None,
+                system_type: 0,
+                source: b"abc",
+                target: b"abd",
+            }],
+            &RupInfo::default(),
+        )
+        .unwrap();
+        let without_end = &patch[..patch.len() - 1];
+        assert!(matches!(
+            parse(without_end, &Limits::default()),
+            Err(PatchError::Truncated { .. })
+        ));
+        assert!(matches!(
+            parse(&header(), &Limits::default()),
+            Err(PatchError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_command_and_orphan_xor_are_corrupt() {
+        let mut unknown = header();
+        unknown.push(0x03);
+        assert!(matches!(
+            parse(&unknown, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+        let mut orphan = header();
+        orphan.extend_from_slice(&[COMMAND_XOR, 0, 1, 1, 0xFF, COMMAND_END]);
+        assert!(matches!(
+            parse(&orphan, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn sizes_over_the_limit_are_refused() {
+        let mut bytes = header();
+        bytes.extend_from_slice(&[COMMAND_OPEN, 0, 0, 1, 4, 4, 0, 0, 0, 0x41]);
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(&[b'A', 0, COMMAND_END]);
+        assert_eq!(
+            parse(&bytes, &Limits::default()),
+            Err(PatchError::TooLarge {
+                format: NAME,
+                size: 0x4100_0000,
+                max: Limits::DEFAULT_MAX_IMAGE_SIZE
+            })
+        );
+    }
+
+    #[test]
+    fn record_past_both_sizes_is_corrupt() {
+        let mut bytes = header();
+        bytes.extend_from_slice(&[COMMAND_OPEN, 0, 0, 1, 4, 1, 4]);
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(&[COMMAND_XOR, 1, 3, 1, 2, 1, 1, COMMAND_END]);
+        assert!(matches!(
+            parse(&bytes, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn escaping_names_are_refused() {
+        for name in ["../x", "/etc/passwd", "a/../../b", "a\\..\\b"] {
+            let patch = create(
+                &[CreateEntry {
+                    name: Some(name),
+                    system_type: 0,
+                    source: b"a",
+                    target: b"b",
+                }],
+                &RupInfo::default(),
+            );
+            assert!(patch.is_err(), "{name}");
+        }
+        let mut bytes = header();
+        bytes.extend_from_slice(&[COMMAND_OPEN, 1, 3, b'.', b'.', b'/', 0, 0, 0]);
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.push(COMMAND_END);
+        assert!(matches!(
+            parse(&bytes, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn metadata_round_trips_and_long_fields_are_refused() {
+        let info = RupInfo {
+            author: "Zoë".to_string(),
+            title: "A title".to_string(),
+            date: "20240131".to_string(),
+            description: "line one\\nline two".to_string(),
+            ..RupInfo::default()
+        };
+        let patch = create(&[], &info).unwrap();
+        assert_eq!(patch[ENCODING_OFFSET], 0);
+        assert_eq!(&patch[0x007..0x00B], b"Zo\xEB\0");
+        assert_eq!(parse(&patch, &Limits::default()).unwrap().info, info);
+
+        let utf8 = RupInfo {
+            title: "ニンジャ".to_string(),
+            encoding: TextEncoding::Utf8,
+            ..RupInfo::default()
+        };
+        let patch = create(&[], &utf8).unwrap();
+        assert_eq!(patch[ENCODING_OFFSET], 1);
+        assert_eq!(parse(&patch, &Limits::default()).unwrap().info, utf8);
+
+        let not_latin1 = RupInfo {
+            title: "ニンジャ".to_string(),
+            ..RupInfo::default()
+        };
+        assert!(matches!(
+            create(&[], &not_latin1),
+            Err(PatchError::Unsupported { .. })
+        ));
+        let too_long = RupInfo {
+            version: "123456789012".to_string(),
+            ..RupInfo::default()
+        };
+        assert_eq!(
+            create(&[], &too_long),
+            Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "the version is 12 bytes long; its field holds at most 11".to_string()
+            })
+        );
+        let full_slot = RupInfo {
+            version: "12345678901".to_string(),
+            ..RupInfo::default()
+        };
+        let patch = create(&[], &full_slot).unwrap();
+        assert_eq!(parse(&patch, &Limits::default()).unwrap().info, full_slot);
+    }
+
+    #[test]
+    fn neither_digest_is_refused_naming_both() {
+        let patch_bytes = create(
+            &[CreateEntry {
+                name: None,
+                system_type: 0,
+                source: b"abc",
+                target: b"abd",
+            }],
+            &RupInfo::default(),
+        )
+        .unwrap();
+        let patch = parse(&patch_bytes, &Limits::default()).unwrap();
+        let entry = &patch.entries[0];
+        match entry.apply_normalized(b"xyz", &options()) {
+            Err(PatchError::ChecksumMismatch { expected, .. }) => {
+                assert!(expected.contains(&Checksum::Md5(md5_of(b"abc")).to_string()));
+                assert!(expected.contains(&Checksum::Md5(md5_of(b"abd")).to_string()));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let forced = ApplyOptions {
+            ignore_checksums: true,
+            ..options()
+        };
+        assert_eq!(
+            entry.apply_normalized(b"xyz", &forced).unwrap(),
+            (b"xy}".to_vec(), Direction::Forward)
+        );
+    }
+
+    fn round_trip(source: &[u8], target: &[u8]) -> Result<(), TestCaseError> {
+        let patch_bytes = create(
+            &[CreateEntry {
+                name: None,
+                system_type: 3,
+                source,
+                target,
+            }],
+            &RupInfo::default(),
+        )
+        .unwrap();
+        let patch = parse(&patch_bytes, &Limits::default()).unwrap();
+        prop_assert_eq!(patch.entries.len(), 1);
+        let entry = &patch.entries[0];
+        prop_assert_eq!(entry.system_type, 3);
+        let (forward, direction) = entry.apply_normalized(source, &options()).unwrap();
+        prop_assert_eq!(&forward, target);
+        if source != target {
+            prop_assert_eq!(direction, Direction::Forward);
+            let (back, direction) = entry.apply_normalized(target, &options()).unwrap();
+            prop_assert_eq!(&back, source);
+            prop_assert_eq!(direction, Direction::Reverse);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn empty_and_pure_size_changes_make_patches() {
+        round_trip(b"", b"").unwrap();
+        round_trip(b"", b"abc").unwrap();
+        round_trip(b"abc", b"").unwrap();
+        round_trip(b"abc", b"abcdef").unwrap();
+        round_trip(b"abcdef", b"abc").unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parse_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut bytes = header();
+            bytes.extend_from_slice(&tail);
+            let limits = Limits { max_image_size: 1 << 16 };
+            if let Ok(patch) = parse(&bytes, &limits) {
+                let opts = ApplyOptions { limits, ignore_checksums: true };
+                for entry in &patch.entries {
+                    let _ = entry.apply_normalized(&[1, 2, 3], &opts);
+                }
+                let _ = patch.apply(&[], &opts);
+                let _ = patch.summary();
+            }
+        }
+
+        #[test]
+        fn mutated_patches_never_panic(
+            source in proptest::collection::vec(any::<u8>(), 0..300),
+            target in proptest::collection::vec(any::<u8>(), 0..300),
+            mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>()) {
+            let mut bytes = create(
+                &[CreateEntry { name: Some("dir/file.bin"), system_type: 1, source: &source, target: &target }],
+                &RupInfo::default(),
+            ).unwrap();
+            let stream_len = bytes.len() - HEADER_LEN;
+            for (index, value) in mutations {
+                bytes[HEADER_LEN + index % stream_len] = value;
+            }
+            bytes.truncate(HEADER_LEN + cut % (stream_len + 1));
+            let limits = Limits { max_image_size: 1 << 16 };
+            if let Ok(patch) = parse(&bytes, &limits) {
+                for opts in [ApplyOptions { limits, ignore_checksums: true }, ApplyOptions { limits, ignore_checksums: false }] {
+                    for entry in &patch.entries {
+                        let _ = entry.apply_normalized(&source, &opts);
+                        let _ = entry.apply_normalized(&target, &opts);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn parse_of_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse(&bytes, &Limits::default());
+        }
+
+        #[test]
+        fn create_parse_apply_round_trips(
+            source in proptest::collection::vec(any::<u8>(), 0..2048),
+            resize in -300i64..300,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..32),
+            tail in any::<u8>()) {
+            let mut target = source.clone();
+            let new_len = (source.len() as i64 + resize).max(0) as usize;
+            target.resize(new_len, tail);
+            for (index, value) in flips {
+                if !target.is_empty() {
+                    let len = target.len();
+                    target[index % len] = value;
+                }
+            }
+            round_trip(&source, &target)?;
+        }
+
+        #[test]
+        fn unrelated_pairs_round_trip(
+            source in proptest::collection::vec(any::<u8>(), 0..600),
+            target in proptest::collection::vec(any::<u8>(), 0..600)) {
+            round_trip(&source, &target)?;
+        }
+    }
+}
