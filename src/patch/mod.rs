@@ -2,6 +2,10 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod fc;
+pub mod ffp;
+pub mod pat;
+
 use std::fmt;
 
 /// Everything that can go wrong while reading, applying or creating a patch.
