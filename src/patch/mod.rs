@@ -2,8 +2,11 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod aps;
+pub mod ebp;
 pub mod fc;
 pub mod ffp;
+pub mod gdiff;
 pub mod pat;
 
 use std::fmt;

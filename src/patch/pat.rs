@@ -196,8 +196,9 @@ pub(crate) fn parse_dialect<'a>(
             what: "FILENAME is the last line and names no file".into(),
         });
     }
-    let empty_but_commented = only_star_comments && !patch.comments.is_empty();
-    if !saw_content && !(dialect.comment_only_is_empty && empty_but_commented) {
+    let empty_but_commented =
+        dialect.comment_only_is_empty && only_star_comments && !patch.comments.is_empty();
+    if !(saw_content || empty_but_commented) {
         return Err(PatchError::NotThisFormat {
             format,
             reason: "no line of the form `OFFSET: OLD NEW`".into(),
