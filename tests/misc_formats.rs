@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ninja_fs::patch::{ApplyOptions, Limits, PatchError, aps, fc, gdiff, pat};
+use ninja_fs::patch::{ApplyOptions, Limits, PatchError, aps, fc, ffp, gdiff, pat};
 
 fn fixture(relative: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,6 +58,15 @@ fn rompatcherjs_aps_fixtures_apply_exactly() {
             output == target,
             "{stem}: APS output differs from the target"
         );
+    }
+}
+
+#[test]
+fn aps_create_equals_rompatcherjs_output() {
+    for (stem, source_path, target_path) in PAIRS {
+        let ours = aps::create(&fixture(source_path), &fixture(target_path)).unwrap();
+        let theirs = fixture(&format!("patches/{stem}.rompatcherjs.aps"));
+        assert!(ours == theirs, "{stem}: APS differs from RomPatcher.js's");
     }
 }
 
@@ -117,17 +126,18 @@ fn text_listings_round_trip_on_same_length_pair() {
     let target = fixture("roms/nes/nes15-PAL.nes");
     assert_eq!(source.len(), target.len());
     let opts = ApplyOptions::default();
-    for made in [
-        fc::create(&source, &target).unwrap(),
-        pat::create(&source, &target).unwrap(),
-    ] {
-        let patch = if fc::matches(&made) && made.starts_with(b"Comparing") {
-            fc::parse(&made, &Limits::default()).unwrap()
-        } else {
-            pat::parse(&made, &Limits::default()).unwrap()
-        };
+    let listing = fc::create(&source, &target).unwrap();
+    let pat_text = pat::create(&source, &target).unwrap();
+    let ffp_text = ffp::create(&source, &target).unwrap();
+    assert!(fc::matches(&listing) && pat::matches(&pat_text) && ffp::matches(&ffp_text));
+    let patches = [
+        fc::parse(&listing, &Limits::default()).unwrap(),
+        pat::parse(&pat_text, &Limits::default()).unwrap(),
+        ffp::parse(&ffp_text, &Limits::default()).unwrap(),
+    ];
+    for patch in patches {
         let applied = patch.apply(&source, &opts).unwrap();
-        assert!(applied == target);
+        assert!(applied == target, "{}", patch.format());
         assert!(patch.revert(&applied, &opts).unwrap() == source);
         // Applying to the already patched file is caught.
         assert!(matches!(
@@ -135,4 +145,16 @@ fn text_listings_round_trip_on_same_length_pair() {
             Err(PatchError::ChecksumMismatch { what: "byte", .. })
         ));
     }
+}
+
+#[test]
+fn listing_changes_match_the_rom_differences() {
+    let source = fixture("roms/nes/nes15-NTSC.nes");
+    let target = fixture("roms/nes/nes15-PAL.nes");
+    let listing = fc::create(&source, &target).unwrap();
+    let patch = fc::parse(&listing, &Limits::default()).unwrap();
+    let differing = source.iter().zip(&target).filter(|(a, b)| a != b).count();
+    assert_eq!(patch.sections.len(), 1);
+    assert_eq!(patch.sections[0].changes.len(), differing);
+    assert_eq!(patch.output_size(source.len() as u64), source.len() as u64);
 }

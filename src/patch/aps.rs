@@ -20,6 +20,7 @@ const N64_MAGIC: &[u8] = b"APS10";
 const GBA_MAGIC: &[u8] = b"APS1";
 const DESCRIPTION_LEN: usize = 50;
 const N64_PAD_LEN: usize = 5;
+const DEFAULT_DESCRIPTION: &[u8] = b"no description";
 const TYPE_SIMPLE: u8 = 0;
 const TYPE_N64: u8 = 1;
 const ENCODING_SIMPLE: u8 = 0;
@@ -522,7 +523,10 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
         TYPE_SIMPLE
     });
     patch.push(ENCODING_SIMPLE);
-    patch.extend_from_slice(&[0; DESCRIPTION_LEN]);
+    // RomPatcher.js's default text, NUL-padded: our patches then equal its.
+    let mut description = [0u8; DESCRIPTION_LEN];
+    description[..DEFAULT_DESCRIPTION.len()].copy_from_slice(DEFAULT_DESCRIPTION);
+    patch.extend_from_slice(&description);
     if let Some((format, fields)) = fields {
         patch.push(if format == N64ImageFormat::DoctorV64 {
             0
@@ -639,6 +643,7 @@ mod tests {
             ]
         );
         assert_eq!(n64.description_text(), "");
+        assert_eq!(n64.description, &[b' '; 50][..]);
         assert_eq!(patch.output_size(100), 6);
         assert_eq!(patch.summary().target_size, Some(6));
         assert_eq!(

@@ -100,7 +100,7 @@ pub(crate) fn sniff(bytes: &[u8], dialect: Dialect) -> bool {
     // The last line of the window may be cut short: leave it out.
     let complete = if head.len() < bytes.len() {
         match head.iter().rposition(|&b| b == b'\n') {
-            Some(end) => &head[..end],
+            Some(end) => head.get(..end).unwrap_or(head),
             None => return false,
         }
     } else {
