@@ -2,8 +2,14 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod aps;
 pub mod bps;
+pub mod ebp;
+pub mod fc;
+pub mod ffp;
+pub mod gdiff;
 pub mod ips;
+pub mod pat;
 pub mod ppf;
 pub mod rup;
 pub mod ups;
