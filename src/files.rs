@@ -161,3 +161,111 @@ fn write_atomically(path: &Path, data: &[u8], force: bool) -> Result<(), FileErr
     }
     Ok(())
 }
+
+/// A size as people write it: `1048576`, `64K`, `256M`, `1G` (binary
+/// multiples; a trailing `B` or `iB` is allowed).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let upper = trimmed.to_ascii_uppercase();
+    let without_b = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match without_b.chars().last() {
+        Some('K') => (&without_b[..without_b.len() - 1], 10),
+        Some('M') => (&without_b[..without_b.len() - 1], 20),
+        Some('G') => (&without_b[..without_b.len() - 1], 30),
+        Some('T') => (&without_b[..without_b.len() - 1], 40),
+        _ => (without_b, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| {
+            format!("'{text}' is not a size: write a number of bytes, or one like 64K, 256M, 1G")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}
+
+/// Writes a copy of folder `source` to `destination`, with the files named
+/// in `replaced` (relative paths with `/`) given new contents. The copy is
+/// built beside `destination` and renamed into place, so a failure leaves
+/// nothing behind.
+pub fn write_folder_copy(
+    source: &Path,
+    destination: &Path,
+    replaced: &[(String, Vec<u8>)],
+    force: bool,
+) -> Result<(), FileError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FileError::Write { path, source }
+    };
+    let parent = match destination.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".ninja-fs-")
+        .tempdir_in(parent)
+        .map_err(write_error(destination))?;
+    copy_tree(source, staging.path())?;
+    for (name, bytes) in replaced {
+        let path = staging.path().join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_error(&path))?;
+        }
+        std::fs::write(&path, bytes).map_err(write_error(&path))?;
+    }
+    if destination.exists() {
+        if !force {
+            return Err(FileError::OutputExists {
+                path: destination.to_path_buf(),
+            });
+        }
+        std::fs::remove_dir_all(destination).map_err(write_error(destination))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, destination).map_err(write_error(destination))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), FileError> {
+    let read_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FileError::Read { path, source }
+    };
+    for entry in std::fs::read_dir(from).map_err(read_error(from))? {
+        let entry = entry.map_err(read_error(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(read_error(&src))?.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(|source| FileError::Write {
+                path: dst.clone(),
+                source,
+            })?;
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|source| FileError::Write {
+                path: dst.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}

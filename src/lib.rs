@@ -1,6 +1,8 @@
 //! ninja-fs: NINJA 2.0's ROM normalization made exact, the patch formats
 //! people download today, and a filesystem that shows both.
 
+pub mod apply;
+pub mod create;
 pub mod digest;
 pub mod files;
 pub mod patch;

@@ -4,7 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ninja_fs::apply::{self, ApplyError};
 use ninja_fs::files::{self, FileError, Output};
+use ninja_fs::patch::any::{Patch, PatchFormat};
+use ninja_fs::patch::rup::{RupInfo, TextEncoding};
+use ninja_fs::patch::{ApplyOptions, Limits, PatchError};
 use ninja_fs::report::RomReport;
 use ninja_fs::system::{self, SystemError, SystemType};
 
@@ -25,14 +29,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what each ROM is: system, headers, interleave, internal header, checksums.
+    /// Show what each ROM is (system, headers, interleave, internal header,
+    /// checksums) or what each patch holds (format, sizes, checksums, metadata).
     Info {
         #[arg(required = true)]
         roms: Vec<PathBuf>,
         /// Print stable JSON (an array, one object per file) instead of a table.
         #[arg(long)]
         json: bool,
-        /// Read every ROM as this system instead of detecting it.
+        /// Read every file as a ROM of this system instead of detecting it.
         #[arg(long, value_name = "TYPE")]
         system: Option<SystemType>,
     },
@@ -40,6 +45,118 @@ enum Command {
     Normalize(ConvertArgs),
     /// Write the layout emulators play: deinterleaved, with iNES/UNIF/NSRT/LNX headers kept.
     Deinterleave(ConvertArgs),
+    /// Apply patches in order (a stack); the output is the deinterleaved image.
+    ///
+    /// A patch that carries a checksum applies to whichever of the raw, normalized
+    /// and deinterleaved images it matches; one without applies to the deinterleaved
+    /// image. A folder and a multi-file NINJA2 patch give a patched copy of the folder.
+    Apply {
+        /// The ROM (or, for a multi-file .rup, a folder).
+        rom: PathBuf,
+        #[arg(required = true)]
+        patches: Vec<PathBuf>,
+        /// Output file (- for standard output) or, for a folder, output folder.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        #[arg(long, value_name = "TYPE")]
+        system: Option<SystemType>,
+        /// Apply even when a patch's checksums do not match.
+        #[arg(long)]
+        ignore_checksum: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a patch from ORIGINAL to MODIFIED (two files, or two folders for rup).
+    Create {
+        original: PathBuf,
+        modified: PathBuf,
+        #[arg(short, long, value_name = "PATCH")]
+        output: PathBuf,
+        /// rup bps ips ups ppf aps gdiff pat ffp fc (default: from PATCH's extension).
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<PatchFormat>,
+        /// Read both as this system (rup: the entry's type; default: detected).
+        #[arg(long, value_name = "TYPE")]
+        system: Option<SystemType>,
+        #[command(flatten)]
+        metadata: RupMetadata,
+        /// Replace PATCH if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Largest image a patch may make (protects against hostile patches).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = files::parse_size)]
+    max_size: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_image_size: self.max_size,
+        }
+    }
+}
+
+/// NINJA2 metadata (rup only).
+#[derive(clap::Args)]
+struct RupMetadata {
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    author: Option<String>,
+    #[arg(long)]
+    version: Option<String>,
+    #[arg(long)]
+    genre: Option<String>,
+    #[arg(long)]
+    language: Option<String>,
+    /// YYYYMMDD.
+    #[arg(long)]
+    date: Option<String>,
+    #[arg(long)]
+    website: Option<String>,
+    /// Free text; a line break is written as the two characters \n.
+    #[arg(long)]
+    description: Option<String>,
+}
+
+impl RupMetadata {
+    fn info(&self) -> RupInfo {
+        let field = |value: &Option<String>| value.clone().unwrap_or_default();
+        RupInfo {
+            title: field(&self.title),
+            author: field(&self.author),
+            version: field(&self.version),
+            genre: field(&self.genre),
+            language: field(&self.language),
+            date: field(&self.date),
+            website: field(&self.website),
+            description: field(&self.description).replace('\n', "\\n"),
+            encoding: TextEncoding::Utf8,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        [
+            &self.title,
+            &self.author,
+            &self.version,
+            &self.genre,
+            &self.language,
+            &self.date,
+            &self.website,
+            &self.description,
+        ]
+        .iter()
+        .all(|v| v.is_none())
+    }
 }
 
 #[derive(clap::Args)]
@@ -63,6 +180,10 @@ enum CliError {
     File(#[from] FileError),
     #[error("{}: {source}", path.display())]
     System { path: PathBuf, source: SystemError },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("{}: {source}", path.display())]
+    Patch { path: PathBuf, source: PatchError },
     #[error("{0}")]
     Reported(String),
 }
@@ -97,21 +218,49 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Info { roms, json, system } => info(&roms, json, system),
         Command::Normalize(args) => convert(&args, false),
         Command::Deinterleave(args) => convert(&args, true),
+        Command::Apply {
+            rom,
+            patches,
+            output,
+            system,
+            ignore_checksum,
+            limits,
+            force,
+        } => {
+            let opts = ApplyOptions {
+                limits: limits.limits(),
+                ignore_checksums: ignore_checksum,
+            };
+            if rom.is_dir() {
+                apply_to_folder(&rom, &patches, &output, &opts, force)
+            } else {
+                apply_to_file(&rom, &patches, &Output::new(&output, force), system, &opts)
+            }
+        }
+        Command::Create {
+            original,
+            modified,
+            output,
+            format,
+            system,
+            metadata,
+            force,
+        } => create(
+            &original, &modified, &output, format, system, &metadata, force,
+        ),
     }
 }
 
-fn info(roms: &[PathBuf], json: bool, forced: Option<SystemType>) -> Result<(), CliError> {
-    let mut reports = Vec::new();
+fn info(paths: &[PathBuf], json: bool, forced: Option<SystemType>) -> Result<(), CliError> {
+    let mut tables = Vec::new();
+    let mut objects = Vec::new();
     let mut failures = 0;
-    for path in roms {
-        let result = files::read_input(path)
-            .map_err(CliError::from)
-            .and_then(|raw| {
-                RomReport::build(&path.display().to_string(), &raw, forced)
-                    .map_err(system_error(path))
-            });
-        match result {
-            Ok(report) => reports.push(report),
+    for path in paths {
+        match describe_file(path, forced) {
+            Ok((table, object)) => {
+                tables.push(table);
+                objects.push(object);
+            }
             Err(error) => {
                 eprintln!("ninja-fs: {error}");
                 failures += 1;
@@ -119,20 +268,60 @@ fn info(roms: &[PathBuf], json: bool, forced: Option<SystemType>) -> Result<(), 
         }
     }
     if json {
-        let text = serde_json::to_string_pretty(&reports)
+        let text = serde_json::to_string_pretty(&objects)
             .map_err(|e| CliError::Reported(format!("cannot write JSON: {e}")))?;
         println!("{text}");
     } else {
-        let tables: Vec<String> = reports.iter().map(RomReport::to_text).collect();
         print!("{}", tables.join("\n"));
     }
     if failures > 0 {
         return Err(CliError::Reported(format!(
             "{failures} of {} files could not be read",
-            roms.len()
+            paths.len()
         )));
     }
     Ok(())
+}
+
+/// The info table and JSON object of one file, a patch or a ROM.
+fn describe_file(
+    path: &Path,
+    forced: Option<SystemType>,
+) -> Result<(String, serde_json::Value), CliError> {
+    let bytes = files::read_input(path)?;
+    let name = path.display().to_string();
+    if forced.is_none()
+        && let Some(format) = PatchFormat::detect(Some(&name), &bytes)
+    {
+        let patch =
+            Patch::parse(format, &bytes, &Limits::default()).map_err(|source| CliError::Patch {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let rows = patch.describe();
+        let summary = patch.summary();
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut table = format!("{name}\n");
+        for (key, value) in &rows {
+            table.push_str(&format!("  {key:<width$}  {value}\n"));
+        }
+        let object = serde_json::json!({
+            "file": name,
+            "patch": {
+                "format": format.name(),
+                "source_size": summary.source_size,
+                "target_size": summary.target_size,
+                "source_checksum": summary.source_checksum.map(|c| c.to_string()),
+                "target_checksum": summary.target_checksum.map(|c| c.to_string()),
+                "details": rows,
+            }
+        });
+        return Ok((table, object));
+    }
+    let report = RomReport::build(&name, &bytes, forced).map_err(system_error(path))?;
+    let object = serde_json::to_value(&report)
+        .map_err(|e| CliError::Reported(format!("cannot write JSON: {e}")))?;
+    Ok((report.to_text(), object))
 }
 
 fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {
@@ -157,5 +346,142 @@ fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {
     } else {
         output.write(&normalized)?;
     }
+    Ok(())
+}
+
+/// A patch file read and its format found.
+struct PatchFile {
+    path: PathBuf,
+    bytes: files::Input,
+    format: PatchFormat,
+}
+
+fn read_patch(path: &Path) -> Result<PatchFile, CliError> {
+    let bytes = files::read_input(path)?;
+    let format = PatchFormat::detect(Some(&path.to_string_lossy()), &bytes).ok_or_else(|| {
+        CliError::Reported(format!(
+            "{}: not a patch this tool knows (IPS, UPS, BPS, PPF, NINJA2 RUP, APS, EBP, GDIFF, PAT, FFP, fc /b)",
+            path.display()
+        ))
+    })?;
+    Ok(PatchFile {
+        path: path.to_path_buf(),
+        bytes,
+        format,
+    })
+}
+
+fn parse_patch<'a>(file: &'a PatchFile, limits: &Limits) -> Result<Patch<'a>, CliError> {
+    Patch::parse(file.format, &file.bytes, limits).map_err(|source| CliError::Patch {
+        path: file.path.clone(),
+        source,
+    })
+}
+
+fn apply_to_file(
+    rom: &Path,
+    patch_paths: &[PathBuf],
+    output: &Output,
+    forced: Option<SystemType>,
+    opts: &ApplyOptions,
+) -> Result<(), CliError> {
+    let mut inputs: Vec<&Path> = vec![rom];
+    inputs.extend(patch_paths.iter().map(PathBuf::as_path));
+    output.check(&inputs)?;
+    let raw = files::read_input(rom)?;
+    let patch_files = patch_paths
+        .iter()
+        .map(|p| read_patch(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let patches = patch_files
+        .iter()
+        .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let image = apply::apply_stack(&rom.display().to_string(), &raw, forced, &patches, opts)?;
+    output.write(&image)?;
+    Ok(())
+}
+
+fn apply_to_folder(
+    dir: &Path,
+    patch_paths: &[PathBuf],
+    output: &Path,
+    opts: &ApplyOptions,
+    force: bool,
+) -> Result<(), CliError> {
+    let [patch_path] = patch_paths else {
+        return Err(CliError::Reported(
+            "a folder takes exactly one multi-file .rup patch".into(),
+        ));
+    };
+    if output.exists() && !force {
+        return Err(FileError::OutputExists {
+            path: output.to_path_buf(),
+        }
+        .into());
+    }
+    let file = read_patch(patch_path)?;
+    let Patch::Rup(rup) = parse_patch(&file, &opts.limits)? else {
+        return Err(CliError::Reported(format!(
+            "{}: only NINJA2 .rup patches apply to a folder",
+            patch_path.display()
+        )));
+    };
+    let patched = apply::apply_rup_to_folder(dir, &patch_path.display().to_string(), &rup, opts)?;
+    files::write_folder_copy(dir, output, &patched, force)?;
+    Ok(())
+}
+
+fn create(
+    original: &Path,
+    modified: &Path,
+    output: &Path,
+    format: Option<PatchFormat>,
+    forced: Option<SystemType>,
+    metadata: &RupMetadata,
+    force: bool,
+) -> Result<(), CliError> {
+    let format = match format {
+        Some(format) => format,
+        None => PatchFormat::from_extension(&output.to_string_lossy())
+            .filter(|f| f.can_create())
+            .ok_or_else(|| {
+                CliError::Reported(format!(
+                    "{}: cannot tell the patch format from the name; say --format rup, bps, ips or ups",
+                    output.display()
+                ))
+            })?,
+    };
+    if format != PatchFormat::Rup && !metadata.is_empty() {
+        return Err(CliError::Reported(format!(
+            "--title, --author and the other metadata options are for rup patches, not {format}"
+        )));
+    }
+    let out = Output::new(output, force);
+    out.check(&[original, modified])?;
+    let info = if metadata.is_empty() {
+        RupInfo::default()
+    } else {
+        metadata.info()
+    };
+    let patch = match (original.is_dir(), modified.is_dir()) {
+        (true, true) if format == PatchFormat::Rup => {
+            ninja_fs::create::create_for_folders(original, modified, forced, &info)?
+        }
+        (false, false) => {
+            ninja_fs::create::create_for_files(format, original, modified, forced, &info)?
+        }
+        (true, true) => {
+            return Err(CliError::Reported(format!(
+                "patches between folders are rup patches; {format} holds one file"
+            )));
+        }
+        _ => {
+            return Err(CliError::Reported(
+                "ORIGINAL and MODIFIED must both be files or both be folders".into(),
+            ));
+        }
+    };
+    out.write(&patch)?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod any;
 pub mod aps;
 pub mod bps;
 pub mod ebp;

@@ -1,0 +1,393 @@
+//! Patches applied to ROMs rather than to byte slices: which layout of the
+//! ROM (raw, normalized, deinterleaved) a patch fits, NINJA2 entries with
+//! their own system types, stacks of patches, and the deinterleaved result.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use crate::patch::any::Patch;
+use crate::patch::rup::{Direction, RupEntry, RupPatch};
+use crate::patch::{ApplyOptions, PatchError};
+use crate::system::{self, Layout, SystemError, SystemType};
+
+/// The three forms of a ROM a patch may have been made against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageLayout {
+    Raw,
+    Normalized,
+    Deinterleaved,
+}
+
+impl fmt::Display for ImageLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageLayout::Raw => "raw",
+            ImageLayout::Normalized => "normalized",
+            ImageLayout::Deinterleaved => "deinterleaved",
+        })
+    }
+}
+
+/// Why a patch could not be applied to a ROM.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{patch}: {source}")]
+    Patch { patch: String, source: PatchError },
+
+    #[error(
+        "{patch} does not match this ROM: the patch expects {expected}; tried {}",
+        tried_list(.tried)
+    )]
+    NoLayoutMatches {
+        patch: String,
+        expected: String,
+        tried: Vec<(ImageLayout, String)>,
+    },
+
+    #[error("{patch}: the patched image cannot be laid out again: {source}")]
+    Restore { patch: String, source: SystemError },
+
+    #[error("{rom}: {source}")]
+    Rom { rom: String, source: SystemError },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn tried_list(tried: &[(ImageLayout, String)]) -> String {
+    tried
+        .iter()
+        .map(|(layout, actual)| format!("the {layout} image ({actual})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One patch's result: the deinterleaved image and how it was reached.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub image: Vec<u8>,
+    pub layout: ImageLayout,
+    /// A NINJA2 patch applied to its target gives back the source.
+    pub reversed: bool,
+}
+
+/// The three layouts of one ROM image, computed once.
+pub struct RomImage<'a> {
+    pub raw: &'a [u8],
+    pub layout: Layout,
+    pub normalized: Cow<'a, [u8]>,
+    pub deinterleaved: Vec<u8>,
+}
+
+impl<'a> RomImage<'a> {
+    pub fn new(raw: &'a [u8], layout: Layout) -> Result<RomImage<'a>, SystemError> {
+        let normalized = system::normalize(raw, &layout)?;
+        let deinterleaved = system::restore(&normalized, &layout)?.into_owned();
+        Ok(RomImage {
+            raw,
+            layout,
+            normalized,
+            deinterleaved,
+        })
+    }
+
+    /// The distinct layouts, in the order patches are tried against them.
+    fn candidates(&self) -> Vec<(ImageLayout, &[u8])> {
+        let mut out: Vec<(ImageLayout, &[u8])> = vec![(ImageLayout::Raw, self.raw)];
+        for (layout, bytes) in [
+            (ImageLayout::Normalized, self.normalized.as_ref()),
+            (ImageLayout::Deinterleaved, self.deinterleaved.as_slice()),
+        ] {
+            if !out.iter().any(|(_, seen)| *seen == bytes) {
+                out.push((layout, bytes));
+            }
+        }
+        out
+    }
+
+    /// `bytes`, a patched image in `layout`, as the deinterleaved image.
+    fn to_deinterleaved(
+        &self,
+        bytes: Vec<u8>,
+        layout: ImageLayout,
+    ) -> Result<Vec<u8>, SystemError> {
+        match layout {
+            ImageLayout::Deinterleaved => Ok(bytes),
+            ImageLayout::Normalized => Ok(system::restore(&bytes, &self.layout)?.into_owned()),
+            ImageLayout::Raw => deinterleave_as(&bytes, self.layout.system),
+        }
+    }
+}
+
+/// A whole file in some container of `system`, as its deinterleaved image.
+fn deinterleave_as(raw: &[u8], system: SystemType) -> Result<Vec<u8>, SystemError> {
+    let layout = system::analyze(raw, system)?;
+    let normalized = system::normalize(raw, &layout)?;
+    Ok(system::restore(&normalized, &layout)?.into_owned())
+}
+
+/// Applies one patch to a ROM. A patch that checks its source is tried on
+/// the raw, normalized and deinterleaved image and applied where it fits;
+/// one that cannot check (IPS, PPF 1.0, GDIFF), or any patch when checksums
+/// are ignored, applies to the deinterleaved image. NINJA2 patches normalize
+/// the ROM with each entry's own system type.
+pub fn apply_patch(
+    rom: &RomImage<'_>,
+    patch_name: &str,
+    patch: &Patch<'_>,
+    opts: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    let patch_error = |source| ApplyError::Patch {
+        patch: patch_name.to_string(),
+        source,
+    };
+    let restore_error = |source| ApplyError::Restore {
+        patch: patch_name.to_string(),
+        source,
+    };
+    if let Patch::Rup(rup) = patch {
+        return apply_rup(rom, patch_name, &rup.entries, opts);
+    }
+    if !patch.verifies_source() || opts.ignore_checksums {
+        let image = patch.apply(&rom.deinterleaved, opts).map_err(patch_error)?;
+        return Ok(Applied {
+            image,
+            layout: ImageLayout::Deinterleaved,
+            reversed: false,
+        });
+    }
+    let mut tried = Vec::new();
+    let mut expected = String::new();
+    for (layout, bytes) in rom.candidates() {
+        match patch.apply(bytes, opts) {
+            Ok(out) => {
+                let image = rom.to_deinterleaved(out, layout).map_err(restore_error)?;
+                return Ok(Applied {
+                    image,
+                    layout,
+                    reversed: false,
+                });
+            }
+            Err(PatchError::ChecksumMismatch {
+                expected: wanted,
+                actual,
+                what,
+                ..
+            }) => {
+                expected = format!("{what} {wanted}");
+                tried.push((layout, actual));
+            }
+            Err(other) => return Err(patch_error(other)),
+        }
+    }
+    Err(ApplyError::NoLayoutMatches {
+        patch: patch_name.to_string(),
+        expected,
+        tried,
+    })
+}
+
+/// NINJA2: every single-file entry is an alternative; the one whose MD5
+/// matches the ROM normalized with the entry's type applies, forward or in
+/// reverse. The result is written back in that type's deinterleaved layout,
+/// then laid out as the ROM's own system.
+fn apply_rup(
+    rom: &RomImage<'_>,
+    patch_name: &str,
+    entries: &[RupEntry<'_>],
+    opts: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    let patch_error = |source| ApplyError::Patch {
+        patch: patch_name.to_string(),
+        source,
+    };
+    let singles: Vec<&RupEntry<'_>> = match entries {
+        [only] => vec![only],
+        _ => entries.iter().filter(|e| e.name.is_none()).collect(),
+    };
+    if singles.is_empty() {
+        return Err(patch_error(PatchError::Unsupported {
+            format: crate::patch::rup::NAME,
+            detail: "every file in this patch is named: apply it to a folder".into(),
+        }));
+    }
+    let mut tried = Vec::new();
+    for entry in &singles {
+        let Some(entry_system) = SystemType::from_code(entry.system_type) else {
+            continue;
+        };
+        let layout = match system::analyze(rom.raw, entry_system) {
+            Ok(layout) => layout,
+            Err(error) => {
+                tried.push((
+                    ImageLayout::Normalized,
+                    format!("not a {entry_system} image: {error}"),
+                ));
+                continue;
+            }
+        };
+        let normalized = system::normalize(rom.raw, &layout).map_err(|source| ApplyError::Rom {
+            rom: "ROM".into(),
+            source,
+        })?;
+        let forced = singles.len() == 1 && opts.ignore_checksums;
+        let direction = entry.direction_for(&normalized);
+        if direction.is_none() && !forced {
+            tried.push((
+                ImageLayout::Normalized,
+                format!(
+                    "as {entry_system}: MD5 {}",
+                    crate::digest::hex(&crate::digest::md5(&normalized))
+                ),
+            ));
+            continue;
+        }
+        let (out, direction) = entry
+            .apply_normalized(&normalized, opts)
+            .map_err(patch_error)?;
+        let restore_error = |source| ApplyError::Restore {
+            patch: patch_name.to_string(),
+            source,
+        };
+        let in_entry_layout = system::restore(&out, &layout).map_err(restore_error)?;
+        let (image, applied_layout) = if entry_system == rom.layout.system {
+            (in_entry_layout.into_owned(), ImageLayout::Normalized)
+        } else {
+            (
+                deinterleave_as(&in_entry_layout, rom.layout.system).map_err(restore_error)?,
+                ImageLayout::Raw,
+            )
+        };
+        return Ok(Applied {
+            image,
+            layout: applied_layout,
+            reversed: direction == Direction::Reverse,
+        });
+    }
+    let expected = singles
+        .iter()
+        .map(|e| {
+            format!(
+                "MD5 {} (source) or {} (target)",
+                crate::digest::hex(&e.source_md5),
+                crate::digest::hex(&e.target_md5)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", or ");
+    Err(ApplyError::NoLayoutMatches {
+        patch: patch_name.to_string(),
+        expected,
+        tried,
+    })
+}
+
+/// Applies `patches` in order; each applies to the previous result. The
+/// output is the deinterleaved image.
+pub fn apply_stack(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patches: &[(String, Patch<'_>)],
+    opts: &ApplyOptions,
+) -> Result<Vec<u8>, ApplyError> {
+    let rom_error = |source| ApplyError::Rom {
+        rom: rom_name.to_string(),
+        source,
+    };
+    let layout = system::identify(Some(rom_name), raw, forced).map_err(rom_error)?;
+    let system = layout.system;
+    let mut image = RomImage::new(raw, layout).map_err(rom_error)?;
+    let mut owned: Vec<u8>;
+    for (index, (name, patch)) in patches.iter().enumerate() {
+        let applied = apply_patch(&image, name, patch, opts)?;
+        log::info!(
+            "{name}: applied to the {} image{}",
+            applied.layout,
+            if applied.reversed { ", in reverse" } else { "" }
+        );
+        owned = applied.image;
+        if index + 1 == patches.len() {
+            return Ok(owned);
+        }
+        // The next step starts from this result, read as the same system.
+        let layout = system::analyze(&owned, system).map_err(rom_error)?;
+        image = RomImage::new(&owned, layout).map_err(rom_error)?;
+    }
+    Ok(image.deinterleaved)
+}
+
+/// Every regular file under `dir`, as sorted relative paths with `/`.
+pub fn list_files(dir: &Path) -> Result<Vec<String>, ApplyError> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ApplyError> {
+        let io_error = |source| ApplyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        for entry in std::fs::read_dir(dir).map_err(io_error)? {
+            let entry = entry.map_err(io_error)?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io_error)?;
+            if kind.is_dir() {
+                walk(root, &path, out)?;
+            } else if kind.is_file()
+                && let Ok(relative) = path.strip_prefix(root)
+            {
+                let parts: Vec<String> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push(parts.join("/"));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Applies a multi-file NINJA2 patch to the files of `dir`: each named
+/// entry to the file at its relative path (a missing file counts as empty),
+/// each in its own direction. Returns the new contents by relative path.
+pub fn apply_rup_to_folder(
+    dir: &Path,
+    patch_name: &str,
+    patch: &RupPatch<'_>,
+    opts: &ApplyOptions,
+) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
+    let mut results = Vec::new();
+    for entry in &patch.entries {
+        let Some(name) = &entry.name else {
+            return Err(ApplyError::Patch {
+                patch: patch_name.to_string(),
+                source: PatchError::Unsupported {
+                    format: crate::patch::rup::NAME,
+                    detail: "it holds an unnamed entry: apply it to a file, not a folder".into(),
+                },
+            });
+        };
+        let path = dir.join(name);
+        let raw = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(ApplyError::Io { path, source }),
+        };
+        let file_name = format!("{patch_name} ({name})");
+        let system = SystemType::from_code(entry.system_type).unwrap_or(SystemType::Raw);
+        let rom_error = |source| ApplyError::Rom {
+            rom: path.display().to_string(),
+            source,
+        };
+        let layout = system::analyze(&raw, system).map_err(rom_error)?;
+        let image = RomImage::new(&raw, layout).map_err(rom_error)?;
+        let applied = apply_rup(&image, &file_name, std::slice::from_ref(entry), opts)?;
+        results.push((name.clone(), applied.image));
+    }
+    Ok(results)
+}

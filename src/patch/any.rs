@@ -1,0 +1,349 @@
+//! One entry point over every format: find a patch's format, parse it, and
+//! apply, describe or create it without caring which format it is.
+
+use super::{
+    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, ebp, fc, ffp, gdiff, ips, pat, ppf,
+    rup, ups,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatchFormat {
+    Ips,
+    Ebp,
+    Ups,
+    Bps,
+    Ppf,
+    Rup,
+    Aps,
+    Gdiff,
+    Pat,
+    Ffp,
+    Fc,
+}
+
+impl PatchFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            PatchFormat::Ips => ips::NAME,
+            PatchFormat::Ebp => ebp::NAME,
+            PatchFormat::Ups => ups::NAME,
+            PatchFormat::Bps => bps::NAME,
+            PatchFormat::Ppf => ppf::NAME,
+            PatchFormat::Rup => rup::NAME,
+            PatchFormat::Aps => aps::NAME,
+            PatchFormat::Gdiff => gdiff::NAME,
+            PatchFormat::Pat => pat::NAME,
+            PatchFormat::Ffp => ffp::NAME,
+            PatchFormat::Fc => fc::NAME,
+        }
+    }
+
+    /// The format a file extension names. `.ips` may still hold EBP, which
+    /// the content tells.
+    pub fn from_extension(file_name: &str) -> Option<PatchFormat> {
+        let (stem, ext) = file_name.rsplit('/').next()?.rsplit_once('.')?;
+        if stem.is_empty() {
+            return None;
+        }
+        let ext = ext.to_ascii_lowercase();
+        // RetroArch's stacks number their steps: Game.ips1, Game.ips2...
+        let base = ext.trim_end_matches(|c: char| c.is_ascii_digit());
+        Some(match base {
+            "ips" => PatchFormat::Ips,
+            "ebp" => PatchFormat::Ebp,
+            "ups" => PatchFormat::Ups,
+            "bps" => PatchFormat::Bps,
+            "ppf" => PatchFormat::Ppf,
+            "rup" => PatchFormat::Rup,
+            "aps" => PatchFormat::Aps,
+            "gdiff" | "gdf" => PatchFormat::Gdiff,
+            "pat" => PatchFormat::Pat,
+            "ffp" => PatchFormat::Ffp,
+            "fc" => PatchFormat::Fc,
+            _ => return None,
+        })
+    }
+
+    /// The format of a patch: binary magics first, then the extension for
+    /// the text formats, whose content alone cannot say which they are.
+    pub fn detect(file_name: Option<&str>, bytes: &[u8]) -> Option<PatchFormat> {
+        if rup::matches(bytes) {
+            return Some(PatchFormat::Rup);
+        }
+        if bps::matches(bytes) {
+            return Some(PatchFormat::Bps);
+        }
+        if ups::matches(bytes) {
+            return Some(PatchFormat::Ups);
+        }
+        if ppf::matches(bytes) {
+            return Some(PatchFormat::Ppf);
+        }
+        if aps::matches(bytes) {
+            return Some(PatchFormat::Aps);
+        }
+        if gdiff::matches(bytes) {
+            return Some(PatchFormat::Gdiff);
+        }
+        if ips::matches(bytes) {
+            return Some(if ebp::matches(bytes) {
+                PatchFormat::Ebp
+            } else {
+                PatchFormat::Ips
+            });
+        }
+        let by_name = file_name.and_then(Self::from_extension);
+        match by_name {
+            Some(PatchFormat::Pat) if pat::matches(bytes) => Some(PatchFormat::Pat),
+            Some(PatchFormat::Ffp) if ffp::matches(bytes) => Some(PatchFormat::Ffp),
+            _ if fc::matches(bytes) && by_name.is_none_or(|f| f == PatchFormat::Fc) => {
+                Some(PatchFormat::Fc)
+            }
+            _ => None,
+        }
+    }
+
+    /// Formats `ninja-fs create` can write.
+    pub fn can_create(self) -> bool {
+        !matches!(self, PatchFormat::Ebp)
+    }
+}
+
+impl std::fmt::Display for PatchFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PatchFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PatchFormat::from_extension(&format!("x.{s}"))
+            .filter(|f| f.can_create())
+            .ok_or_else(|| {
+                format!(
+                    "unknown patch format '{s}': use one of rup bps ips ups ppf aps gdiff pat ffp fc"
+                )
+            })
+    }
+}
+
+/// A parsed patch of any format.
+#[derive(Debug, Clone)]
+pub enum Patch<'a> {
+    Ips(ips::IpsPatch<'a>),
+    Ebp(ebp::EbpPatch<'a>),
+    Ups(ups::UpsPatch<'a>),
+    Bps(bps::BpsPatch<'a>),
+    Ppf(ppf::PpfPatch<'a>),
+    Rup(rup::RupPatch<'a>),
+    Aps(aps::ApsPatch<'a>),
+    Gdiff(gdiff::GdiffPatch<'a>),
+    Text(PatchFormat, pat::TextPatch<'a>),
+}
+
+impl<'a> Patch<'a> {
+    pub fn parse(
+        format: PatchFormat,
+        bytes: &'a [u8],
+        limits: &Limits,
+    ) -> Result<Patch<'a>, PatchError> {
+        Ok(match format {
+            PatchFormat::Ips => Patch::Ips(ips::parse(bytes, limits)?),
+            PatchFormat::Ebp => Patch::Ebp(ebp::parse(bytes, limits)?),
+            PatchFormat::Ups => Patch::Ups(ups::parse(bytes, limits)?),
+            PatchFormat::Bps => Patch::Bps(bps::parse(bytes, limits)?),
+            PatchFormat::Ppf => Patch::Ppf(ppf::parse(bytes, limits)?),
+            PatchFormat::Rup => Patch::Rup(rup::parse(bytes, limits)?),
+            PatchFormat::Aps => Patch::Aps(aps::parse(bytes, limits)?),
+            PatchFormat::Gdiff => Patch::Gdiff(gdiff::parse(bytes, limits)?),
+            PatchFormat::Pat => Patch::Text(format, pat::parse(bytes, limits)?),
+            PatchFormat::Ffp => Patch::Text(format, ffp::parse(bytes, limits)?),
+            PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
+        })
+    }
+
+    pub fn format(&self) -> PatchFormat {
+        match self {
+            Patch::Ips(_) => PatchFormat::Ips,
+            Patch::Ebp(_) => PatchFormat::Ebp,
+            Patch::Ups(_) => PatchFormat::Ups,
+            Patch::Bps(_) => PatchFormat::Bps,
+            Patch::Ppf(_) => PatchFormat::Ppf,
+            Patch::Rup(_) => PatchFormat::Rup,
+            Patch::Aps(_) => PatchFormat::Aps,
+            Patch::Gdiff(_) => PatchFormat::Gdiff,
+            Patch::Text(format, _) => *format,
+        }
+    }
+
+    pub fn summary(&self) -> PatchSummary {
+        match self {
+            Patch::Ips(p) => p.summary(),
+            Patch::Ebp(p) => p.summary(),
+            Patch::Ups(p) => p.summary(),
+            Patch::Bps(p) => p.summary(),
+            Patch::Ppf(p) => p.summary(),
+            Patch::Rup(p) => p.summary(),
+            Patch::Aps(p) => p.summary(),
+            Patch::Gdiff(p) => p.summary(),
+            Patch::Text(_, p) => p.summary(),
+        }
+    }
+
+    /// The exact length `apply` returns for a source of `source_len` bytes
+    /// (RUP: the forward direction of its only entry).
+    pub fn output_size(&self, source_len: u64) -> u64 {
+        match self {
+            Patch::Ips(p) => p.output_size(source_len),
+            Patch::Ebp(p) => p.output_size(source_len),
+            Patch::Ups(p) => p.output_size(source_len),
+            Patch::Bps(p) => p.output_size(source_len),
+            Patch::Ppf(p) => p.output_size(source_len),
+            Patch::Rup(p) => p.summary().target_size.unwrap_or(source_len),
+            Patch::Aps(p) => p.output_size(source_len),
+            Patch::Gdiff(p) => p.output_size(source_len),
+            Patch::Text(_, p) => p.output_size(source_len),
+        }
+    }
+
+    /// Whether applying checks that the input is the patch's source, so the
+    /// patch can be tried against several layouts of a ROM and pairs only
+    /// where it fits.
+    pub fn verifies_source(&self) -> bool {
+        match self {
+            Patch::Ips(_) | Patch::Gdiff(_) => false,
+            Patch::Ppf(p) => p.block_check.is_some() || p.source_size.is_some(),
+            _ => true,
+        }
+    }
+
+    pub fn apply(&self, source: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
+        match self {
+            Patch::Ips(p) => p.apply(source, opts),
+            Patch::Ebp(p) => p.apply(source, opts),
+            Patch::Ups(p) => p.apply(source, opts),
+            Patch::Bps(p) => p.apply(source, opts),
+            Patch::Ppf(p) => p.apply(source, opts),
+            Patch::Rup(p) => p.apply(source, opts),
+            Patch::Aps(p) => p.apply(source, opts),
+            Patch::Gdiff(p) => p.apply(source, opts),
+            Patch::Text(_, p) => p.apply(source, opts),
+        }
+    }
+
+    /// What `ninja-fs info` shows of a patch, as (label, value) rows.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut rows = vec![("format".to_string(), self.format().name().to_string())];
+        let summary = self.summary();
+        let mut push = |label: &str, value: String| rows.push((label.to_string(), value));
+        match self {
+            Patch::Rup(p) => {
+                let info = &p.info;
+                for (label, value) in [
+                    ("title", &info.title),
+                    ("author", &info.author),
+                    ("version", &info.version),
+                    ("genre", &info.genre),
+                    ("language", &info.language),
+                    ("date", &info.date),
+                    ("website", &info.website),
+                    ("description", &info.description),
+                ] {
+                    if !value.is_empty() {
+                        push(label, value.replace("\\n", "\n    "));
+                    }
+                }
+                push("entries", p.entries.len().to_string());
+                for (i, entry) in p.entries.iter().enumerate() {
+                    let system = crate::system::SystemType::from_code(entry.system_type)
+                        .map(|s| s.word().to_string())
+                        .unwrap_or_else(|| format!("unknown type {}", entry.system_type));
+                    push(
+                        &format!("entry {}", i + 1),
+                        format!(
+                            "{} ({system}): {} -> {} bytes, {} XOR records",
+                            entry.name.as_deref().unwrap_or("(single file)"),
+                            entry.source_size,
+                            entry.target_size,
+                            entry.records.len()
+                        ),
+                    );
+                    push("  source md5", crate::digest::hex(&entry.source_md5));
+                    push("  target md5", crate::digest::hex(&entry.target_md5));
+                }
+                return rows;
+            }
+            Patch::Bps(p) => {
+                push("actions", p.actions.len().to_string());
+                if let Some(text) = p.metadata_text().filter(|t| !t.is_empty()) {
+                    push("metadata", text.to_string());
+                }
+            }
+            Patch::Ups(p) => push("hunks", p.hunks.len().to_string()),
+            Patch::Ips(p) => {
+                push("records", p.records.len().to_string());
+                if let Some(len) = p.truncate_to {
+                    push("truncates to", len.to_string());
+                }
+            }
+            Patch::Ebp(p) => {
+                push("records", p.records.len().to_string());
+                if let Some(meta) = &p.metadata {
+                    push("metadata", meta.to_string());
+                }
+            }
+            Patch::Ppf(p) => {
+                push("version", format!("{:?}", p.version));
+                push("description", p.description_text());
+                push("records", p.records.len().to_string());
+                push("undo data", p.has_undo.to_string());
+                push("block check", p.block_check.is_some().to_string());
+            }
+            Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
+        }
+        if let Some(size) = summary.source_size {
+            push("source size", size.to_string());
+        }
+        if let Some(size) = summary.target_size {
+            push("target size", size.to_string());
+        }
+        if let Some(sum) = summary.source_checksum {
+            push("source checksum", sum.to_string());
+        }
+        if let Some(sum) = summary.target_checksum {
+            push("target checksum", sum.to_string());
+        }
+        rows
+    }
+}
+
+/// Makes a patch from `source` to `target` in `format` (RUP has its own
+/// entry point, [`rup::create`], since it needs system types and metadata).
+pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
+    match format {
+        PatchFormat::Ips => ips::create(source, target),
+        PatchFormat::Ups => ups::create(source, target),
+        PatchFormat::Bps => bps::create(source, target),
+        PatchFormat::Ppf => ppf::create(source, target),
+        PatchFormat::Aps => aps::create(source, target),
+        PatchFormat::Gdiff => gdiff::create(source, target),
+        PatchFormat::Pat => pat::create(source, target),
+        PatchFormat::Ffp => ffp::create(source, target),
+        PatchFormat::Fc => fc::create(source, target),
+        PatchFormat::Rup => rup::create(
+            &[rup::CreateEntry {
+                name: None,
+                system_type: 0,
+                source,
+                target,
+            }],
+            &rup::RupInfo::default(),
+        ),
+        PatchFormat::Ebp => Err(PatchError::Unsupported {
+            format: ebp::NAME,
+            detail: "making EBP patches is not supported; make an IPS patch instead".into(),
+        }),
+    }
+}
