@@ -8,3 +8,4 @@ pub mod files;
 pub mod patch;
 pub mod report;
 pub mod system;
+pub mod vfs;

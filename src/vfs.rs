@@ -1,0 +1,85 @@
+//! The contract between the filesystem's core (library scan, virtual tree,
+//! cache: plain Rust) and the thin FUSE adapter in `fs.rs`. The adapter
+//! knows nothing of ROMs; the core knows nothing of FUSE.
+
+use std::ffi::OsString;
+use std::time::SystemTime;
+
+/// Inode number of the mount's root folder.
+pub const ROOT_INO: u64 = 1;
+
+/// Errors the core reports; the adapter maps each to an errno.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum FsError {
+    /// ENOENT
+    #[error("no such file or folder")]
+    NotFound,
+    /// ENOTDIR
+    #[error("not a folder")]
+    NotADirectory,
+    /// EISDIR
+    #[error("is a folder")]
+    IsADirectory,
+    /// EROFS: the mount never writes.
+    #[error("the mount is read-only")]
+    ReadOnly,
+    /// EBADF: a handle that was never opened or is already released.
+    #[error("bad file handle")]
+    BadHandle,
+    /// EIO, with the reason (also logged and shown in `info/`).
+    #[error("{0}")]
+    Io(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Directory,
+    File,
+}
+
+/// What `stat` shows of a node. `size` is exact: a full read returns that
+/// many bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attributes {
+    pub ino: u64,
+    pub kind: NodeKind,
+    pub size: u64,
+    pub mtime: SystemTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub attributes: Attributes,
+}
+
+/// An open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub handle: u64,
+    /// True when the file's source has not changed since the kernel last
+    /// cached it: the adapter replies with FOPEN_KEEP_CACHE. False makes the
+    /// kernel drop its cached pages of the file.
+    pub keep_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The read-only filesystem as the adapter sees it. Every method may be
+/// called from several threads at once.
+pub trait VirtualFs: Send + Sync + 'static {
+    fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<Attributes, FsError>;
+    fn getattr(&self, ino: u64) -> Result<Attributes, FsError>;
+    /// Every entry of a folder (without `.` and `..`), with attributes for
+    /// readdirplus.
+    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError>;
+    fn open(&self, ino: u64) -> Result<Opened, FsError>;
+    /// Up to `size` bytes at `offset`; fewer only at the end of the file.
+    fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError>;
+    fn release(&self, handle: u64);
+    fn statfs(&self) -> FsStats;
+}
