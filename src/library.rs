@@ -1,0 +1,698 @@
+//! The backing folder as the filesystem sees it: which files are ROMs and
+//! which are patches, what each ROM is (from its headers alone), and which
+//! patches pair with which ROM (by name, by folder, by checksum).
+//!
+//! Everything is keyed on file identity (device, inode, size, modification
+//! time), so a changed file is read again and an unchanged one never is.
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::apply::ImageLayout;
+use crate::digest;
+use crate::patch::any::{Patch, PatchFormat};
+use crate::patch::{Checksum, Limits};
+use crate::system::{self, HeaderKind, Layout, SystemType};
+
+/// What makes a file the same file: if any of these change, it is read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileId {
+    pub fn of(meta: &Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    pub fn mtime(&self) -> SystemTime {
+        let secs = self.mtime_ns.div_euclid(1_000_000_000);
+        let nanos = self.mtime_ns.rem_euclid(1_000_000_000);
+        match u64::try_from(secs) {
+            Ok(secs) => SystemTime::UNIX_EPOCH + Duration::new(secs, nanos as u32),
+            Err(_) => SystemTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// A ROM in the backing folder.
+#[derive(Debug)]
+pub struct Rom {
+    /// Path relative to the backing root, with `/`.
+    pub rel_path: String,
+    pub file_name: String,
+    pub stem: String,
+    pub id: FileId,
+    pub layout: Layout,
+    pub normalized_ext: String,
+    pub deinterleaved_ext: String,
+}
+
+impl Rom {
+    pub fn normalized_len(&self) -> u64 {
+        self.layout.normalized_len() as u64
+    }
+
+    pub fn deinterleaved_len(&self) -> u64 {
+        self.layout.restored_len(self.layout.normalized_len()) as u64
+    }
+}
+
+/// One way a patch can pair by checksum: a source (or, for NINJA2, a
+/// target) the patch was made from, by size and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairKey {
+    pub size: u64,
+    pub checksum: Checksum,
+    /// NINJA2: the entry's system type; the ROM is normalized as that.
+    pub rup_system: Option<SystemType>,
+    /// NINJA2: a match of the target digest un-patches.
+    pub reverses: bool,
+}
+
+/// A patch in the backing folder.
+#[derive(Debug)]
+pub struct PatchFile {
+    pub rel_path: String,
+    pub file_name: String,
+    /// The name without its extension (`Game` for `Game.ips1`).
+    pub stem: String,
+    /// The extension, lower case (`ips1`).
+    pub ext: String,
+    pub id: FileId,
+    pub format: PatchFormat,
+    pub pair_keys: Vec<PairKey>,
+    /// Whether applying checks the input (see `Patch::verifies_source`).
+    pub verifies_source: bool,
+    pub source_size: Option<u64>,
+    pub target_size: Option<u64>,
+    /// Why the patch cannot be read, if it cannot.
+    pub error: Option<String>,
+}
+
+/// A patched variant of a ROM: the patches applied in order.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// What goes between the brackets of the file name.
+    pub label: String,
+    pub patches: Vec<Arc<PatchFile>>,
+    /// Where a checksum said the first patch applies, if known.
+    pub layout: Option<ImageLayout>,
+    pub reversed: bool,
+    /// Why it pairs, for the info report.
+    pub reason: String,
+}
+
+/// The digests of a ROM's three layouts, computed once per file identity.
+#[derive(Debug, Clone)]
+pub struct RomHashes {
+    pub layouts: Vec<(ImageLayout, u64, u32, [u8; 16])>,
+}
+
+/// A folder of the backing tree, as last scanned.
+#[derive(Debug, Default)]
+pub struct DirContents {
+    pub subdirs: Vec<String>,
+    pub roms: Vec<Arc<Rom>>,
+    pub patches: Vec<Arc<PatchFile>>,
+}
+
+struct DirEntryCache {
+    mtime_ns: i128,
+    contents: Arc<DirContents>,
+}
+
+enum Classified {
+    Rom(Arc<Rom>),
+    Patch(Arc<PatchFile>),
+    Other,
+}
+
+pub struct Library {
+    root: PathBuf,
+    limits: Limits,
+    dirs: Mutex<HashMap<String, DirEntryCache>>,
+    files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
+    hashes: Mutex<HashMap<FileId, Arc<RomHashes>>>,
+    index: Mutex<Option<(Instant, Arc<Vec<Arc<PatchFile>>>)>>,
+}
+
+struct ClassifiedEntry(Classified);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How often the whole tree is walked again for checksum pairing.
+const INDEX_REFRESH: Duration = Duration::from_secs(1);
+
+/// Where detection looks: every header NINJA's rules read lies in the first
+/// 64 KiB (plus a copier header) or at the ExHiROM header.
+const DETECTION_REGIONS: [(u64, u64); 2] = [(0, 0x1_0200), (0x40_0000, 0x41_0200)];
+
+/// Extensions that say a file is a ROM of unknown system.
+const RAW_ROM_EXTENSIONS: [&str; 2] = ["bin", "rom"];
+
+pub fn split_name(file_name: &str) -> (&str, &str) {
+    match file_name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, ext),
+        _ => (file_name, ""),
+    }
+}
+
+fn join(rel_dir: &str, name: &str) -> String {
+    if rel_dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel_dir}/{name}")
+    }
+}
+
+impl Library {
+    pub fn new(root: &Path, limits: Limits) -> Library {
+        Library {
+            root: root.to_path_buf(),
+            limits,
+            dirs: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            hashes: Mutex::new(HashMap::new()),
+            index: Mutex::new(None),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn path_of(&self, rel_path: &str) -> PathBuf {
+        if rel_path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel_path)
+        }
+    }
+
+    /// The folder `rel_dir` (relative, `/`-separated; empty for the root),
+    /// scanned again if it changed. `None` if it is not a folder.
+    pub fn dir(&self, rel_dir: &str) -> Option<Arc<DirContents>> {
+        let path = self.path_of(rel_dir);
+        let meta = std::fs::metadata(&path).ok().filter(Metadata::is_dir)?;
+        let mtime_ns = FileId::of(&meta).mtime_ns;
+        if let Some(cached) = lock(&self.dirs).get(rel_dir)
+            && cached.mtime_ns == mtime_ns
+        {
+            return Some(cached.contents.clone());
+        }
+        let contents = Arc::new(self.scan_dir(rel_dir, &path));
+        lock(&self.dirs).insert(
+            rel_dir.to_string(),
+            DirEntryCache {
+                mtime_ns,
+                contents: contents.clone(),
+            },
+        );
+        Some(contents)
+    }
+
+    /// Forgets the scan of the folder holding `rel_path`, so the next look
+    /// reads it again (a file rewritten in place leaves the folder's mtime).
+    pub fn forget_dir_of(&self, rel_path: &str) {
+        let rel_dir = rel_path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        lock(&self.dirs).remove(rel_dir);
+    }
+
+    /// Forgets the scan of `rel_dir` if any of its files changed.
+    pub fn forget_dir_if_files_changed(&self, rel_dir: &str) {
+        let cached = lock(&self.dirs).get(rel_dir).map(|c| c.contents.clone());
+        if let Some(contents) = cached
+            && !self.files_unchanged(&contents, rel_dir)
+        {
+            lock(&self.dirs).remove(rel_dir);
+        }
+    }
+
+    /// Whether every file of a scanned folder is still the same file (a
+    /// rewrite in place does not change the folder's mtime).
+    fn files_unchanged(&self, contents: &DirContents, rel_dir: &str) -> bool {
+        let same = |name: &str, id: &FileId| {
+            std::fs::metadata(self.path_of(&join(rel_dir, name)))
+                .is_ok_and(|meta| FileId::of(&meta) == *id)
+        };
+        contents.roms.iter().all(|r| same(&r.file_name, &r.id))
+            && contents.patches.iter().all(|p| same(&p.file_name, &p.id))
+    }
+
+    fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {
+        let mut contents = DirContents::default();
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return contents;
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                log::warn!("{}: skipped: its name is not UTF-8", entry.path().display());
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                contents.subdirs.push(name);
+            } else if meta.is_file() {
+                match &self.classify(rel_dir, &name, &meta).0 {
+                    Classified::Rom(rom) => contents.roms.push(rom.clone()),
+                    Classified::Patch(patch) => contents.patches.push(patch.clone()),
+                    Classified::Other => {}
+                }
+            }
+        }
+        contents.subdirs.sort();
+        contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        contents.patches.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        contents
+    }
+
+    fn classify(&self, rel_dir: &str, name: &str, meta: &Metadata) -> Arc<ClassifiedEntry> {
+        let rel_path = join(rel_dir, name);
+        let path = self.path_of(&rel_path);
+        let id = FileId::of(meta);
+        if let Some((known, entry)) = lock(&self.files).get(&path)
+            && *known == id
+        {
+            return entry.clone();
+        }
+        let classified = Arc::new(ClassifiedEntry(
+            self.read_classification(&rel_path, name, &path, id)
+                .unwrap_or_else(|error| {
+                    log::warn!("{}: skipped: {error}", path.display());
+                    Classified::Other
+                }),
+        ));
+        lock(&self.files).insert(path, (id, classified.clone()));
+        classified
+    }
+
+    fn read_classification(
+        &self,
+        rel_path: &str,
+        name: &str,
+        path: &Path,
+        id: FileId,
+    ) -> io::Result<Classified> {
+        let (stem, ext) = split_name(name);
+        if PatchFormat::from_extension(name).is_some() {
+            return Ok(self.read_patch(rel_path, name, path, id));
+        }
+        if id.size > self.limits.max_image_size {
+            return Ok(Classified::Other);
+        }
+        let head = read_for_detection(path, id.size)?;
+        let by_name = system::system_for_extension(name).is_some()
+            || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
+        if !by_name && system::sniff(&head) == SystemType::Raw {
+            return Ok(Classified::Other);
+        }
+        let layout = system::detect(Some(name), &head);
+        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, &head);
+        Ok(Classified::Rom(Arc::new(Rom {
+            rel_path: rel_path.to_string(),
+            file_name: name.to_string(),
+            stem: stem.to_string(),
+            id,
+            layout,
+            normalized_ext,
+            deinterleaved_ext,
+        })))
+    }
+
+    fn read_patch(&self, rel_path: &str, name: &str, path: &Path, id: FileId) -> Classified {
+        let (stem, ext) = split_name(name);
+        let mut patch = PatchFile {
+            rel_path: rel_path.to_string(),
+            file_name: name.to_string(),
+            stem: stem.to_string(),
+            ext: ext.to_ascii_lowercase(),
+            id,
+            format: PatchFormat::from_extension(name).unwrap_or(PatchFormat::Ips),
+            pair_keys: Vec::new(),
+            verifies_source: false,
+            source_size: None,
+            target_size: None,
+            error: None,
+        };
+        match std::fs::read(path) {
+            Err(error) => patch.error = Some(error.to_string()),
+            Ok(bytes) => match PatchFormat::detect(Some(name), &bytes) {
+                None => patch.error = Some("not a patch this tool can read".into()),
+                Some(format) => {
+                    patch.format = format;
+                    match Patch::parse(format, &bytes, &self.limits) {
+                        Ok(parsed) => {
+                            let summary = parsed.summary();
+                            patch.pair_keys = pair_keys(&parsed);
+                            patch.verifies_source = parsed.verifies_source();
+                            patch.source_size = summary.source_size;
+                            patch.target_size = summary.target_size;
+                        }
+                        Err(error) => patch.error = Some(error.to_string()),
+                    }
+                }
+            },
+        }
+        Classified::Patch(Arc::new(patch))
+    }
+
+    /// Every patch under the root that can pair by checksum, refreshed at
+    /// most once a second.
+    pub fn checksum_patches(&self) -> Arc<Vec<Arc<PatchFile>>> {
+        if let Some((at, index)) = lock(&self.index).as_ref()
+            && at.elapsed() < INDEX_REFRESH
+        {
+            return index.clone();
+        }
+        let mut found = Vec::new();
+        let mut pending = vec![String::new()];
+        while let Some(rel_dir) = pending.pop() {
+            let Some(contents) = self.dir(&rel_dir) else {
+                continue;
+            };
+            found.extend(
+                contents
+                    .patches
+                    .iter()
+                    .filter(|p| !p.pair_keys.is_empty())
+                    .cloned(),
+            );
+            pending.extend(contents.subdirs.iter().map(|d| join(&rel_dir, d)));
+        }
+        let index = Arc::new(found);
+        *lock(&self.index) = Some((Instant::now(), index.clone()));
+        index
+    }
+
+    /// The digests of a ROM's layouts (read once per file identity).
+    pub fn hashes(&self, rom: &Rom) -> io::Result<Arc<RomHashes>> {
+        if let Some(hashes) = lock(&self.hashes).get(&rom.id) {
+            return Ok(hashes.clone());
+        }
+        let raw = self.read_rom(rom)?;
+        let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
+        let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
+        let digest_of = |layout, bytes: &[u8]| {
+            (
+                layout,
+                bytes.len() as u64,
+                crc32fast::hash(bytes),
+                digest::md5(bytes),
+            )
+        };
+        let hashes = Arc::new(RomHashes {
+            layouts: vec![
+                digest_of(ImageLayout::Raw, &raw),
+                digest_of(ImageLayout::Normalized, &normalized),
+                digest_of(ImageLayout::Deinterleaved, &deinterleaved),
+            ],
+        });
+        lock(&self.hashes).insert(rom.id, hashes.clone());
+        Ok(hashes)
+    }
+
+    /// The ROM's bytes, checked to be the file that was analyzed.
+    pub fn read_rom(&self, rom: &Rom) -> io::Result<Vec<u8>> {
+        let path = self.path_of(&rom.rel_path);
+        let bytes = std::fs::read(&path)?;
+        let meta = std::fs::metadata(&path)?;
+        if FileId::of(&meta) != rom.id || bytes.len() as u64 != rom.id.size {
+            return Err(io::Error::other(format!(
+                "{} changed while it was being read",
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The patched variants of `rom`, which lives in folder `rel_dir`
+    /// (whose contents are `dir`): sidecar patches with the ROM's stem (and
+    /// RetroArch's numbered stack), patches in a folder named after the ROM,
+    /// and patches anywhere whose checksum matches one of its layouts.
+    pub fn variants(&self, rom: &Rom, rel_dir: &str, dir: &DirContents) -> Vec<Variant> {
+        let mut variants = Vec::new();
+        let by_name = |patch: &Arc<PatchFile>, reason: &str| Variant {
+            label: patch.stem.clone(),
+            patches: vec![patch.clone()],
+            layout: None,
+            reversed: false,
+            reason: reason.to_string(),
+        };
+        let sidecars: Vec<&Arc<PatchFile>> =
+            dir.patches.iter().filter(|p| p.stem == rom.stem).collect();
+        let mut stacks: HashMap<String, Vec<(u32, Arc<PatchFile>)>> = HashMap::new();
+        for patch in &sidecars {
+            let base = patch.ext.trim_end_matches(|c: char| c.is_ascii_digit());
+            let step: u32 = patch.ext[base.len()..].parse().unwrap_or(0);
+            if step == 0 {
+                variants.push(by_name(patch, "beside the ROM with its name"));
+            }
+            stacks
+                .entry(base.to_string())
+                .or_default()
+                .push((step, (*patch).clone()));
+        }
+        let mut stack_list: Vec<_> = stacks.into_iter().collect();
+        stack_list.sort_by(|a, b| a.0.cmp(&b.0));
+        for (base, mut steps) in stack_list {
+            if steps.len() < 2 && steps.first().is_some_and(|(n, _)| *n == 0) {
+                continue;
+            }
+            steps.sort_by_key(|(n, _)| *n);
+            let mut label = rom.stem.clone();
+            for (n, _) in steps.iter().filter(|(n, _)| *n > 0) {
+                label.push_str(&format!("+{base}{n}"));
+            }
+            variants.push(Variant {
+                label,
+                patches: steps.into_iter().map(|(_, p)| p).collect(),
+                layout: None,
+                reversed: false,
+                reason: "RetroArch's numbered stack, in order".into(),
+            });
+        }
+        if dir.subdirs.iter().any(|d| *d == rom.stem)
+            && let Some(folder) = self.dir(&join(rel_dir, &rom.stem))
+        {
+            for patch in &folder.patches {
+                variants.push(by_name(patch, "in a folder named after the ROM"));
+            }
+        }
+        self.checksum_variants(rom, &mut variants);
+        resolve_label_collisions(&mut variants);
+        variants
+    }
+
+    fn checksum_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) {
+        let index = self.checksum_patches();
+        let sizes = [
+            rom.id.size,
+            rom.normalized_len(),
+            rom.deinterleaved_len(),
+        ];
+        let candidates: Vec<&Arc<PatchFile>> = index
+            .iter()
+            .filter(|p| !variants.iter().any(|v| v.patches.iter().any(|q| q.rel_path == p.rel_path)))
+            .filter(|p| p.pair_keys.iter().any(|k| sizes.contains(&k.size)))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let hashes = match self.hashes(rom) {
+            Ok(hashes) => hashes,
+            Err(error) => {
+                log::warn!("{}: cannot hash: {error}", rom.rel_path);
+                return;
+            }
+        };
+        for patch in candidates {
+            for key in &patch.pair_keys {
+                let found = hashes.layouts.iter().find(|(layout, size, crc, md5)| {
+                    *size == key.size
+                        && match (key.checksum, key.rup_system) {
+                            (Checksum::Crc32(want), _) => *crc == want,
+                            // NINJA2 normalizes as the entry's type: raw
+                            // (type 0) is the file, the ROM's own type its
+                            // normalized image.
+                            (Checksum::Md5(want), Some(SystemType::Raw)) => {
+                                *layout == ImageLayout::Raw && *md5 == want
+                            }
+                            (Checksum::Md5(want), Some(system)) => {
+                                system == rom.layout.system
+                                    && *layout == ImageLayout::Normalized
+                                    && *md5 == want
+                            }
+                            _ => false,
+                        }
+                });
+                if let Some((layout, ..)) = found {
+                    variants.push(Variant {
+                        label: if key.reverses {
+                            format!("{} reverted", patch.stem)
+                        } else {
+                            patch.stem.clone()
+                        },
+                        patches: vec![patch.clone()],
+                        layout: Some(*layout),
+                        reversed: key.reverses,
+                        reason: format!(
+                            "its {} {} matches the {layout} image",
+                            if key.reverses { "target" } else { "source" },
+                            key.checksum
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Two variants with one label: the later ones are told apart by their
+/// patch's file name, which is unique in its folder.
+fn resolve_label_collisions(variants: &mut [Variant]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for variant in variants.iter_mut() {
+        let count = seen.entry(variant.label.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1
+            && let Some(first) = variant.patches.first()
+        {
+            variant.label = match variant.reversed {
+                true => format!("{} reverted", first.rel_path),
+                false => first.rel_path.clone(),
+            }
+            .replace('/', "_");
+        }
+    }
+}
+
+/// The checksums by which a patch pairs with ROMs anywhere in the tree.
+fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
+    match patch {
+        Patch::Bps(_) | Patch::Ups(_) => {
+            let summary = patch.summary();
+            match (summary.source_size, summary.source_checksum) {
+                (Some(size), Some(checksum @ Checksum::Crc32(_))) => vec![PairKey {
+                    size,
+                    checksum,
+                    rup_system: None,
+                    reverses: false,
+                }],
+                _ => Vec::new(),
+            }
+        }
+        Patch::Rup(rup) => rup
+            .entries
+            .iter()
+            .filter(|e| e.name.is_none() || rup.entries.len() == 1)
+            .flat_map(|e| {
+                let system = SystemType::from_code(e.system_type);
+                [
+                    PairKey {
+                        size: e.source_size,
+                        checksum: Checksum::Md5(e.source_md5),
+                        rup_system: system,
+                        reverses: false,
+                    },
+                    PairKey {
+                        size: e.target_size,
+                        checksum: Checksum::Md5(e.target_md5),
+                        rup_system: system,
+                        reverses: true,
+                    },
+                ]
+            })
+            .filter(|k| k.rup_system.is_some())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A buffer as long as the file with only the detection regions read in:
+/// the rest stays zero pages the allocator never touches, so detection
+/// costs a few kilobytes of I/O whatever the file's size. UNIF files, whose
+/// chunk headers are spread through the file, are read whole.
+pub fn read_for_detection(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let len = usize::try_from(size).map_err(io::Error::other)?;
+    let mut buffer = vec![0u8; len];
+    let read_region = |buffer: &mut [u8], start: u64, end: u64| -> io::Result<()> {
+        let end = end.min(size);
+        if start >= end {
+            return Ok(());
+        }
+        file.read_exact_at(&mut buffer[start as usize..end as usize], start)
+    };
+    for (start, end) in DETECTION_REGIONS {
+        read_region(&mut buffer, start, end)?;
+    }
+    if buffer.starts_with(b"UNIF") {
+        read_region(&mut buffer, 0, size)?;
+    }
+    Ok(buffer)
+}
+
+/// The extensions of a ROM's normalized and deinterleaved images.
+fn view_extensions(raw_ext: &str, layout: &Layout, head: &[u8]) -> (String, String) {
+    let raw_ext = raw_ext.to_ascii_lowercase();
+    let same = |ext: &str| (ext.to_string(), ext.to_string());
+    match layout.system {
+        SystemType::Raw => same(&raw_ext),
+        SystemType::Fds => same("fds"),
+        SystemType::Nes => (
+            "nes".into(),
+            match layout.header {
+                Some(HeaderKind::Unif) => "unf".into(),
+                _ => "nes".into(),
+            },
+        ),
+        SystemType::Snes => same("sfc"),
+        SystemType::N64 => same("z64"),
+        SystemType::Gb => {
+            let cgb = head
+                .get(layout.data_offset + 0x143)
+                .is_some_and(|flag| flag & 0x80 != 0);
+            same(if raw_ext == "gbc" || cgb { "gbc" } else { "gb" })
+        }
+        SystemType::Sms => {
+            let gg = raw_ext == "gg";
+            same(if gg { "gg" } else { "sms" })
+        }
+        SystemType::Mega => same("md"),
+        SystemType::Pce => same("pce"),
+        SystemType::Lynx => (
+            "lyx".into(),
+            if layout.header == Some(HeaderKind::Lnx) {
+                "lnx".into()
+            } else {
+                "lyx".into()
+            },
+        ),
+    }
+}

@@ -1,0 +1,612 @@
+//! The virtual tree: four views of the backing folder (`normalized/`,
+//! `deinterleaved/`, `patched/`, `info/`), their names and exact sizes, and
+//! the images behind them, built on first read through the cache.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use crate::apply::{self, ImageLayout};
+use crate::cache::ImageCache;
+use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant};
+use crate::patch::any::Patch;
+use crate::patch::{ApplyOptions, Limits};
+use crate::report::RomReport;
+use crate::system::{self, HeaderKind};
+use crate::vfs::{Attributes, DirEntry, FsError, FsStats, NodeKind, Opened, ROOT_INO, VirtualFs};
+
+/// The four views at the mount's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Normalized,
+    Deinterleaved,
+    Patched,
+    Info,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Normalized, View::Deinterleaved, View::Patched, View::Info];
+
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            View::Normalized => "normalized",
+            View::Deinterleaved => "deinterleaved",
+            View::Patched => "patched",
+            View::Info => "info",
+        }
+    }
+}
+
+/// What a virtual file is made from.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub view: View,
+    pub rom: Arc<Rom>,
+    pub variant: Option<Variant>,
+}
+
+impl Target {
+    /// The cache key: everything the image's bytes depend on.
+    fn key(&self) -> ImageKey {
+        ImageKey {
+            view: self.view,
+            rom_path: self.rom.rel_path.clone(),
+            rom: self.rom.id,
+            patches: self
+                .variant
+                .iter()
+                .flat_map(|v| v.patches.iter().map(|p| (p.rel_path.clone(), p.id)))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageKey {
+    view: View,
+    rom_path: String,
+    rom: FileId,
+    patches: Vec<(String, FileId)>,
+}
+
+enum Node {
+    Root,
+    Dir { view: View, rel_dir: String },
+    File(Target),
+}
+
+type Names = Arc<Vec<(String, Target)>>;
+
+#[derive(Default)]
+struct Inodes {
+    by_path: HashMap<String, u64>,
+    paths: Vec<String>,
+}
+
+/// The filesystem's core: plain Rust over the backing folder, driven by the
+/// FUSE adapter through [`VirtualFs`].
+pub struct NinjaFs {
+    library: Library,
+    cache: ImageCache<ImageKey>,
+    inodes: Mutex<Inodes>,
+    names: Mutex<HashMap<(View, String), (usize, usize, Names)>>,
+    sizes: Mutex<HashMap<ImageKey, u64>>,
+    handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    next_handle: AtomicU64,
+    last_opened: Mutex<HashMap<u64, ImageKey>>,
+    failures: Mutex<HashMap<(String, String), String>>,
+    mounted_at: SystemTime,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+impl NinjaFs {
+    /// A filesystem over `backing` with an image cache of `cache_bytes`.
+    pub fn new(backing: &Path, cache_bytes: u64, limits: Limits) -> Result<NinjaFs, String> {
+        let meta = std::fs::metadata(backing)
+            .map_err(|e| format!("backing folder {}: {e}", backing.display()))?;
+        if !meta.is_dir() {
+            return Err(format!(
+                "backing folder {}: is not a folder",
+                backing.display()
+            ));
+        }
+        let mut inodes = Inodes::default();
+        // Inode 1 is the root; index 0 is unused.
+        inodes.paths = vec![String::new(), String::new()];
+        inodes.by_path.insert(String::new(), ROOT_INO);
+        Ok(NinjaFs {
+            library: Library::new(backing, limits),
+            cache: ImageCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
+            inodes: Mutex::new(inodes),
+            names: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            last_opened: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            mounted_at: SystemTime::now(),
+        })
+    }
+
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+
+    pub fn cache(&self) -> &ImageCache<ImageKey> {
+        &self.cache
+    }
+
+    fn ino_of(&self, path: &str) -> u64 {
+        let mut inodes = lock(&self.inodes);
+        if let Some(&ino) = inodes.by_path.get(path) {
+            return ino;
+        }
+        let ino = inodes.paths.len() as u64;
+        inodes.paths.push(path.to_string());
+        inodes.by_path.insert(path.to_string(), ino);
+        ino
+    }
+
+    fn path_of(&self, ino: u64) -> Result<String, FsError> {
+        let inodes = lock(&self.inodes);
+        match usize::try_from(ino).ok().and_then(|i| inodes.paths.get(i)) {
+            Some(path) if ino >= ROOT_INO => Ok(path.clone()),
+            _ => Err(FsError::NotFound),
+        }
+    }
+
+    /// The virtual names of folder `rel_dir` in `view`, each with what it is
+    /// made from. Two ROMs that would get one name both stay visible: the
+    /// later (by backing file name) gets a stable tag from its own path.
+    pub fn names(&self, view: View, rel_dir: &str) -> Option<Names> {
+        let dir = self.library.dir(rel_dir)?;
+        let index_id = if view == View::Patched {
+            Arc::as_ptr(&self.library.checksum_patches()) as usize
+        } else {
+            0
+        };
+        let dir_id = Arc::as_ptr(&dir) as usize;
+        if let Some((d, i, names)) = lock(&self.names).get(&(view, rel_dir.to_string()))
+            && *d == dir_id
+            && *i == index_id
+        {
+            return Some(names.clone());
+        }
+        let names = Arc::new(self.compute_names(view, rel_dir, &dir));
+        lock(&self.names).insert((view, rel_dir.to_string()), (dir_id, index_id, names.clone()));
+        Some(names)
+    }
+
+    fn compute_names(&self, view: View, rel_dir: &str, dir: &DirContents) -> Vec<(String, Target)> {
+        let mut taken: std::collections::HashSet<String> = dir.subdirs.iter().cloned().collect();
+        let mut out = Vec::new();
+        let mut add = |name: String, target: Target, taken: &mut std::collections::HashSet<String>| {
+            let name = if taken.contains(&name) {
+                let tag = crc32fast::hash(
+                    format!(
+                        "{}\0{}",
+                        target.rom.rel_path,
+                        target.variant.as_ref().map_or("", |v| v.label.as_str())
+                    )
+                    .as_bytes(),
+                );
+                match name.rsplit_once('.') {
+                    Some((stem, ext)) => format!("{stem} ~{tag:08x}.{ext}"),
+                    None => format!("{name} ~{tag:08x}"),
+                }
+            } else {
+                name
+            };
+            taken.insert(name.clone());
+            out.push((name, target));
+        };
+        for rom in &dir.roms {
+            let target = |variant| Target {
+                view,
+                rom: rom.clone(),
+                variant,
+            };
+            match view {
+                View::Normalized => add(
+                    format!("{}.{}", rom.stem, rom.normalized_ext),
+                    target(None),
+                    &mut taken,
+                ),
+                View::Deinterleaved => add(
+                    format!("{}.{}", rom.stem, rom.deinterleaved_ext),
+                    target(None),
+                    &mut taken,
+                ),
+                View::Info => add(format!("{}.txt", rom.file_name), target(None), &mut taken),
+                View::Patched => {
+                    for variant in self.library.variants(rom, rel_dir, dir) {
+                        let name =
+                            format!("{} [{}].{}", rom.stem, variant.label, rom.deinterleaved_ext);
+                        add(name, target(Some(variant)), &mut taken);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn resolve(&self, path: &str) -> Result<Node, FsError> {
+        if path.is_empty() {
+            return Ok(Node::Root);
+        }
+        let (view_name, rest) = path.split_once('/').unwrap_or((path, ""));
+        let view = View::ALL
+            .into_iter()
+            .find(|v| v.dir_name() == view_name)
+            .ok_or(FsError::NotFound)?;
+        if rest.is_empty() {
+            return Ok(Node::Dir {
+                view,
+                rel_dir: String::new(),
+            });
+        }
+        let (parent, name) = rest.rsplit_once('/').unwrap_or(("", rest));
+        let dir = self.library.dir(parent).ok_or(FsError::NotFound)?;
+        if dir.subdirs.iter().any(|d| d == name) {
+            return Ok(Node::Dir {
+                view,
+                rel_dir: rest.to_string(),
+            });
+        }
+        let names = self.names(view, parent).ok_or(FsError::NotFound)?;
+        names
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, target)| Node::File(target.clone()))
+            .ok_or(FsError::NotFound)
+    }
+
+    /// Resolves `path`; if the backing files behind it changed since they
+    /// were read, the folder is read again so the new files are served.
+    fn resolve_fresh(&self, path: &str) -> Result<Node, FsError> {
+        let node = self.resolve(path)?;
+        let Node::File(target) = &node else {
+            return Ok(node);
+        };
+        if self.sources_unchanged(target) {
+            return Ok(node);
+        }
+        self.library.forget_dir_of(&target.rom.rel_path);
+        for patch in target.variant.iter().flat_map(|v| &v.patches) {
+            self.library.forget_dir_of(&patch.rel_path);
+        }
+        self.resolve(path)
+    }
+
+    fn sources_unchanged(&self, target: &Target) -> bool {
+        let same = |rel: &str, id: &FileId| {
+            std::fs::metadata(self.library.path_of(rel)).is_ok_and(|m| FileId::of(&m) == *id)
+        };
+        same(&target.rom.rel_path, &target.rom.id)
+            && target
+                .variant
+                .iter()
+                .flat_map(|v| &v.patches)
+                .all(|p| same(&p.rel_path, &p.id))
+    }
+
+    fn attributes(&self, ino: u64, node: &Node) -> Result<Attributes, FsError> {
+        let dir_attributes = |rel: &str| {
+            let mtime = std::fs::metadata(self.library.path_of(rel))
+                .and_then(|m| m.modified())
+                .unwrap_or(self.mounted_at);
+            Attributes {
+                ino,
+                kind: NodeKind::Directory,
+                size: 0,
+                mtime,
+            }
+        };
+        match node {
+            Node::Root => Ok(dir_attributes("")),
+            Node::Dir { rel_dir, .. } => Ok(dir_attributes(rel_dir)),
+            Node::File(target) => Ok(Attributes {
+                ino,
+                kind: NodeKind::File,
+                size: self.size_of(target)?,
+                mtime: target
+                    .variant
+                    .iter()
+                    .flat_map(|v| &v.patches)
+                    .map(|p| p.id.mtime())
+                    .fold(target.rom.id.mtime(), SystemTime::max),
+            }),
+        }
+    }
+
+    /// The exact size of a virtual file: from headers and patch metadata
+    /// where they tell it, else by building the image (once; it is cached).
+    fn size_of(&self, target: &Target) -> Result<u64, FsError> {
+        let rom = &target.rom;
+        let predicted = match (&target.view, &target.variant) {
+            (View::Normalized, _) => Some(rom.normalized_len()),
+            (View::Deinterleaved, _) => Some(rom.deinterleaved_len()),
+            (View::Patched, Some(variant)) => self.predict_patched_size(rom, variant),
+            _ => None,
+        };
+        if let Some(size) = predicted {
+            return Ok(size);
+        }
+        let key = target.key();
+        if let Some(&size) = lock(&self.sizes).get(&key) {
+            return Ok(size);
+        }
+        // A patch that fails is still listed; its size is 0 until it works.
+        let size = match self.build(target) {
+            Ok(image) => image.len() as u64,
+            Err(_) => 0,
+        };
+        lock(&self.sizes).insert(key, size);
+        Ok(size)
+    }
+
+    fn build(&self, target: &Target) -> Result<Arc<Vec<u8>>, FsError> {
+        let key = target.key();
+        self.cache
+            .get_or_build(&key, || self.materialize(target))
+            .map_err(|reason| {
+                log::warn!("{}: {reason}", target.rom.rel_path);
+                if let Some(variant) = &target.variant {
+                    lock(&self.failures).insert(
+                        (target.rom.rel_path.clone(), variant.label.clone()),
+                        reason.clone(),
+                    );
+                }
+                FsError::Io(reason)
+            })
+    }
+
+    /// Builds the bytes of a virtual file from the backing files.
+    fn materialize(&self, target: &Target) -> Result<Vec<u8>, String> {
+        let rom = &target.rom;
+        let raw = self
+            .library
+            .read_rom(rom)
+            .map_err(|e| format!("cannot read {}: {e}", rom.rel_path))?;
+        let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
+        match (&target.view, &target.variant) {
+            (View::Normalized, _) => Ok(normalized.into_owned()),
+            (View::Deinterleaved, _) => system::restore(&normalized, &rom.layout)
+                .map(|image| image.into_owned())
+                .map_err(|e| e.to_string()),
+            (View::Info, _) => Ok(self.info_text(rom, &raw, &normalized).into_bytes()),
+            (View::Patched, Some(variant)) => self.apply_variant(rom, &raw, variant),
+            (View::Patched, None) => Err("no patch to apply".into()),
+        }
+    }
+
+    fn apply_variant(&self, rom: &Rom, raw: &[u8], variant: &Variant) -> Result<Vec<u8>, String> {
+        let limits = self.library.limits();
+        let mut files = Vec::new();
+        for patch in &variant.patches {
+            if let Some(error) = &patch.error {
+                return Err(format!("{}: {error}", patch.rel_path));
+            }
+            let path = self.library.path_of(&patch.rel_path);
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", patch.rel_path))?;
+            if bytes.len() as u64 != patch.id.size {
+                return Err(format!("{} changed while it was being read", patch.rel_path));
+            }
+            files.push((patch.rel_path.clone(), bytes));
+        }
+        let parsed = files
+            .iter()
+            .zip(&variant.patches)
+            .map(|((name, bytes), patch)| {
+                Patch::parse(patch.format, bytes, &limits)
+                    .map(|p| (name.clone(), p))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let opts = ApplyOptions {
+            limits,
+            ignore_checksums: false,
+        };
+        apply::apply_stack(&rom.rel_path, raw, Some(rom.layout.system), &parsed, &opts)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The patched image's size from patch metadata alone, where that is
+    /// exact: patches without checksums apply to the deinterleaved image (a
+    /// stack of them to each result in turn), and a checksum match says
+    /// which layout a patch applies to.
+    fn predict_patched_size(&self, rom: &Rom, variant: &Variant) -> Option<u64> {
+        if variant.patches.iter().all(|p| !p.verifies_source && p.error.is_none()) {
+            let mut size = rom.deinterleaved_len();
+            for patch in &variant.patches {
+                let bytes = std::fs::read(self.library.path_of(&patch.rel_path)).ok()?;
+                let parsed = Patch::parse(patch.format, &bytes, &self.library.limits()).ok()?;
+                size = parsed.output_size(size);
+            }
+            return Some(size);
+        }
+        let [patch] = variant.patches.as_slice() else {
+            return None;
+        };
+        let output = if variant.reversed {
+            patch.source_size?
+        } else {
+            patch.target_size?
+        };
+        let plain = rom.layout.header.is_none() && rom.layout.normalized_is_slice();
+        match variant.layout? {
+            ImageLayout::Deinterleaved => Some(output),
+            ImageLayout::Raw if plain => Some(output),
+            // UNIF chunk sizes cannot change: building tells whether it fits.
+            ImageLayout::Normalized if rom.layout.header != Some(HeaderKind::Unif) => {
+                Some(rom.layout.restored_len(usize::try_from(output).ok()?) as u64)
+            }
+            _ => None,
+        }
+    }
+
+    /// The `info/` report: what the ROM is, and its patches.
+    fn info_text(&self, rom: &Rom, raw: &[u8], normalized: &[u8]) -> String {
+        let mut text = RomReport::from_parts(&rom.rel_path, raw, normalized, &rom.layout).to_text();
+        let rel_dir = rom.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
+        let Some(dir) = self.library.dir(rel_dir) else {
+            return text;
+        };
+        let variants = self.library.variants(rom, rel_dir, &dir);
+        text.push_str("\npatches\n");
+        if variants.is_empty() {
+            text.push_str("  none pair with this ROM\n");
+        }
+        let failures = lock(&self.failures);
+        for variant in &variants {
+            let names: Vec<&str> = variant.patches.iter().map(|p| p.rel_path.as_str()).collect();
+            text.push_str(&format!(
+                "  [{}] {}: {}\n",
+                variant.label,
+                names.join(" + "),
+                variant.reason
+            ));
+            if let Some(error) = variant.patches.iter().find_map(|p| p.error.as_ref()) {
+                text.push_str(&format!("    cannot be read: {error}\n"));
+            } else if let Some(reason) = failures.get(&(rom.rel_path.clone(), variant.label.clone()))
+            {
+                text.push_str(&format!("    fails: {reason}\n"));
+            }
+        }
+        let unusable: Vec<&Arc<PatchFile>> = dir
+            .patches
+            .iter()
+            .filter(|p| p.stem == rom.stem && p.error.is_some())
+            .collect();
+        for patch in unusable {
+            if !variants.iter().any(|v| v.patches.iter().any(|p| p.rel_path == patch.rel_path)) {
+                text.push_str(&format!(
+                    "  {}: cannot be read: {}\n",
+                    patch.rel_path,
+                    patch.error.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        text
+    }
+}
+
+impl VirtualFs for NinjaFs {
+    fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attributes, FsError> {
+        let parent_path = self.path_of(parent)?;
+        let name = name.to_str().ok_or(FsError::NotFound)?;
+        let path = join(&parent_path, name);
+        match self.resolve(&parent_path)? {
+            Node::File(_) => return Err(FsError::NotADirectory),
+            Node::Root | Node::Dir { .. } => {}
+        }
+        let node = self.resolve_fresh(&path)?;
+        let ino = self.ino_of(&path);
+        self.attributes(ino, &node)
+    }
+
+    fn getattr(&self, ino: u64) -> Result<Attributes, FsError> {
+        let path = self.path_of(ino)?;
+        let node = self.resolve_fresh(&path)?;
+        self.attributes(ino, &node)
+    }
+
+    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
+        let path = self.path_of(ino)?;
+        let (view, rel_dir) = match self.resolve(&path)? {
+            Node::Root => {
+                return View::ALL
+                    .into_iter()
+                    .map(|view| {
+                        let child = view.dir_name().to_string();
+                        let ino = self.ino_of(&child);
+                        Ok(DirEntry {
+                            name: child.into(),
+                            attributes: self.attributes(ino, &Node::Dir {
+                                view,
+                                rel_dir: String::new(),
+                            })?,
+                        })
+                    })
+                    .collect();
+            }
+            Node::Dir { view, rel_dir } => (view, rel_dir),
+            Node::File(_) => return Err(FsError::NotADirectory),
+        };
+        self.library.forget_dir_if_files_changed(&rel_dir);
+        let dir = self.library.dir(&rel_dir).ok_or(FsError::NotFound)?;
+        let names = self.names(view, &rel_dir).ok_or(FsError::NotFound)?;
+        let mut entries = Vec::with_capacity(dir.subdirs.len() + names.len());
+        for sub in &dir.subdirs {
+            let child = join(&path, sub);
+            let ino = self.ino_of(&child);
+            entries.push(DirEntry {
+                name: sub.into(),
+                attributes: self.attributes(ino, &Node::Dir {
+                    view,
+                    rel_dir: join(&rel_dir, sub),
+                })?,
+            });
+        }
+        for (name, target) in names.iter() {
+            let child = join(&path, name);
+            let ino = self.ino_of(&child);
+            entries.push(DirEntry {
+                name: name.into(),
+                attributes: self.attributes(ino, &Node::File(target.clone()))?,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn open(&self, ino: u64) -> Result<Opened, FsError> {
+        let path = self.path_of(ino)?;
+        let target = match self.resolve_fresh(&path)? {
+            Node::File(target) => target,
+            _ => return Err(FsError::IsADirectory),
+        };
+        let image = self.build(&target)?;
+        let key = target.key();
+        lock(&self.sizes).insert(key.clone(), image.len() as u64);
+        let keep_cache = lock(&self.last_opened).insert(ino, key.clone()) == Some(key);
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(handle, image);
+        Ok(Opened { handle, keep_cache })
+    }
+
+    fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        let image = lock(&self.handles)
+            .get(&handle)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(image.len());
+        let end = start.saturating_add(size as usize).min(image.len());
+        Ok(image[start..end].to_vec())
+    }
+
+    fn release(&self, handle: u64) {
+        lock(&self.handles).remove(&handle);
+    }
+
+    fn statfs(&self) -> FsStats {
+        FsStats {
+            files: lock(&self.inodes).paths.len() as u64,
+            bytes: self.cache.bytes() as u64,
+        }
+    }
+}
