@@ -2,6 +2,8 @@
 //! its records, reports what it knows before applying (sizes, checksums),
 //! applies it to a byte slice and, where the format allows, creates one.
 
+pub mod vcdiff;
+
 use std::fmt;
 
 /// Everything that can go wrong while reading, applying or creating a patch.
@@ -10,13 +12,19 @@ use std::fmt;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PatchError {
     #[error("not a {format} patch: {reason}")]
-    NotThisFormat { format: &'static str, reason: String },
+    NotThisFormat {
+        format: &'static str,
+        reason: String,
+    },
 
     #[error("{format} patch is truncated: {what}")]
     Truncated { format: &'static str, what: String },
 
     #[error("{format} patch is corrupt: {detail}")]
-    Corrupt { format: &'static str, detail: String },
+    Corrupt {
+        format: &'static str,
+        detail: String,
+    },
 
     #[error(
         "{format} patch does not match this file: {what} checksum is {actual}, the patch expects {expected}"
@@ -38,7 +46,10 @@ pub enum PatchError {
     },
 
     #[error("{format} patch cannot be used here: {detail}")]
-    Unsupported { format: &'static str, detail: String },
+    Unsupported {
+        format: &'static str,
+        detail: String,
+    },
 }
 
 /// Bounds that protect against hostile patches: no parser or applier may

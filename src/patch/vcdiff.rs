@@ -1,0 +1,824 @@
+//! VCDIFF (RFC 3284) as xdelta3 3.0.x writes it: the default or a custom
+//! code table, NEAR/SAME address caches, VCD_SOURCE and VCD_TARGET copy
+//! windows, xdelta3's per-window Adler-32 extension, its application header
+//! (file names, from `-A`), and its secondary compressors LZMA (id 2) and
+//! DJW (id 1). FGK (id 16) is refused: xdelta3 3.0.11 does not decode its
+//! own FGK output either.
+//!
+//! Parsing checks the framing of every window (lengths, truncation, limits);
+//! the instruction sections, which may be secondary-compressed, are checked
+//! as they are executed by `apply`.
+
+pub mod code_table;
+pub mod djw;
+pub mod lzma;
+
+use std::borrow::Cow;
+
+use crate::patch::{ApplyOptions, Limits, PatchError, PatchSummary};
+use code_table::{AddressCache, AddressError, CodeTable, Operation};
+
+pub const NAME: &str = "VCDIFF";
+
+const MAGIC: [u8; 3] = [0xD6, 0xC3, 0xC4];
+
+// Header indicator bits.
+const HEADER_SECONDARY: u8 = 0x01;
+const HEADER_CODE_TABLE: u8 = 0x02;
+const HEADER_APP_HEADER: u8 = 0x04;
+
+// Window indicator bits; VCD_ADLER32 is xdelta3's extension.
+const WINDOW_SOURCE: u8 = 0x01;
+const WINDOW_TARGET: u8 = 0x02;
+const WINDOW_ADLER32: u8 = 0x04;
+const WINDOW_SOURCE_AND_TARGET: u8 = WINDOW_SOURCE | WINDOW_TARGET;
+
+// Delta indicator bits: which sections went through the secondary compressor.
+const DATA_COMPRESSED: u8 = 0x01;
+const INSTRUCTIONS_COMPRESSED: u8 = 0x02;
+const ADDRESSES_COMPRESSED: u8 = 0x04;
+
+const SECONDARY_DJW: u8 = 1;
+const SECONDARY_LZMA: u8 = 2;
+const SECONDARY_FGK: u8 = 16;
+
+/// A custom code table is delta-coded against the default one; the nested
+/// delta may not itself carry a custom table.
+const MAX_CODE_TABLE_NESTING: u32 = 1;
+
+/// The cheap magic check: VCDIFF magic and version 0.
+pub fn matches(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && bytes[..3] == MAGIC && bytes[3] == 0
+}
+
+/// The secondary compressor named in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondaryCompressor {
+    Djw,
+    Lzma,
+}
+
+/// Where a window's COPY instructions may read besides the window itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyWindow {
+    None,
+    /// A segment of the source file.
+    Source {
+        offset: u64,
+        len: u64,
+    },
+    /// A segment of the target already produced by earlier windows.
+    Target {
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl CopyWindow {
+    fn len(&self) -> u64 {
+        match *self {
+            CopyWindow::None => 0,
+            CopyWindow::Source { len, .. } | CopyWindow::Target { len, .. } => len,
+        }
+    }
+}
+
+/// One of a window's three sections, as stored in the patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section<'a> {
+    pub bytes: &'a [u8],
+    /// Passed through the secondary compressor (then `bytes` starts with the
+    /// decompressed length).
+    pub compressed: bool,
+}
+
+/// One target window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window<'a> {
+    pub copy_window: CopyWindow,
+    pub target_len: u64,
+    /// xdelta3's Adler-32 of the window's target bytes.
+    pub adler32: Option<u32>,
+    pub data: Section<'a>,
+    pub instructions: Section<'a>,
+    pub addresses: Section<'a>,
+}
+
+/// The names xdelta3 records with `-A` (its default): target and source
+/// file names as they were given to the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppHeaderNames<'a> {
+    pub target_name: &'a [u8],
+    pub source_name: &'a [u8],
+}
+
+/// A parsed VCDIFF patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcdiffPatch<'a> {
+    pub secondary: Option<SecondaryCompressor>,
+    /// A custom code table, when the header carries one.
+    pub code_table: Option<Box<CodeTable>>,
+    /// xdelta3's application header, raw.
+    pub app_header: Option<&'a [u8]>,
+    pub windows: Vec<Window<'a>>,
+    target_len: u64,
+}
+
+/// Checked reads over patch bytes.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+/// Why an integer could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VarintError {
+    Truncated,
+    Overflow,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, position: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.position >= self.bytes.len()
+    }
+
+    #[inline]
+    pub fn byte(&mut self) -> Option<u8> {
+        let value = *self.bytes.get(self.position)?;
+        self.position += 1;
+        Some(value)
+    }
+
+    /// A VCDIFF integer: base 128, most significant digit first, high bit
+    /// set on every byte but the last.
+    #[inline]
+    fn varint_checked(&mut self) -> Result<u64, VarintError> {
+        let mut value = 0u64;
+        loop {
+            let byte = self.byte().ok_or(VarintError::Truncated)?;
+            if value > (u64::MAX >> 7) {
+                return Err(VarintError::Overflow);
+            }
+            value = (value << 7) | u64::from(byte & 0x7F);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+    }
+
+    #[inline]
+    pub fn varint(&mut self) -> Option<u64> {
+        self.varint_checked().ok()
+    }
+
+    #[inline]
+    pub fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.position.checked_add(len)?;
+        let slice = self.bytes.get(self.position..end)?;
+        self.position = end;
+        Some(slice)
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        let rest = self.bytes.get(self.position..).unwrap_or_default();
+        self.position = self.bytes.len();
+        rest
+    }
+}
+
+/// Appends a VCDIFF integer.
+pub fn write_varint(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 10];
+    let mut count = 0;
+    let mut rest = value;
+    loop {
+        digits[count] = (rest & 0x7F) as u8;
+        count += 1;
+        rest >>= 7;
+        if rest == 0 {
+            break;
+        }
+    }
+    for index in (0..count).rev() {
+        let continuation = if index == 0 { 0 } else { 0x80 };
+        out.push(digits[index] | continuation);
+    }
+}
+
+fn truncated(what: &str) -> PatchError {
+    PatchError::Truncated {
+        format: NAME,
+        what: what.to_string(),
+    }
+}
+
+fn corrupt(detail: impl Into<String>) -> PatchError {
+    PatchError::Corrupt {
+        format: NAME,
+        detail: detail.into(),
+    }
+}
+
+fn read_byte(cursor: &mut Cursor<'_>, what: &str) -> Result<u8, PatchError> {
+    cursor.byte().ok_or_else(|| truncated(what))
+}
+
+fn read_varint(cursor: &mut Cursor<'_>, what: &str) -> Result<u64, PatchError> {
+    cursor.varint_checked().map_err(|e| match e {
+        VarintError::Truncated => truncated(what),
+        VarintError::Overflow => corrupt(format!("{what} is too large a number")),
+    })
+}
+
+fn read_section<'a>(
+    cursor: &mut Cursor<'a>,
+    len: u64,
+    compressed: bool,
+    what: &str,
+) -> Result<Section<'a>, PatchError> {
+    let bytes = usize::try_from(len)
+        .ok()
+        .and_then(|len| cursor.take(len))
+        .ok_or_else(|| truncated(what))?;
+    Ok(Section { bytes, compressed })
+}
+
+/// Parses a VCDIFF patch.
+pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<VcdiffPatch<'a>, PatchError> {
+    parse_nested(bytes, limits, 0)
+}
+
+fn parse_nested<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    nesting: u32,
+) -> Result<VcdiffPatch<'a>, PatchError> {
+    if bytes.len() < 4 || bytes[..3] != MAGIC {
+        return Err(PatchError::NotThisFormat {
+            format: NAME,
+            reason: "the file does not start with the VCDIFF magic D6 C3 C4".into(),
+        });
+    }
+    if bytes[3] != 0 {
+        return Err(PatchError::Unsupported {
+            format: NAME,
+            detail: format!("VCDIFF version {} (only version 0 exists)", bytes[3]),
+        });
+    }
+    let mut cursor = Cursor::new(bytes);
+    cursor.position = 4;
+
+    let header_indicator = read_byte(&mut cursor, "header indicator")?;
+    if header_indicator & !(HEADER_SECONDARY | HEADER_CODE_TABLE | HEADER_APP_HEADER) != 0 {
+        return Err(corrupt(format!(
+            "unknown header indicator bits {header_indicator:#04x}"
+        )));
+    }
+    let secondary = if header_indicator & HEADER_SECONDARY != 0 {
+        match read_byte(&mut cursor, "secondary compressor id")? {
+            SECONDARY_DJW => Some(SecondaryCompressor::Djw),
+            SECONDARY_LZMA => Some(SecondaryCompressor::Lzma),
+            SECONDARY_FGK => {
+                return Err(PatchError::Unsupported {
+                    format: NAME,
+                    detail: "FGK secondary compression (xdelta3 -S fgk), which xdelta3 itself cannot decode; remake the patch with -S lzma, djw or none".into(),
+                });
+            }
+            other => return Err(corrupt(format!("unknown secondary compressor id {other}"))),
+        }
+    } else {
+        None
+    };
+
+    let code_table = if header_indicator & HEADER_CODE_TABLE != 0 {
+        if nesting >= MAX_CODE_TABLE_NESTING {
+            return Err(corrupt("a code table inside a code table"));
+        }
+        let table_len = read_varint(&mut cursor, "code table length")?;
+        if table_len < 2 {
+            return Err(corrupt("code table length is under 2"));
+        }
+        let near_slots = read_byte(&mut cursor, "code table NEAR size")?;
+        let same_slots = read_byte(&mut cursor, "code table SAME size")?;
+        let delta = read_section(&mut cursor, table_len - 2, false, "code table")?;
+        Some(Box::new(decode_code_table(
+            delta.bytes,
+            near_slots,
+            same_slots,
+            nesting,
+        )?))
+    } else {
+        None
+    };
+
+    let app_header = if header_indicator & HEADER_APP_HEADER != 0 {
+        let len = read_varint(&mut cursor, "application header length")?;
+        Some(read_section(&mut cursor, len, false, "application header")?.bytes)
+    } else {
+        None
+    };
+
+    let mut windows = Vec::new();
+    let mut target_len = 0u64;
+    while !cursor.is_empty() {
+        let window = parse_window(&mut cursor, secondary.is_some(), target_len)?;
+        target_len = target_len
+            .checked_add(window.target_len)
+            .ok_or_else(|| corrupt("target length overflows"))?;
+        limits.check(NAME, target_len)?;
+        windows.push(window);
+    }
+
+    Ok(VcdiffPatch {
+        secondary,
+        code_table,
+        app_header,
+        windows,
+        target_len,
+    })
+}
+
+fn parse_window<'a>(
+    cursor: &mut Cursor<'a>,
+    has_secondary: bool,
+    target_so_far: u64,
+) -> Result<Window<'a>, PatchError> {
+    let indicator = read_byte(cursor, "window indicator")?;
+    if indicator & !(WINDOW_SOURCE | WINDOW_TARGET | WINDOW_ADLER32) != 0 {
+        return Err(corrupt(format!(
+            "unknown window indicator bits {indicator:#04x}"
+        )));
+    }
+    let copy_window = match indicator & (WINDOW_SOURCE | WINDOW_TARGET) {
+        0 => CopyWindow::None,
+        WINDOW_SOURCE_AND_TARGET => {
+            return Err(corrupt("window copies from both source and target"));
+        }
+        kind => {
+            let len = read_varint(cursor, "copy window length")?;
+            let offset = read_varint(cursor, "copy window offset")?;
+            let end = offset
+                .checked_add(len)
+                .ok_or_else(|| corrupt("copy window overflows"))?;
+            if kind == WINDOW_SOURCE {
+                CopyWindow::Source { offset, len }
+            } else {
+                if end > target_so_far {
+                    return Err(corrupt(format!(
+                        "target copy window ends at {end}, after the {target_so_far} target bytes made so far"
+                    )));
+                }
+                CopyWindow::Target { offset, len }
+            }
+        }
+    };
+
+    let encoding_len = read_varint(cursor, "delta encoding length")?;
+    let encoding_start = cursor.position;
+    let target_len = read_varint(cursor, "target window length")?;
+    copy_window
+        .len()
+        .checked_add(target_len)
+        .ok_or_else(|| corrupt("window address space overflows"))?;
+    let delta_indicator = read_byte(cursor, "delta indicator")?;
+    if delta_indicator & !(DATA_COMPRESSED | INSTRUCTIONS_COMPRESSED | ADDRESSES_COMPRESSED) != 0 {
+        return Err(corrupt(format!(
+            "unknown delta indicator bits {delta_indicator:#04x}"
+        )));
+    }
+    if delta_indicator != 0 && !has_secondary {
+        return Err(corrupt(
+            "sections are marked compressed but the patch names no secondary compressor",
+        ));
+    }
+    let data_len = read_varint(cursor, "data section length")?;
+    let instructions_len = read_varint(cursor, "instruction section length")?;
+    let addresses_len = read_varint(cursor, "address section length")?;
+    let adler32 = if indicator & WINDOW_ADLER32 != 0 {
+        let digest = cursor.take(4).ok_or_else(|| truncated("window checksum"))?;
+        Some(u32::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]))
+    } else {
+        None
+    };
+    let header_len = (cursor.position - encoding_start) as u64;
+    let declared = header_len
+        .checked_add(data_len)
+        .and_then(|n| n.checked_add(instructions_len))
+        .and_then(|n| n.checked_add(addresses_len));
+    if declared != Some(encoding_len) {
+        return Err(corrupt(format!(
+            "window's delta encoding length {encoding_len} disagrees with its sections"
+        )));
+    }
+    let data = read_section(
+        cursor,
+        data_len,
+        delta_indicator & DATA_COMPRESSED != 0,
+        "data section",
+    )?;
+    let instructions = read_section(
+        cursor,
+        instructions_len,
+        delta_indicator & INSTRUCTIONS_COMPRESSED != 0,
+        "instruction section",
+    )?;
+    let addresses = read_section(
+        cursor,
+        addresses_len,
+        delta_indicator & ADDRESSES_COMPRESSED != 0,
+        "address section",
+    )?;
+    Ok(Window {
+        copy_window,
+        target_len,
+        adler32,
+        data,
+        instructions,
+        addresses,
+    })
+}
+
+/// A custom code table is a complete VCDIFF delta from the default table's
+/// string form to the new table's.
+fn decode_code_table(
+    delta: &[u8],
+    near_slots: u8,
+    same_slots: u8,
+    nesting: u32,
+) -> Result<CodeTable, PatchError> {
+    let default_form = CodeTable::default_table().to_string_form();
+    let limits = Limits {
+        max_image_size: code_table::CODE_TABLE_STRING_LEN as u64,
+    };
+    let table_error = |e: PatchError| corrupt(format!("custom code table: {e}"));
+    let nested = parse_nested(delta, &limits, nesting + 1).map_err(table_error)?;
+    let options = ApplyOptions {
+        limits,
+        ignore_checksums: false,
+    };
+    let form = nested.apply(&default_form, &options).map_err(table_error)?;
+    CodeTable::from_string_form(&form, near_slots, same_slots)
+        .ok_or_else(|| corrupt("custom code table has an impossible entry or size"))
+}
+
+/// Per-section-kind state for xdelta3's LZMA, which spans windows.
+#[derive(Default)]
+struct SecondaryState {
+    lzma: [Option<lzma::LzmaSectionDecoder>; 3],
+}
+
+impl<'a> VcdiffPatch<'a> {
+    /// Total length of the target: the sum of the windows' lengths.
+    pub fn target_len(&self) -> u64 {
+        self.target_len
+    }
+
+    /// The size `apply` will return; VCDIFF's does not depend on the source.
+    pub fn output_size(&self, _source_len: u64) -> u64 {
+        self.target_len
+    }
+
+    /// The target and source names from xdelta3's application header
+    /// (`target/target-compression/source/source-compression`).
+    pub fn app_header_names(&self) -> Option<AppHeaderNames<'a>> {
+        let header = self.app_header?;
+        let fields: Vec<&'a [u8]> = header.split(|&b| b == b'/').collect();
+        match fields.as_slice() {
+            [target, _, source, _] => Some(AppHeaderNames {
+                target_name: target,
+                source_name: source,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the patch says about itself. VCDIFF carries no whole-file
+    /// checksum and no source length (only the segments it copies from).
+    pub fn summary(&self) -> PatchSummary {
+        PatchSummary {
+            source_size: None,
+            target_size: Some(self.target_len),
+            source_checksum: None,
+            target_checksum: None,
+        }
+    }
+
+    /// Applies the patch to `source`.
+    pub fn apply(&self, source: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
+        let capacity = opts.limits.check(NAME, self.target_len)?;
+        let default_table;
+        let table: &CodeTable = match &self.code_table {
+            Some(table) => table,
+            None => {
+                default_table = CodeTable::default_table();
+                &default_table
+            }
+        };
+        let mut cache = AddressCache::new(table.near_slots, table.same_slots);
+        let mut secondary = SecondaryState::default();
+        let mut output = Vec::with_capacity(capacity);
+        for (index, window) in self.windows.iter().enumerate() {
+            cache.reset();
+            self.apply_window(
+                window,
+                index,
+                source,
+                table,
+                &mut cache,
+                &mut secondary,
+                opts,
+                &mut output,
+            )?;
+        }
+        Ok(output)
+    }
+
+    fn decode_section<'s>(
+        &self,
+        section: &Section<'s>,
+        kind: usize,
+        state: &mut SecondaryState,
+        limits: &Limits,
+    ) -> Result<Cow<'s, [u8]>, PatchError> {
+        if !section.compressed {
+            return Ok(Cow::Borrowed(section.bytes));
+        }
+        let kind_name = ["data", "instruction", "address"]
+            .get(kind)
+            .copied()
+            .unwrap_or("");
+        let mut cursor = Cursor::new(section.bytes);
+        let size = read_varint(&mut cursor, "compressed section length")?;
+        if size == 0 {
+            return Err(corrupt(format!(
+                "compressed {kind_name} section decompresses to nothing"
+            )));
+        }
+        let size = limits.check(NAME, size)?;
+        let input = cursor.rest();
+        match self.secondary {
+            Some(SecondaryCompressor::Djw) => djw::decode(input, size)
+                .map(Cow::Owned)
+                .map_err(|e| corrupt(format!("{kind_name} section: {e}"))),
+            Some(SecondaryCompressor::Lzma) => {
+                let slot = state
+                    .lzma
+                    .get_mut(kind)
+                    .ok_or_else(|| corrupt("unknown section"))?;
+                if slot.is_none() {
+                    *slot =
+                        Some(lzma::LzmaSectionDecoder::new().map_err(|e| corrupt(e.to_string()))?);
+                }
+                let decoder = slot
+                    .as_mut()
+                    .ok_or_else(|| corrupt("LZMA decoder missing"))?;
+                decoder
+                    .decode(input, size)
+                    .map(Cow::Owned)
+                    .map_err(|e| corrupt(format!("{kind_name} section: {e}")))
+            }
+            None => Err(corrupt("compressed section without a secondary compressor")),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_window(
+        &self,
+        window: &Window<'_>,
+        index: usize,
+        source: &[u8],
+        table: &CodeTable,
+        cache: &mut AddressCache,
+        secondary: &mut SecondaryState,
+        opts: &ApplyOptions,
+        output: &mut Vec<u8>,
+    ) -> Result<(), PatchError> {
+        let data = self.decode_section(&window.data, 0, secondary, &opts.limits)?;
+        let instructions = self.decode_section(&window.instructions, 1, secondary, &opts.limits)?;
+        let addresses = self.decode_section(&window.addresses, 2, secondary, &opts.limits)?;
+        let mut data = Cursor::new(&data);
+        let mut instructions = Cursor::new(&instructions);
+        let mut addresses = Cursor::new(&addresses);
+
+        // Where copies below `copy_len` read: a source slice, or a range of
+        // the output made by earlier windows.
+        let copy_len = window.copy_window.len();
+        let segment = match window.copy_window {
+            CopyWindow::None => Segment::Source(&[]),
+            CopyWindow::Source { offset, len } => {
+                let end = offset.saturating_add(len);
+                let slice = usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(end).ok())
+                    .and_then(|(start, end)| source.get(start..end))
+                    .ok_or_else(|| {
+                        corrupt(format!(
+                            "window {index} copies from source bytes {offset}..{end} but the source file has {} bytes (is it the right file?)",
+                            source.len()
+                        ))
+                    })?;
+                Segment::Source(slice)
+            }
+            CopyWindow::Target { offset, .. } => Segment::Output(
+                usize::try_from(offset)
+                    .map_err(|_| corrupt("target copy window is out of range"))?,
+            ),
+        };
+
+        let window_start = output.len();
+        let window_end = copy_len
+            .checked_add(window.target_len)
+            .ok_or_else(|| corrupt("window address space overflows"))?;
+        // Position in the address space: copy segment, then this window.
+        let mut here = copy_len;
+        while !instructions.is_empty() {
+            let opcode = instructions
+                .byte()
+                .ok_or_else(|| truncated("instruction"))?;
+            for half in table.entries[usize::from(opcode)] {
+                if half.operation == Operation::Noop {
+                    continue;
+                }
+                let size = if half.size == 0 {
+                    read_varint(&mut instructions, "instruction size")?
+                } else {
+                    u64::from(half.size)
+                };
+                let next = here
+                    .checked_add(size)
+                    .filter(|&next| next <= window_end)
+                    .ok_or_else(|| {
+                        corrupt(format!(
+                            "window {index} has instructions past its {}-byte target length",
+                            window.target_len
+                        ))
+                    })?;
+                // In range: `next` is within the window's checked length.
+                let size = size as usize;
+                match half.operation {
+                    Operation::Noop => {}
+                    Operation::Add => {
+                        let bytes = data.take(size).ok_or_else(|| {
+                            corrupt(format!("window {index} runs out of ADD data"))
+                        })?;
+                        output.extend_from_slice(bytes);
+                    }
+                    Operation::Run => {
+                        let byte = data.byte().ok_or_else(|| {
+                            corrupt(format!("window {index} runs out of RUN data"))
+                        })?;
+                        output.resize(output.len() + size, byte);
+                    }
+                    Operation::Copy { mode } => {
+                        let address = cache.decode(mode, here, &mut addresses).map_err(
+                            |e| match e {
+                                AddressError::Truncated => {
+                                    corrupt(format!("window {index} runs out of COPY addresses"))
+                                }
+                                AddressError::Invalid => corrupt(format!(
+                                    "window {index} has a COPY address that is not before the copy"
+                                )),
+                            },
+                        )?;
+                        copy(output, &segment, copy_len, window_start, address, size).ok_or_else(
+                            || corrupt(format!("window {index} has a COPY outside its window")),
+                        )?;
+                    }
+                }
+                here = next;
+            }
+        }
+        if here != window_end {
+            return Err(corrupt(format!(
+                "window {index} makes {} bytes, not its declared {}",
+                here - copy_len,
+                window.target_len
+            )));
+        }
+        if !data.is_empty() {
+            return Err(corrupt(format!("window {index} has unused data")));
+        }
+        if !addresses.is_empty() {
+            return Err(corrupt(format!("window {index} has unused addresses")));
+        }
+        if let Some(expected) = window.adler32 {
+            if !opts.ignore_checksums {
+                let made = output.get(window_start..).unwrap_or_default();
+                let actual = adler2::adler32_slice(made);
+                if actual != expected {
+                    return Err(PatchError::ChecksumMismatch {
+                        format: NAME,
+                        what: "target window Adler-32",
+                        expected: format!("{expected:08x}"),
+                        actual: format!("{actual:08x}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Segment<'s> {
+    Source(&'s [u8]),
+    /// Starts at this offset of the output.
+    Output(usize),
+}
+
+/// Executes one COPY of `size` bytes from `address` in the window's address
+/// space. `None` if any byte is outside the copy segment or not yet made.
+fn copy(
+    output: &mut Vec<u8>,
+    segment: &Segment<'_>,
+    copy_len: u64,
+    window_start: usize,
+    address: u64,
+    size: usize,
+) -> Option<()> {
+    let end = address.checked_add(size as u64)?;
+    if end <= copy_len {
+        // Entirely inside the copy segment.
+        let start = usize::try_from(address).ok()?;
+        match *segment {
+            Segment::Source(bytes) => {
+                output.extend_from_slice(bytes.get(start..start.checked_add(size)?)?)
+            }
+            Segment::Output(base) => {
+                let from = base.checked_add(start)?;
+                let to = from.checked_add(size)?;
+                if to > output.len() {
+                    return None;
+                }
+                output.extend_from_within(from..to);
+            }
+        }
+        return Some(());
+    }
+    if address >= copy_len {
+        // Inside this window; may overlap the bytes it is making.
+        let from = window_start.checked_add(usize::try_from(address - copy_len).ok()?)?;
+        if from >= output.len() {
+            return None;
+        }
+        // The bytes made from `from` on repeat with period `distance`, so
+        // each pass can copy everything made so far from `from`: the chunk
+        // doubles until the copy is done.
+        let distance = output.len() - from;
+        let mut copied = 0usize;
+        while copied < size {
+            let chunk = (size - copied).min(distance + copied);
+            output.extend_from_within(from..from + chunk);
+            copied += chunk;
+        }
+        return Some(());
+    }
+    // Straddles the end of the segment into this window: byte by byte.
+    for offset in 0..size as u64 {
+        let position = address + offset;
+        let byte = if position < copy_len {
+            match *segment {
+                Segment::Source(bytes) => *bytes.get(usize::try_from(position).ok()?)?,
+                Segment::Output(base) => {
+                    *output.get(base.checked_add(usize::try_from(position).ok()?)?)?
+                }
+            }
+        } else {
+            let at = window_start.checked_add(usize::try_from(position - copy_len).ok()?)?;
+            *output.get(at)?
+        };
+        output.push(byte);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for value in [0u64, 1, 127, 128, 16383, 16384, 123_456_789, u64::MAX] {
+            let mut bytes = Vec::new();
+            write_varint(&mut bytes, value);
+            assert_eq!(bytes.len(), code_table::varint_len(value));
+            assert_eq!(Cursor::new(&bytes).varint(), Some(value));
+        }
+        let mut out = Vec::new();
+        write_varint(&mut out, 123_456_789);
+        assert_eq!(out, [0xBA, 0xEF, 0x9A, 0x15]); // RFC 3284 section 2 example
+        assert_eq!(
+            Cursor::new(&[0x81]).varint_checked(),
+            Err(VarintError::Truncated)
+        );
+        assert_eq!(
+            Cursor::new(&[0xFF; 11]).varint_checked(),
+            Err(VarintError::Overflow)
+        );
+    }
+}
