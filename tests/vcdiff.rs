@@ -73,3 +73,189 @@ fn app_header_gives_the_file_names() {
     assert_eq!(names.target_name, b"nes15-PAL.nes");
     assert_eq!(names.source_name, b"nes15-NTSC.nes");
 }
+
+/// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A source that compresses somewhat (words and noise), and a target made
+/// from it with scattered edits, inserts, deletions and a grown tail.
+fn make_pair(seed: u64, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = Rng(seed | 1);
+    let words: [&[u8]; 6] = [
+        b"alpha ",
+        b"beta ",
+        b"gamma ",
+        b"delta ",
+        b"sprite",
+        b"\x00\x00\x00\x00",
+    ];
+    let mut source = Vec::with_capacity(len + 16);
+    while source.len() < len {
+        if rng.below(4) == 0 {
+            source.push(rng.next() as u8);
+        } else {
+            source.extend_from_slice(words[rng.below(words.len())]);
+        }
+    }
+    source.truncate(len);
+    let mut target = source.clone();
+    for _ in 0..(len / 2048).max(4) {
+        let at = rng.below(target.len().max(1));
+        match rng.below(3) {
+            0 => {
+                let end = (at + rng.below(64)).min(target.len());
+                for byte in &mut target[at..end] {
+                    *byte = rng.next() as u8;
+                }
+            }
+            1 => {
+                let insert: Vec<u8> = (0..rng.below(200)).map(|_| rng.next() as u8).collect();
+                target.splice(at..at, insert);
+            }
+            _ => {
+                let end = (at + rng.below(300)).min(target.len());
+                target.drain(at..end);
+            }
+        }
+    }
+    let tail = target.len() / 8;
+    for index in 0..tail {
+        target.push(if index % 7 == 0 {
+            rng.next() as u8
+        } else {
+            b"growth"[index % 6]
+        });
+    }
+    (source, target)
+}
+
+fn xdelta3_available() -> bool {
+    match Command::new("xdelta3").arg("-V").output() {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!(
+                "skipped: xdelta3 is not on PATH ({e}); install Debian's xdelta3 to run this test"
+            );
+            false
+        }
+    }
+}
+
+/// Runs `xdelta3 -e` with extra flags and returns the patch.
+fn xdelta3_encode(dir: &Path, source: &[u8], target: &[u8], flags: &[&str]) -> Vec<u8> {
+    let (source_path, target_path, patch_path) = (
+        dir.join("source.bin"),
+        dir.join("target.bin"),
+        dir.join("patch.vcdiff"),
+    );
+    std::fs::write(&source_path, source).unwrap();
+    std::fs::write(&target_path, target).unwrap();
+    let status = Command::new("xdelta3")
+        .args(["-e", "-f"])
+        .args(flags)
+        .arg("-s")
+        .arg(&source_path)
+        .arg(&target_path)
+        .arg(&patch_path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "xdelta3 -e {flags:?} failed");
+    std::fs::read(&patch_path).unwrap()
+}
+
+fn check_round_trip(dir: &Path, source: &[u8], target: &[u8], flags: &[&str]) -> usize {
+    let patch = xdelta3_encode(dir, source, target, flags);
+    let parsed = vcdiff::parse(&patch, &Limits::default())
+        .unwrap_or_else(|e| panic!("parse with {flags:?}: {e}"));
+    assert_eq!(parsed.output_size(source.len() as u64), target.len() as u64);
+    let made = parsed
+        .apply(source, &ApplyOptions::default())
+        .unwrap_or_else(|e| panic!("apply with {flags:?}: {e}"));
+    assert!(made == target, "xdelta3 {flags:?}: wrong bytes");
+    parsed.windows.len()
+}
+
+#[test]
+fn xdelta3_patches_in_every_setting_apply() {
+    if !xdelta3_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = make_pair(7, 200_000);
+    for secondary in [None, Some("djw"), Some("none"), Some("lzma")] {
+        for app_header in [true, false] {
+            for level in ["-9", "-0", "-3"] {
+                let mut flags = vec![level];
+                if let Some(name) = secondary {
+                    flags.extend(["-S", name]);
+                }
+                if !app_header {
+                    flags.push("-A");
+                }
+                check_round_trip(dir.path(), &source, &target, &flags);
+            }
+        }
+    }
+}
+
+#[test]
+fn xdelta3_multi_window_patches_apply() {
+    if !xdelta3_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = make_pair(11, 3 << 20);
+    for secondary in ["lzma", "djw", "none"] {
+        let windows = check_round_trip(
+            dir.path(),
+            &source,
+            &target,
+            &["-S", secondary, "-W", "65536", "-B", "524288"],
+        );
+        assert!(windows > 40, "{secondary}: only {windows} windows");
+    }
+}
+
+#[test]
+fn xdelta3_small_and_empty_files_apply() {
+    if !xdelta3_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = make_pair(3, 3000);
+    for (source, target) in [
+        (&source[..], &target[..]),
+        (&[][..], &target[..]),
+        (&source[..], &[][..]),
+        (&[][..], &[][..]),
+        (&source[..100], &source[..100]),
+    ] {
+        for secondary in ["lzma", "djw", "none"] {
+            check_round_trip(dir.path(), source, target, &["-S", secondary]);
+        }
+    }
+}
+
+#[test]
+fn xdelta3_fgk_patches_are_refused_clearly() {
+    if !xdelta3_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = make_pair(5, 100_000);
+    let patch = xdelta3_encode(dir.path(), &source, &target, &["-S", "fgk"]);
+    let error = vcdiff::parse(&patch, &Limits::default()).unwrap_err();
+    assert!(matches!(error, PatchError::Unsupported { .. }), "{error}");
+}

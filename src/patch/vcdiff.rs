@@ -2,8 +2,8 @@
 //! code table, NEAR/SAME address caches, VCD_SOURCE and VCD_TARGET copy
 //! windows, xdelta3's per-window Adler-32 extension, its application header
 //! (file names, from `-A`), and its secondary compressors LZMA (id 2) and
-//! DJW (id 1). FGK (id 16) is refused: xdelta3 3.0.11 does not decode its
-//! own FGK output either.
+//! DJW (id 1). FGK (id 16, adaptive Huffman, `xdelta3 -S fgk`, which its
+//! author calls a demonstration) is refused as Unsupported.
 //!
 //! Parsing checks the framing of every window (lengths, truncation, limits);
 //! the instruction sections, which may be secondary-compressed, are checked
@@ -285,7 +285,7 @@ fn parse_nested<'a>(
             SECONDARY_FGK => {
                 return Err(PatchError::Unsupported {
                     format: NAME,
-                    detail: "FGK secondary compression (xdelta3 -S fgk), which xdelta3 itself cannot decode; remake the patch with -S lzma, djw or none".into(),
+                    detail: "FGK secondary compression (xdelta3 -S fgk) is not supported; remake the patch with xdelta3's default (LZMA) or -S djw or -S none".into(),
                 });
             }
             other => return Err(corrupt(format!("unknown secondary compressor id {other}"))),
@@ -820,5 +820,358 @@ mod tests {
             Cursor::new(&[0xFF; 11]).varint_checked(),
             Err(VarintError::Overflow)
         );
+    }
+
+    /// Builds a patch with one window from raw sections (no secondary).
+    fn one_window(
+        copy: Option<(u64, u64)>,
+        target_len: u64,
+        data: &[u8],
+        instructions: &[u8],
+        addresses: &[u8],
+    ) -> Vec<u8> {
+        let mut out = vec![0xD6, 0xC3, 0xC4, 0, 0];
+        let mut body = Vec::new();
+        write_varint(&mut body, target_len);
+        body.push(0);
+        write_varint(&mut body, data.len() as u64);
+        write_varint(&mut body, instructions.len() as u64);
+        write_varint(&mut body, addresses.len() as u64);
+        body.extend_from_slice(data);
+        body.extend_from_slice(instructions);
+        body.extend_from_slice(addresses);
+        match copy {
+            Some((offset, len)) => {
+                out.push(WINDOW_SOURCE);
+                write_varint(&mut out, len);
+                write_varint(&mut out, offset);
+            }
+            None => out.push(0),
+        }
+        write_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn apply_bytes(patch: &[u8], source: &[u8]) -> Result<Vec<u8>, PatchError> {
+        parse(patch, &Limits::default())?.apply(source, &ApplyOptions::default())
+    }
+
+    // Opcodes of the default table used below.
+    const ADD_3: u8 = 4;
+    const RUN: u8 = 0;
+    const COPY_4_SELF: u8 = 20;
+    const COPY_4_HERE: u8 = 36;
+    const COPY_SIZED_SELF: u8 = 19;
+
+    #[test]
+    fn hand_made_window_applies() {
+        // ADD "abc", RUN 5 x 'z', COPY 4 from source 2, COPY 6 from here-3.
+        let patch = one_window(
+            Some((0, 8)),
+            3 + 5 + 4 + 6,
+            b"abcz",
+            &[ADD_3, RUN, 5, COPY_4_SELF, COPY_SIZED_SELF + 16, 6],
+            &[2, 3],
+        );
+        let made = apply_bytes(&patch, b"01234567").unwrap();
+        assert_eq!(made, b"abczzzzz2345345345");
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(parsed.output_size(8), 18);
+        assert_eq!(parsed.summary().target_size, Some(18));
+        assert_eq!(parsed.app_header_names(), None);
+    }
+
+    #[test]
+    fn overlapping_target_copy_repeats_a_pattern() {
+        // ADD "ab", then COPY 10 bytes from 2 back (mode HERE).
+        let patch = one_window(None, 12, b"ab", &[3, COPY_4_HERE - 1, 10], &[2]);
+        assert_eq!(apply_bytes(&patch, b"").unwrap(), b"abababababab");
+    }
+
+    #[test]
+    fn target_window_over_the_limit_is_too_large_before_allocating() {
+        let patch = one_window(None, 1 << 40, b"", &[], &[]);
+        let error = parse(&patch, &Limits::default()).unwrap_err();
+        assert_eq!(
+            error,
+            PatchError::TooLarge {
+                format: NAME,
+                size: 1 << 40,
+                max: Limits::DEFAULT_MAX_IMAGE_SIZE
+            }
+        );
+        let small = Limits { max_image_size: 10 };
+        let patch = one_window(None, 11, b"", &[], &[]);
+        assert!(matches!(
+            parse(&patch, &small),
+            Err(PatchError::TooLarge { size: 11, .. })
+        ));
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        let options = ApplyOptions {
+            limits: small,
+            ignore_checksums: false,
+        };
+        assert!(matches!(
+            parsed.apply(b"", &options),
+            Err(PatchError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn copies_outside_their_windows_are_corrupt() {
+        // Source segment past the end of the source file.
+        let patch = one_window(Some((4, 8)), 4, b"", &[COPY_4_SELF], &[0]);
+        assert!(matches!(
+            apply_bytes(&patch, b"01234567"),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // Address at or after the current position.
+        let patch = one_window(Some((0, 4)), 4, b"", &[COPY_4_SELF], &[4]);
+        assert!(matches!(
+            apply_bytes(&patch, b"0123"),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // HERE mode reaching before the start of the address space.
+        let patch = one_window(None, 4, b"", &[COPY_4_HERE], &[9]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // A copy that straddles the segment end reads into the window: fine.
+        let patch = one_window(Some((0, 2)), 6, b"xy", &[ADD_3 - 1, COPY_4_SELF], &[0]);
+        assert_eq!(apply_bytes(&patch, b"ab").unwrap(), b"xyabxy");
+    }
+
+    #[test]
+    fn short_sections_are_corrupt() {
+        // ADD 3 with only 2 data bytes.
+        let patch = one_window(None, 3, b"ab", &[ADD_3], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // RUN with no data byte.
+        let patch = one_window(None, 5, b"", &[RUN, 5], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // RUN whose size is missing.
+        let patch = one_window(None, 5, b"a", &[RUN], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Truncated { .. })
+        ));
+        // COPY with no address.
+        let patch = one_window(Some((0, 4)), 4, b"", &[COPY_4_SELF], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b"0123"),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // Instructions making more or fewer bytes than declared.
+        let patch = one_window(None, 2, b"abc", &[ADD_3], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+        let patch = one_window(None, 4, b"abc", &[ADD_3], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // Unused data.
+        let patch = one_window(None, 3, b"abcd", &[ADD_3], &[]);
+        assert!(matches!(
+            apply_bytes(&patch, b""),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_and_malformed_headers_are_clear_errors() {
+        let patch = one_window(None, 3, b"abc", &[ADD_3], &[]);
+        assert_eq!(apply_bytes(&patch, b"").unwrap(), b"abc");
+        // A header alone is a valid patch for an empty target.
+        assert_eq!(apply_bytes(&patch[..5], b"x").unwrap(), b"");
+        for cut in 6..patch.len() {
+            let error = parse(&patch[..cut], &Limits::default()).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    PatchError::Truncated { .. } | PatchError::Corrupt { .. }
+                ),
+                "cut at {cut}: {error:?}"
+            );
+        }
+        assert!(matches!(
+            parse(b"PK\x03\x04", &Limits::default()),
+            Err(PatchError::NotThisFormat { .. })
+        ));
+        assert!(matches!(
+            parse(&[0xD6, 0xC3, 0xC4, 1, 0], &Limits::default()),
+            Err(PatchError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            parse(&[0xD6, 0xC3, 0xC4, 0, 0x08], &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            parse(&[0xD6, 0xC3, 0xC4, 0, 0x01, 9], &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // Delta indicator set without a secondary compressor.
+        let mut bad = patch.clone();
+        let delta_indicator_at = 5 + 1 + 1 + 1;
+        bad[delta_indicator_at] = DATA_COMPRESSED;
+        assert!(matches!(
+            parse(&bad, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+        // Encoding length that disagrees with the sections.
+        let mut bad = patch.clone();
+        bad[6] += 1;
+        assert!(parse(&bad, &Limits::default()).is_err());
+        assert!(!matches(&patch[..3]));
+        assert!(matches(&patch));
+    }
+
+    #[test]
+    fn adler32_is_checked_unless_ignored() {
+        let mut patch = one_window(None, 3, b"abc", &[ADD_3], &[]);
+        patch[5] = WINDOW_ADLER32;
+        let checksum = adler2::adler32_slice(b"abc").to_be_bytes();
+        // The checksum sits after the three section lengths.
+        let at = 5 + 1 + 1 + 1 + 1 + 3;
+        patch[6] += 4;
+        let mut good = patch.clone();
+        good.splice(at..at, checksum);
+        assert_eq!(apply_bytes(&good, b"").unwrap(), b"abc");
+        let mut bad = patch.clone();
+        bad.splice(at..at, [0, 0, 0, 1]);
+        let parsed = parse(&bad, &Limits::default()).unwrap();
+        assert!(matches!(
+            parsed.apply(b"", &ApplyOptions::default()),
+            Err(PatchError::ChecksumMismatch { .. })
+        ));
+        let options = ApplyOptions {
+            ignore_checksums: true,
+            ..ApplyOptions::default()
+        };
+        assert_eq!(parsed.apply(b"", &options).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn corrupt_secondary_streams_are_corrupt() {
+        for id in [SECONDARY_DJW, SECONDARY_LZMA] {
+            let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_SECONDARY, id, 0];
+            // Window: target 3, instructions compressed: size 1 then junk.
+            let body = [
+                3,
+                INSTRUCTIONS_COMPRESSED,
+                3,
+                4,
+                0,
+                b'a',
+                b'b',
+                b'c',
+                1,
+                0xFF,
+                0x13,
+                0x37,
+            ];
+            patch.push(body.len() as u8);
+            patch.extend_from_slice(&body);
+            let parsed = parse(&patch, &Limits::default()).unwrap();
+            let error = parsed.apply(b"", &ApplyOptions::default()).unwrap_err();
+            assert!(
+                matches!(error, PatchError::Corrupt { .. }),
+                "{id}: {error:?}"
+            );
+        }
+        let fgk = [0xD6, 0xC3, 0xC4, 0, HEADER_SECONDARY, SECONDARY_FGK];
+        assert!(matches!(
+            parse(&fgk, &Limits::default()),
+            Err(PatchError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn custom_code_table_equal_to_the_default_decodes() {
+        // The nested delta: one window, ADD the whole default table string.
+        let table = CodeTable::default_table().to_string_form();
+        let mut nested = vec![0xD6, 0xC3, 0xC4, 0, 0, 0];
+        let mut body = Vec::new();
+        write_varint(&mut body, table.len() as u64);
+        body.push(0);
+        write_varint(&mut body, table.len() as u64);
+        let mut instructions = vec![1];
+        write_varint(&mut instructions, table.len() as u64);
+        write_varint(&mut body, instructions.len() as u64);
+        write_varint(&mut body, 0);
+        body.extend_from_slice(&table);
+        body.extend_from_slice(&instructions);
+        write_varint(&mut nested, body.len() as u64);
+        nested.extend_from_slice(&body);
+
+        let plain = one_window(None, 3, b"abc", &[ADD_3], &[]);
+        let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_CODE_TABLE];
+        write_varint(&mut patch, nested.len() as u64 + 2);
+        patch.extend_from_slice(&[4, 3]);
+        patch.extend_from_slice(&nested);
+        patch.extend_from_slice(&plain[5..]);
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(
+            parsed.code_table.as_deref(),
+            Some(&CodeTable::default_table())
+        );
+        assert_eq!(parsed.apply(b"", &ApplyOptions::default()).unwrap(), b"abc");
+
+        // A table that says ADD 3 is opcode 4 but with SAME slots missing is refused.
+        let mut bad = patch.clone();
+        let same_at = patch.len() - plain.len() + 5 - nested.len() - 1;
+        bad[same_at] = 0;
+        assert!(matches!(
+            parse(&bad, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+            with_magic in proptest::prelude::any::<bool>(),
+        ) {
+            let mut bytes = if with_magic { vec![0xD6, 0xC3, 0xC4, 0] } else { Vec::new() };
+            bytes.extend_from_slice(&tail);
+            let limits = Limits { max_image_size: 1 << 20 };
+            if let Ok(parsed) = parse(&bytes, &limits) {
+                let options = ApplyOptions { limits, ignore_checksums: false };
+                let _ = parsed.apply(&tail, &options);
+            }
+        }
+
+        #[test]
+        fn mutated_real_patches_never_panic(
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8),
+            cut in 0usize..4096,
+        ) {
+            let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/patches/");
+            let original = std::fs::read(format!("{fixtures}nes15_ntsc2pal.xdelta3-default.vcdiff")).unwrap_or_default();
+            let mut bytes = original.clone();
+            for (at, value) in flips {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes[at] = value;
+                }
+            }
+            bytes.truncate(cut.max(4));
+            let source = vec![0u8; 40976];
+            if let Ok(parsed) = parse(&bytes, &Limits::default()) {
+                let _ = parsed.apply(&source, &ApplyOptions::default());
+            }
+        }
     }
 }
