@@ -259,3 +259,63 @@ fn xdelta3_fgk_patches_are_refused_clearly() {
     let error = vcdiff::parse(&patch, &Limits::default()).unwrap_err();
     assert!(matches!(error, PatchError::Unsupported { .. }), "{error}");
 }
+
+#[test]
+fn committed_djw_and_multi_window_fixtures_make_their_targets() {
+    let cases = [
+        (
+            "nes15_ntsc2pal.xdelta3-djw",
+            0,
+            Some(SecondaryCompressor::Djw),
+            1,
+        ),
+        (
+            "snes_cputest_basic2full.xdelta3-djw",
+            2,
+            Some(SecondaryCompressor::Djw),
+            1,
+        ),
+        (
+            "snes_cputest_basic2full.xdelta3-djw-w16k",
+            2,
+            Some(SecondaryCompressor::Djw),
+            16,
+        ),
+        ("snes_cputest_basic2full.xdelta3-none-w16k", 2, None, 16),
+        (
+            "snes_cputest_basic2full.xdelta3-lzma-w16k",
+            2,
+            Some(SecondaryCompressor::Lzma),
+            16,
+        ),
+    ];
+    for (name, pair, secondary, windows) in cases {
+        let (_, source, target) = PAIRS[pair];
+        let (source, target) = (read(source), read(target));
+        let patch = read(&format!("vcdiff/{name}.vcdiff"));
+        let parsed = vcdiff::parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(parsed.secondary, secondary, "{name}");
+        assert_eq!(parsed.windows.len(), windows, "{name}");
+        let made = apply(&patch, &source).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(made == target, "{name} made the wrong bytes");
+    }
+    // The big DJW patch really compresses its sections.
+    let patch = read("vcdiff/snes_cputest_basic2full.xdelta3-djw.vcdiff");
+    let parsed = vcdiff::parse(&patch, &Limits::default()).unwrap();
+    assert!(parsed.windows[0].data.compressed && parsed.windows[0].instructions.compressed);
+}
+
+#[test]
+fn wrong_source_is_reported_not_mangled() {
+    let patch = read("patches/snes_cputest_basic2full.xdelta3-default.vcdiff");
+    let parsed = vcdiff::parse(&patch, &Limits::default()).unwrap();
+    let wrong = read("roms/nes/nes15-NTSC.nes");
+    let error = parsed.apply(&wrong, &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PatchError::ChecksumMismatch { .. } | PatchError::Corrupt { .. }
+        ),
+        "{error:?}"
+    );
+}
