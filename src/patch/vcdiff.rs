@@ -707,18 +707,18 @@ impl<'a> VcdiffPatch<'a> {
         if !addresses.is_empty() {
             return Err(corrupt(format!("window {index} has unused addresses")));
         }
-        if let Some(expected) = window.adler32 {
-            if !opts.ignore_checksums {
-                let made = output.get(window_start..).unwrap_or_default();
-                let actual = adler2::adler32_slice(made);
-                if actual != expected {
-                    return Err(PatchError::ChecksumMismatch {
-                        format: NAME,
-                        what: "target window Adler-32",
-                        expected: format!("{expected:08x}"),
-                        actual: format!("{actual:08x}"),
-                    });
-                }
+        if let Some(expected) = window.adler32
+            && !opts.ignore_checksums
+        {
+            let made = output.get(window_start..).unwrap_or_default();
+            let actual = adler2::adler32_slice(made);
+            if actual != expected {
+                return Err(PatchError::ChecksumMismatch {
+                    format: NAME,
+                    what: "target window Adler-32",
+                    expected: format!("{expected:08x}"),
+                    actual: format!("{actual:08x}"),
+                });
             }
         }
         Ok(())

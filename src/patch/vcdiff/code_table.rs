@@ -248,11 +248,11 @@ impl AddressCache {
             best_len = varint_len(here_distance);
         }
         for (slot, &base) in self.near.iter().enumerate() {
-            if let Some(offset) = address.checked_sub(base) {
-                if varint_len(offset) < best_len {
-                    best = ((2 + slot) as u8, EncodedAddress::Varint(offset));
-                    best_len = varint_len(offset);
-                }
+            if let Some(offset) = address.checked_sub(base)
+                && varint_len(offset) < best_len
+            {
+                best = ((2 + slot) as u8, EncodedAddress::Varint(offset));
+                best_len = varint_len(offset);
             }
         }
         if !self.same.is_empty() {
