@@ -1,9 +1,8 @@
 //! VCDIFF (RFC 3284) as xdelta3 3.0.x writes it: the default or a custom
 //! code table, NEAR/SAME address caches, VCD_SOURCE and VCD_TARGET copy
 //! windows, xdelta3's per-window Adler-32 extension, its application header
-//! (file names, from `-A`), and its secondary compressors LZMA (id 2) and
-//! DJW (id 1). FGK (id 16, adaptive Huffman, `xdelta3 -S fgk`, which its
-//! author calls a demonstration) is refused as Unsupported.
+//! (file names, from `-A`), and its secondary compressors LZMA (id 2), DJW
+//! (id 1) and FGK (id 16, adaptive Huffman, `xdelta3 -S fgk`).
 //!
 //! Parsing checks the framing of every window (lengths, truncation, limits);
 //! the instruction sections, which may be secondary-compressed, are checked
@@ -11,6 +10,7 @@
 
 pub mod code_table;
 pub mod djw;
+pub mod fgk;
 pub mod lzma;
 
 use std::borrow::Cow;
@@ -56,6 +56,7 @@ pub fn matches(bytes: &[u8]) -> bool {
 pub enum SecondaryCompressor {
     Djw,
     Lzma,
+    Fgk,
 }
 
 /// Where a window's COPY instructions may read besides the window itself.
@@ -282,12 +283,7 @@ fn parse_nested<'a>(
         match read_byte(&mut cursor, "secondary compressor id")? {
             SECONDARY_DJW => Some(SecondaryCompressor::Djw),
             SECONDARY_LZMA => Some(SecondaryCompressor::Lzma),
-            SECONDARY_FGK => {
-                return Err(PatchError::Unsupported {
-                    format: NAME,
-                    detail: "FGK secondary compression (xdelta3 -S fgk) is not supported; remake the patch with xdelta3's default (LZMA) or -S djw or -S none".into(),
-                });
-            }
+            SECONDARY_FGK => Some(SecondaryCompressor::Fgk),
             other => return Err(corrupt(format!("unknown secondary compressor id {other}"))),
         }
     } else {
@@ -467,10 +463,11 @@ fn decode_code_table(
         .ok_or_else(|| corrupt("custom code table has an impossible entry or size"))
 }
 
-/// Per-section-kind state for xdelta3's LZMA, which spans windows.
+/// Per-section-kind state for xdelta3's LZMA and FGK, which span windows.
 #[derive(Default)]
 struct SecondaryState {
     lzma: [Option<lzma::LzmaSectionDecoder>; 3],
+    fgk: [Option<Box<fgk::FgkDecoder>>; 3],
 }
 
 impl<'a> VcdiffPatch<'a> {
@@ -578,6 +575,17 @@ impl<'a> VcdiffPatch<'a> {
                 let decoder = slot
                     .as_mut()
                     .ok_or_else(|| corrupt("LZMA decoder missing"))?;
+                decoder
+                    .decode(input, size)
+                    .map(Cow::Owned)
+                    .map_err(|e| corrupt(format!("{kind_name} section: {e}")))
+            }
+            Some(SecondaryCompressor::Fgk) => {
+                let decoder = state
+                    .fgk
+                    .get_mut(kind)
+                    .ok_or_else(|| corrupt("unknown section"))?
+                    .get_or_insert_with(Box::default);
                 decoder
                     .decode(input, size)
                     .map(Cow::Owned)
@@ -1063,7 +1071,7 @@ mod tests {
 
     #[test]
     fn corrupt_secondary_streams_are_corrupt() {
-        for id in [SECONDARY_DJW, SECONDARY_LZMA] {
+        for id in [SECONDARY_DJW, SECONDARY_LZMA, SECONDARY_FGK] {
             let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_SECONDARY, id, 0];
             // Window: target 3, instructions compressed: size 1 then junk.
             let body = [
@@ -1089,11 +1097,6 @@ mod tests {
                 "{id}: {error:?}"
             );
         }
-        let fgk = [0xD6, 0xC3, 0xC4, 0, HEADER_SECONDARY, SECONDARY_FGK];
-        assert!(matches!(
-            parse(&fgk, &Limits::default()),
-            Err(PatchError::Unsupported { .. })
-        ));
     }
 
     #[test]
