@@ -328,3 +328,33 @@ fn xdelta3_multi_window_fgk_patches_agree_with_xdelta3() {
     assert!(apply(&patch, &source).unwrap() == target);
     eprintln!("{decoded_by_both} of 3 other multi-window FGK patches decodable by xdelta3");
 }
+
+#[test]
+fn created_patches_apply_here_and_in_xdelta3() {
+    let mut cases = vec![
+        (Vec::new(), Vec::new()),
+        (Vec::new(), b"only new bytes".to_vec()),
+        (b"only old bytes".to_vec(), Vec::new()),
+    ];
+    for (seed, len) in [(21u64, 5000usize), (22, 300_000), (23, 6 << 20)] {
+        cases.push(make_pair(seed, len));
+    }
+    for (_, source, target) in PAIRS {
+        cases.push((read(source), read(target)));
+    }
+    let xdelta3 = xdelta3_available();
+    let dir = tempfile::tempdir().unwrap();
+    for (source, target) in &cases {
+        let patch = vcdiff::create(source, target).unwrap();
+        assert!(apply(&patch, source).unwrap() == *target);
+        if xdelta3 {
+            let decoded = xdelta3_decode(dir.path(), source, &patch);
+            assert!(
+                decoded.as_deref() == Some(&target[..]),
+                "xdelta3 -d rejects or mis-decodes our {}-byte to {}-byte patch",
+                source.len(),
+                target.len()
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod code_table;
 pub mod djw;
+mod encode;
 pub mod fgk;
 pub mod lzma;
 
@@ -17,6 +18,7 @@ use std::borrow::Cow;
 
 use crate::patch::{ApplyOptions, Limits, PatchError, PatchSummary};
 use code_table::{AddressCache, AddressError, CodeTable, Operation};
+pub use encode::create;
 
 pub const NAME: &str = "VCDIFF";
 
