@@ -1,10 +1,10 @@
-//! Applies a VCDIFF (xdelta3) patch and reports how long it took, for
-//! comparing with `xdelta3 -d`:
+//! Times VCDIFF work, for comparing with xdelta3:
 //!
-//! cargo run --release --example vcdiff_apply -- SOURCE PATCH [OUTPUT]
+//! cargo run --release --example vcdiff_apply -- SOURCE PATCH [OUTPUT] [--ignore-checksums]
+//! cargo run --release --example vcdiff_apply -- --create SOURCE TARGET PATCH
 //!
-//! The time covers parsing and applying, not reading the inputs or writing
-//! the output.
+//! The time covers parsing and applying (or creating), not reading the
+//! inputs or writing the output.
 
 use std::time::Instant;
 
@@ -12,15 +12,38 @@ use ninja_fs::patch::vcdiff;
 use ninja_fs::patch::{ApplyOptions, Limits};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let ignore_checksums = args.iter().any(|a| a == "--ignore-checksums");
+    args.retain(|a| a != "--ignore-checksums");
+    if args.first().map(String::as_str) == Some("--create") {
+        let [_, source, target, patch] = args.as_slice() else {
+            return Err("usage: vcdiff_apply --create SOURCE TARGET PATCH".into());
+        };
+        let (source, target) = (std::fs::read(source)?, std::fs::read(target)?);
+        let started = Instant::now();
+        let made = vcdiff::create(&source, &target)?;
+        let elapsed = started.elapsed();
+        println!(
+            "created a {}-byte patch for {} bytes in {:.3} s",
+            made.len(),
+            target.len(),
+            elapsed.as_secs_f64()
+        );
+        std::fs::write(patch, made)?;
+        return Ok(());
+    }
     let [source, patch, rest @ ..] = args.as_slice() else {
-        return Err("usage: vcdiff_apply SOURCE PATCH [OUTPUT]".into());
+        return Err("usage: vcdiff_apply SOURCE PATCH [OUTPUT] [--ignore-checksums]".into());
     };
     let source = std::fs::read(source)?;
     let patch = std::fs::read(patch)?;
+    let options = ApplyOptions {
+        limits: Limits::default(),
+        ignore_checksums,
+    };
     let started = Instant::now();
-    let parsed = vcdiff::parse(&patch, &Limits::default())?;
-    let target = parsed.apply(&source, &ApplyOptions::default())?;
+    let parsed = vcdiff::parse(&patch, &options.limits)?;
+    let target = parsed.apply(&source, &options)?;
     let elapsed = started.elapsed();
     println!(
         "applied {} windows, {} bytes in {:.3} s ({:.0} MiB/s)",

@@ -115,6 +115,16 @@ fn source_table_bits(len: usize) -> u32 {
     wanted.min(MAX_SOURCE_TABLE_BITS)
 }
 
+/// The byte at `address` in a window's address space (source, then window).
+fn address_byte(source: &[u8], window: &[u8], address: u64) -> Option<u8> {
+    let source_len = source.len() as u64;
+    if address < source_len {
+        source.get(address as usize).copied()
+    } else {
+        window.get((address - source_len) as usize).copied()
+    }
+}
+
 fn find_instructions(
     source: &[u8],
     window: &[u8],
@@ -158,7 +168,24 @@ fn find_instructions(
                     len: run,
                 }),
             ),
-            Some((address, len)) => (position + len, Some(Instruction::Copy { address, len })),
+            Some((address, len)) => {
+                // Grow the match backwards over literal bytes it also covers,
+                // staying in the region it started in: xdelta3 refuses a
+                // COPY that straddles the end of the source segment.
+                let lowest = if address >= source_len { source_len } else { 0 };
+                let mut back = 0usize;
+                while position - back > literal_start
+                    && address - back as u64 > lowest
+                    && address_byte(source, window, address - back as u64 - 1)
+                        == window.get(position - back - 1).copied()
+                    && (address - back as u64 - 1) < source_len + (position - back - 1) as u64
+                {
+                    back += 1;
+                }
+                position -= back;
+                let (address, len) = (address - back as u64, len + back);
+                (position + len, Some(Instruction::Copy { address, len }))
+            }
             None if run >= MIN_RUN => (
                 position + run,
                 Some(Instruction::Run {
