@@ -187,12 +187,14 @@ impl AddressCache {
         self.next_near = 0;
     }
 
+    #[inline]
     fn remember(&mut self, address: u64) {
-        if !self.near.is_empty() {
-            if let Some(slot) = self.near.get_mut(self.next_near) {
-                *slot = address;
+        if let Some(slot) = self.near.get_mut(self.next_near) {
+            *slot = address;
+            self.next_near += 1;
+            if self.next_near == self.near.len() {
+                self.next_near = 0;
             }
-            self.next_near = (self.next_near + 1) % self.near.len();
         }
         if !self.same.is_empty() {
             let index = (address % self.same.len() as u64) as usize;
@@ -203,6 +205,7 @@ impl AddressCache {
     }
 
     /// Decodes one address of the given mode from the address section.
+    #[inline]
     /// `here` is the current position in the combined
     /// source-segment-then-target address space.
     pub fn decode(

@@ -44,31 +44,55 @@ const INITIAL_LENGTH_ORDER: [u8; MAX_CODE_LENGTH + 1] = [
 
 struct BitReader<'a> {
     input: &'a [u8],
-    position: usize,
-    current: u8,
-    /// Next bit of `current` to read; 0x100 once it is used up.
-    mask: u16,
+    /// Next byte of `input` to load into `buffer`.
+    loaded: usize,
+    /// Loaded bits not yet used, the next one lowest.
+    buffer: u64,
+    available: u32,
+    /// Bits used so far: decides which bytes the stream has touched.
+    used: u64,
 }
 
 impl<'a> BitReader<'a> {
     fn new(input: &'a [u8]) -> Self {
         BitReader {
             input,
-            position: 0,
-            current: 0,
-            mask: 0x100,
+            loaded: 0,
+            buffer: 0,
+            available: 0,
+            used: 0,
         }
     }
 
     #[inline]
-    fn bit(&mut self) -> Result<u32, DjwError> {
-        if self.mask == 0x100 {
-            self.current = *self.input.get(self.position).ok_or(DjwError::EndOfInput)?;
-            self.position += 1;
-            self.mask = 1;
+    fn refill(&mut self) {
+        while self.available <= 56 {
+            let Some(&byte) = self.input.get(self.loaded) else {
+                break;
+            };
+            self.buffer |= u64::from(byte) << self.available;
+            self.loaded += 1;
+            self.available += 8;
         }
-        let bit = u32::from(u16::from(self.current) & self.mask != 0);
-        self.mask <<= 1;
+    }
+
+    #[inline]
+    fn consume(&mut self, count: u32) {
+        self.buffer >>= count;
+        self.available -= count;
+        self.used += u64::from(count);
+    }
+
+    #[inline]
+    fn bit(&mut self) -> Result<u32, DjwError> {
+        if self.available == 0 {
+            self.refill();
+            if self.available == 0 {
+                return Err(DjwError::EndOfInput);
+            }
+        }
+        let bit = (self.buffer & 1) as u32;
+        self.consume(1);
         Ok(bit)
     }
 
@@ -79,7 +103,17 @@ impl<'a> BitReader<'a> {
         }
         Ok(value)
     }
+
+    /// Bytes the stream has reached into, as xdelta3 counts them.
+    fn bytes_touched(&self) -> u64 {
+        self.used.div_ceil(8)
+    }
 }
+
+/// Longest code the lookup table resolves in one step.
+const TABLE_BITS: u32 = 10;
+/// Sections shorter than this decode bit by bit: building tables costs more.
+const TABLE_MIN_OUTPUT: usize = 4096;
 
 /// Canonical Huffman decoder: codes of each length are consecutive, shorter
 /// lengths first, symbols of one length in increasing order.
@@ -91,6 +125,11 @@ struct HuffmanDecoder {
     base: [i64; MAX_CODE_LENGTH + 2],
     min_length: usize,
     max_length: usize,
+    /// Indexed by the next `table_bits` stream bits (first bit lowest):
+    /// symbol in the low byte, code length above; 0 where bit-by-bit
+    /// decoding must decide (longer codes, invalid codes).
+    table: Vec<u16>,
+    table_bits: u32,
 }
 
 impl HuffmanDecoder {
@@ -143,11 +182,69 @@ impl HuffmanDecoder {
             base,
             min_length,
             max_length,
+            table: Vec::new(),
+            table_bits: 0,
         })
+    }
+
+    /// Fills the lookup table by walking the code tree exactly as the bit
+    /// by bit decoder does, so both always agree, even on broken codes.
+    fn build_table(&mut self) {
+        let table_bits = TABLE_BITS.min(self.max_length as u32);
+        if table_bits == 0 {
+            return;
+        }
+        self.table_bits = table_bits;
+        self.table = vec![0u16; 1 << table_bits];
+        // (length read, code value, the same bits in stream order)
+        let mut pending = vec![(0usize, 0i64, 0usize)];
+        while let Some((length, code, pattern)) = pending.pop() {
+            if length == self.max_length || length as u32 == table_bits {
+                continue;
+            }
+            for bit in 0..2 {
+                let (length, code) = (length + 1, (code << 1) | bit);
+                let pattern = pattern | ((bit as usize) << (length - 1));
+                if length >= self.min_length && code <= self.limit[length] {
+                    if let Some(symbol) = self.symbol_for(code, length) {
+                        let entry = u16::from(symbol) | ((length as u16) << 8);
+                        let mut index = pattern;
+                        while index < self.table.len() {
+                            self.table[index] = entry;
+                            index += 1 << length;
+                        }
+                    }
+                } else {
+                    pending.push((length, code, pattern));
+                }
+            }
+        }
+    }
+
+    fn symbol_for(&self, code: i64, length: usize) -> Option<u8> {
+        let index = usize::try_from(code - self.base[length]).ok()?;
+        self.symbols_in_code_order.get(index).copied()
     }
 
     #[inline]
     fn decode(&self, bits: &mut BitReader<'_>) -> Result<u8, DjwError> {
+        if self.table_bits != 0 {
+            if bits.available < self.table_bits {
+                bits.refill();
+            }
+            if bits.available >= self.table_bits {
+                let index = (bits.buffer & ((1u64 << self.table_bits) - 1)) as usize;
+                let entry = self.table.get(index).copied().unwrap_or(0);
+                if entry != 0 {
+                    bits.consume(u32::from(entry >> 8));
+                    return Ok(entry as u8);
+                }
+            }
+        }
+        self.decode_bit_by_bit(bits)
+    }
+
+    fn decode_bit_by_bit(&self, bits: &mut BitReader<'_>) -> Result<u8, DjwError> {
         let mut code = 0i64;
         let mut length = 0usize;
         loop {
@@ -160,11 +257,7 @@ impl HuffmanDecoder {
                 break;
             }
         }
-        let index = code - self.base[length];
-        usize::try_from(index)
-            .ok()
-            .and_then(|index| self.symbols_in_code_order.get(index))
-            .copied()
+        self.symbol_for(code, length)
             .ok_or(DjwError::Invalid("an undefined code"))
     }
 }
@@ -264,10 +357,15 @@ pub fn decode(input: &[u8], output_len: usize) -> Result<Vec<u8>, DjwError> {
         ALPHABET_SIZE,
         &mut code_lengths,
     )?;
-    let group_decoders = code_lengths
+    let mut group_decoders = code_lengths
         .chunks_exact(ALPHABET_SIZE)
         .map(|lengths| HuffmanDecoder::new(lengths, MAX_CODE_LENGTH))
         .collect::<Result<Vec<_>, _>>()?;
+    if output_len >= TABLE_MIN_OUTPUT {
+        for decoder in &mut group_decoders {
+            decoder.build_table();
+        }
+    }
 
     let mut selectors = Vec::new();
     if groups > 1 {
@@ -298,7 +396,7 @@ pub fn decode(input: &[u8], output_len: usize) -> Result<Vec<u8>, DjwError> {
             output.push(decoder.decode(&mut bits)?);
         }
     }
-    if bits.position != input.len() {
+    if bits.bytes_touched() != input.len() as u64 {
         return Err(DjwError::UnusedInput);
     }
     Ok(output)
@@ -413,8 +511,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn long_sections_use_the_table_and_agree() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 16) as u8).collect();
+        let stream = flat_stream(&data);
+        assert_eq!(decode(&stream, data.len()), Ok(data));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn table_and_bit_by_bit_decoding_agree(
+            lengths in proptest::collection::vec(0u8..=12, 1..300),
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            if let Ok(slow) = HuffmanDecoder::new(&lengths, MAX_CODE_LENGTH) {
+                let mut fast = HuffmanDecoder::new(&lengths, MAX_CODE_LENGTH).unwrap();
+                fast.build_table();
+                let (mut slow_bits, mut fast_bits) = (BitReader::new(&input), BitReader::new(&input));
+                for _ in 0..100 {
+                    let (a, b) = (slow.decode(&mut slow_bits), fast.decode(&mut fast_bits));
+                    proptest::prop_assert_eq!(a, b);
+                    proptest::prop_assert_eq!(slow_bits.used, fast_bits.used);
+                    if a.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(
             input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
