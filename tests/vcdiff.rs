@@ -71,7 +71,9 @@ fn app_header_gives_the_file_names() {
     );
     let names = parsed.app_header_names().unwrap();
     assert_eq!(names.target_name, b"nes15-PAL.nes");
-    assert_eq!(names.source_name, b"nes15-NTSC.nes");
+    assert_eq!(names.target_compression, b"");
+    assert_eq!(names.source_name, Some(&b"nes15-NTSC.nes"[..]));
+    assert_eq!(names.source_compression, Some(&b""[..]));
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.

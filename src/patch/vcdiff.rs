@@ -107,12 +107,17 @@ pub struct Window<'a> {
     pub addresses: Section<'a>,
 }
 
-/// The names xdelta3 records with `-A` (its default): target and source
-/// file names as they were given to the encoder.
+/// What xdelta3 records in its application header (on unless `-A` is
+/// given alone): the file names given to the encoder, without directories,
+/// and the external compressor each was unpacked with (empty for none,
+/// `G` gzip, `B` bzip2, `Z` compress, `Y` xz).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppHeaderNames<'a> {
     pub target_name: &'a [u8],
-    pub source_name: &'a [u8],
+    pub target_compression: &'a [u8],
+    /// Absent when the patch was made without a source file.
+    pub source_name: Option<&'a [u8]>,
+    pub source_compression: Option<&'a [u8]>,
 }
 
 /// A parsed VCDIFF patch.
@@ -483,15 +488,29 @@ impl<'a> VcdiffPatch<'a> {
         self.target_len
     }
 
-    /// The target and source names from xdelta3's application header
-    /// (`target/target-compression/source/source-compression`).
+    /// The names in xdelta3's application header, read as xdelta3 reads
+    /// it: `target/compression/source/compression`, or just
+    /// `target/compression` without a source; `None` for any other shape.
     pub fn app_header_names(&self) -> Option<AppHeaderNames<'a>> {
         let header = self.app_header?;
-        let fields: Vec<&'a [u8]> = header.split(|&b| b == b'/').collect();
-        match fields.as_slice() {
-            [target, _, source, _] => Some(AppHeaderNames {
-                target_name: target,
-                source_name: source,
+        let fields: Vec<&'a [u8]> = header.splitn(4, |&b| b == b'/').collect();
+        match *fields.as_slice() {
+            [target_name, target_compression] => Some(AppHeaderNames {
+                target_name,
+                target_compression,
+                source_name: None,
+                source_compression: None,
+            }),
+            [
+                target_name,
+                target_compression,
+                source_name,
+                source_compression,
+            ] => Some(AppHeaderNames {
+                target_name,
+                target_compression,
+                source_name: Some(source_name),
+                source_compression: Some(source_compression),
             }),
             _ => None,
         }
@@ -511,40 +530,45 @@ impl<'a> VcdiffPatch<'a> {
     /// Applies the patch to `source`.
     pub fn apply(&self, source: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
         let capacity = opts.limits.check(NAME, self.target_len)?;
-        let default_table;
-        let table: &CodeTable = match &self.code_table {
-            Some(table) => table,
-            None => {
-                default_table = CodeTable::default_table();
-                &default_table
-            }
+        let table = self.code_table.as_deref().unwrap_or(&DEFAULT_TABLE);
+        let mut applier = Applier {
+            secondary_kind: self.secondary,
+            source,
+            table,
+            cache: AddressCache::new(table.near_slots, table.same_slots),
+            secondary: SecondaryState::default(),
+            opts,
+            output: Vec::with_capacity(capacity),
         };
-        let mut cache = AddressCache::new(table.near_slots, table.same_slots);
-        let mut secondary = SecondaryState::default();
-        let mut output = Vec::with_capacity(capacity);
         for (index, window) in self.windows.iter().enumerate() {
-            cache.reset();
-            self.apply_window(
-                window,
-                index,
-                source,
-                table,
-                &mut cache,
-                &mut secondary,
-                opts,
-                &mut output,
-            )?;
+            applier.apply_window(window, index)?;
         }
-        Ok(output)
+        Ok(applier.output)
     }
+}
 
-    fn decode_section<'s>(
-        &self,
-        section: &Section<'s>,
+static DEFAULT_TABLE: std::sync::LazyLock<CodeTable> =
+    std::sync::LazyLock::new(CodeTable::default_table);
+
+/// Everything one `apply` call carries from window to window.
+struct Applier<'p, 's> {
+    secondary_kind: Option<SecondaryCompressor>,
+    source: &'s [u8],
+    table: &'p CodeTable,
+    cache: AddressCache,
+    secondary: SecondaryState,
+    opts: &'p ApplyOptions,
+    output: Vec<u8>,
+}
+
+impl Applier<'_, '_> {
+    fn decode_section<'d>(
+        &mut self,
+        section: &Section<'d>,
         kind: usize,
-        state: &mut SecondaryState,
-        limits: &Limits,
-    ) -> Result<Cow<'s, [u8]>, PatchError> {
+    ) -> Result<Cow<'d, [u8]>, PatchError> {
+        let state = &mut self.secondary;
+        let limits = &self.opts.limits;
         if !section.compressed {
             return Ok(Cow::Borrowed(section.bytes));
         }
@@ -561,7 +585,19 @@ impl<'a> VcdiffPatch<'a> {
         }
         let size = limits.check(NAME, size)?;
         let input = cursor.rest();
-        match self.secondary {
+        // Huffman codes spend at least a bit per byte, so a larger claim is
+        // refused before anything is allocated for it.
+        let huffman = matches!(
+            self.secondary_kind,
+            Some(SecondaryCompressor::Djw | SecondaryCompressor::Fgk)
+        );
+        if huffman && size as u64 > (input.len() as u64).saturating_mul(8) {
+            return Err(corrupt(format!(
+                "compressed {kind_name} section claims {size} bytes from {} bytes",
+                input.len()
+            )));
+        }
+        match self.secondary_kind {
             Some(SecondaryCompressor::Djw) => djw::decode(input, size)
                 .map(Cow::Owned)
                 .map_err(|e| corrupt(format!("{kind_name} section: {e}"))),
@@ -597,21 +633,14 @@ impl<'a> VcdiffPatch<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn apply_window(
-        &self,
-        window: &Window<'_>,
-        index: usize,
-        source: &[u8],
-        table: &CodeTable,
-        cache: &mut AddressCache,
-        secondary: &mut SecondaryState,
-        opts: &ApplyOptions,
-        output: &mut Vec<u8>,
-    ) -> Result<(), PatchError> {
-        let data = self.decode_section(&window.data, 0, secondary, &opts.limits)?;
-        let instructions = self.decode_section(&window.instructions, 1, secondary, &opts.limits)?;
-        let addresses = self.decode_section(&window.addresses, 2, secondary, &opts.limits)?;
+    fn apply_window(&mut self, window: &Window<'_>, index: usize) -> Result<(), PatchError> {
+        let data = self.decode_section(&window.data, 0)?;
+        let instructions = self.decode_section(&window.instructions, 1)?;
+        let addresses = self.decode_section(&window.addresses, 2)?;
+        let (source, table, opts) = (self.source, self.table, self.opts);
+        let cache = &mut self.cache;
+        cache.reset();
+        let output = &mut self.output;
         let mut data = Cursor::new(&data);
         let mut instructions = Cursor::new(&instructions);
         let mut addresses = Cursor::new(&addresses);
@@ -1140,6 +1169,108 @@ mod tests {
             parse(&bad, &Limits::default()),
             Err(PatchError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn target_copy_windows_copy_earlier_output() {
+        // Window 1 adds "hello"; window 2 copies "ell" from it (VCD_TARGET
+        // segment offset 1, length 3) and adds "!".
+        let first = one_window(None, 5, b"hello", &[6], &[]);
+        let mut patch = first.clone();
+        let mut body = Vec::new();
+        write_varint(&mut body, 4);
+        body.push(0);
+        write_varint(&mut body, 1); // data: "!"
+        write_varint(&mut body, 3); // instructions: COPY sized, 3; ADD 1
+        write_varint(&mut body, 1); // address
+        body.push(b'!');
+        body.extend_from_slice(&[COPY_SIZED_SELF, 3, 2]);
+        body.push(0);
+        patch.push(WINDOW_TARGET);
+        write_varint(&mut patch, 3);
+        write_varint(&mut patch, 1);
+        write_varint(&mut patch, body.len() as u64);
+        patch.extend_from_slice(&body);
+        assert_eq!(apply_bytes(&patch, b"").unwrap(), b"helloell!");
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(
+            parsed.windows[1].copy_window,
+            CopyWindow::Target { offset: 1, len: 3 }
+        );
+
+        // A target segment reaching past the output made so far is corrupt.
+        let mut bad = first.clone();
+        bad.push(WINDOW_TARGET);
+        write_varint(&mut bad, 3);
+        write_varint(&mut bad, 3);
+        write_varint(&mut bad, body.len() as u64);
+        bad.extend_from_slice(&body);
+        assert!(matches!(
+            parse(&bad, &Limits::default()),
+            Err(PatchError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn app_header_shapes() {
+        let with = |header: &[u8]| {
+            let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_APP_HEADER];
+            write_varint(&mut patch, header.len() as u64);
+            patch.extend_from_slice(header);
+            patch
+        };
+        let patch = with(b"out.bin/G");
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(
+            parsed.app_header_names(),
+            Some(AppHeaderNames {
+                target_name: b"out.bin",
+                target_compression: b"G",
+                source_name: None,
+                source_compression: None,
+            })
+        );
+        let patch = with(b"a/b/c/d/e");
+        let names = parse(&patch, &Limits::default())
+            .unwrap()
+            .app_header_names()
+            .unwrap();
+        assert_eq!(names.source_compression, Some(&b"d/e"[..]));
+        let patch = with(b"just-a-name");
+        assert_eq!(
+            parse(&patch, &Limits::default())
+                .unwrap()
+                .app_header_names(),
+            None
+        );
+    }
+
+    #[test]
+    fn oversized_huffman_claims_are_refused_before_allocating() {
+        for id in [SECONDARY_DJW, SECONDARY_FGK] {
+            let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_SECONDARY, id, 0];
+            // Data section claims 2^29 bytes from 2 bytes of input.
+            let mut body = vec![];
+            write_varint(&mut body, 1 << 29);
+            body.push(DATA_COMPRESSED);
+            let mut data = Vec::new();
+            write_varint(&mut data, 1 << 29);
+            data.extend_from_slice(&[0, 0]);
+            write_varint(&mut body, data.len() as u64);
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&data);
+            write_varint(&mut patch, body.len() as u64);
+            patch.extend_from_slice(&body);
+            let parsed = parse(&patch, &Limits::default()).unwrap();
+            let options = ApplyOptions {
+                limits: Limits {
+                    max_image_size: 1 << 30,
+                },
+                ignore_checksums: false,
+            };
+            let error = parsed.apply(b"", &options).unwrap_err();
+            assert!(error.to_string().contains("claims"), "{error}");
+        }
     }
 
     proptest::proptest! {
