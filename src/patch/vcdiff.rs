@@ -23,6 +23,7 @@ pub use encode::create;
 pub const NAME: &str = "VCDIFF";
 
 const MAGIC: [u8; 3] = [0xD6, 0xC3, 0xC4];
+const VERSION: u8 = 0;
 
 // Header indicator bits.
 const HEADER_SECONDARY: u8 = 0x01;
@@ -50,7 +51,7 @@ const MAX_CODE_TABLE_NESTING: u32 = 1;
 
 /// The cheap magic check: VCDIFF magic and version 0.
 pub fn matches(bytes: &[u8]) -> bool {
-    bytes.len() >= 4 && bytes[..3] == MAGIC && bytes[3] == 0
+    bytes.starts_with(&MAGIC) && bytes.get(3) == Some(&VERSION)
 }
 
 /// The secondary compressor named in the header.
@@ -265,20 +266,20 @@ fn parse_nested<'a>(
     limits: &Limits,
     nesting: u32,
 ) -> Result<VcdiffPatch<'a>, PatchError> {
-    if bytes.len() < 4 || bytes[..3] != MAGIC {
+    let mut cursor = Cursor::new(bytes);
+    if cursor.take(3) != Some(&MAGIC[..]) {
         return Err(PatchError::NotThisFormat {
             format: NAME,
             reason: "the file does not start with the VCDIFF magic D6 C3 C4".into(),
         });
     }
-    if bytes[3] != 0 {
+    let version = read_byte(&mut cursor, "version")?;
+    if version != VERSION {
         return Err(PatchError::Unsupported {
             format: NAME,
-            detail: format!("VCDIFF version {} (only version 0 exists)", bytes[3]),
+            detail: format!("VCDIFF version {version} (only version 0 exists)"),
         });
     }
-    let mut cursor = Cursor::new(bytes);
-    cursor.position = 4;
 
     let header_indicator = read_byte(&mut cursor, "header indicator")?;
     if header_indicator & !(HEADER_SECONDARY | HEADER_CODE_TABLE | HEADER_APP_HEADER) != 0 {
@@ -402,10 +403,11 @@ fn parse_window<'a>(
     let instructions_len = read_varint(cursor, "instruction section length")?;
     let addresses_len = read_varint(cursor, "address section length")?;
     let adler32 = if indicator & WINDOW_ADLER32 != 0 {
-        let digest = cursor.take(4).ok_or_else(|| truncated("window checksum"))?;
-        Some(u32::from_be_bytes([
-            digest[0], digest[1], digest[2], digest[3],
-        ]))
+        let digest = cursor
+            .take(4)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .ok_or_else(|| truncated("window checksum"))?;
+        Some(u32::from_be_bytes(digest))
     } else {
         None
     };
@@ -550,6 +552,24 @@ impl<'a> VcdiffPatch<'a> {
 static DEFAULT_TABLE: std::sync::LazyLock<CodeTable> =
     std::sync::LazyLock::new(CodeTable::default_table);
 
+/// The three sections of a window; LZMA and FGK keep state per kind.
+#[derive(Clone, Copy)]
+enum SectionKind {
+    Data = 0,
+    Instructions = 1,
+    Addresses = 2,
+}
+
+impl SectionKind {
+    fn name(self) -> &'static str {
+        match self {
+            SectionKind::Data => "data",
+            SectionKind::Instructions => "instruction",
+            SectionKind::Addresses => "address",
+        }
+    }
+}
+
 /// Everything one `apply` call carries from window to window.
 struct Applier<'p, 's> {
     secondary_kind: Option<SecondaryCompressor>,
@@ -565,17 +585,14 @@ impl Applier<'_, '_> {
     fn decode_section<'d>(
         &mut self,
         section: &Section<'d>,
-        kind: usize,
+        kind: SectionKind,
     ) -> Result<Cow<'d, [u8]>, PatchError> {
         let state = &mut self.secondary;
         let limits = &self.opts.limits;
         if !section.compressed {
             return Ok(Cow::Borrowed(section.bytes));
         }
-        let kind_name = ["data", "instruction", "address"]
-            .get(kind)
-            .copied()
-            .unwrap_or("");
+        let kind_name = kind.name();
         let mut cursor = Cursor::new(section.bytes);
         let size = read_varint(&mut cursor, "compressed section length")?;
         if size == 0 {
@@ -604,7 +621,7 @@ impl Applier<'_, '_> {
             Some(SecondaryCompressor::Lzma) => {
                 let slot = state
                     .lzma
-                    .get_mut(kind)
+                    .get_mut(kind as usize)
                     .ok_or_else(|| corrupt("unknown section"))?;
                 if slot.is_none() {
                     *slot =
@@ -621,7 +638,7 @@ impl Applier<'_, '_> {
             Some(SecondaryCompressor::Fgk) => {
                 let decoder = state
                     .fgk
-                    .get_mut(kind)
+                    .get_mut(kind as usize)
                     .ok_or_else(|| corrupt("unknown section"))?
                     .get_or_insert_with(Box::default);
                 decoder
@@ -634,9 +651,9 @@ impl Applier<'_, '_> {
     }
 
     fn apply_window(&mut self, window: &Window<'_>, index: usize) -> Result<(), PatchError> {
-        let data = self.decode_section(&window.data, 0)?;
-        let instructions = self.decode_section(&window.instructions, 1)?;
-        let addresses = self.decode_section(&window.addresses, 2)?;
+        let data = self.decode_section(&window.data, SectionKind::Data)?;
+        let instructions = self.decode_section(&window.instructions, SectionKind::Instructions)?;
+        let addresses = self.decode_section(&window.addresses, SectionKind::Addresses)?;
         let (source, table, opts) = (self.source, self.table, self.opts);
         let cache = &mut self.cache;
         cache.reset();
