@@ -511,6 +511,62 @@ mod tests {
         );
     }
 
+    /// Writes a run of `count` repeats as RUN_0/RUN_1 digits (bijective
+    /// base 2, least significant first) with the given 2-bit codes.
+    fn write_run(w: &mut BitWriter, mut count: u32, run0: u32, run1: u32, code_len: u32) {
+        while count > 0 {
+            if count % 2 == 1 {
+                w.bits(code_len, run0);
+                count = (count - 1) / 2;
+            } else {
+                w.bits(code_len, run1);
+                count = (count - 2) / 2;
+            }
+        }
+    }
+
+    #[test]
+    fn two_tables_chosen_per_sector() {
+        let mut w = BitWriter::new();
+        w.bits(3, 1); // two groups
+        w.bits(5, 0); // sectors of 5 bytes
+        w.bits(4, 0); // 7 code-length lengths follow
+        // RUN_0, RUN_1, MTF positions 2 and 5 get 2-bit codes 00 01 10 11.
+        for length in [2, 2, 0, 2, 0, 0, 2] {
+            w.bits(4, length);
+        }
+        // Table 0: all 256 lengths 8 (8 is at MTF position 5).
+        w.bits(2, 0b11);
+        write_run(&mut w, 255, 0b00, 0b01, 2);
+        // Table 1: 128 sevens (7 is now at position 5), then 128 zeros (0
+        // is now at position 2).
+        w.bits(2, 0b11);
+        write_run(&mut w, 127, 0b00, 0b01, 2);
+        w.bits(2, 0b10);
+        write_run(&mut w, 127, 0b00, 0b01, 2);
+        // Selector code: RUN_0 and RUN_1 2 bits, MTF position 1 one bit:
+        // codes MTF1=0, RUN_0=10, RUN_1=11.
+        for length in [2, 2, 1] {
+            w.bits(3, length);
+        }
+        // Selectors 0, 1, 1, 0.
+        for (len, code) in [(2, 0b10), (1, 0b0), (2, 0b10), (1, 0b0)] {
+            w.bits(len, code);
+        }
+        let data = b"ABCDEabcdeFGHIJfghij";
+        for (index, &byte) in data.iter().enumerate() {
+            let table = [0, 1, 1, 0][index / 5];
+            if table == 0 {
+                w.bits(8, u32::from(byte));
+            } else {
+                w.bits(7, u32::from(byte));
+            }
+        }
+        assert_eq!(decode(&w.bytes, data.len()), Ok(data.to_vec()));
+        // Asking for fewer bytes leaves whole bytes of the stream unused.
+        assert_eq!(decode(&w.bytes, 16), Err(DjwError::UnusedInput));
+    }
+
     #[test]
     fn long_sections_use_the_table_and_agree() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 16) as u8).collect();
