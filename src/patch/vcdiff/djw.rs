@@ -476,20 +476,15 @@ mod tests {
         for length in [2, 2, 2, 0, 0, 0, 0] {
             w.bits(4, length);
         }
-        // Codes: RUN_0=00, RUN_1=01, symbol 2=10.
-        // MTF order starts [0,4,5,6,7,8,...]: position 5 holds 8, but we can
-        // only send position 1 (4), so move 4 then 5 ... simpler: send
-        // position 1 four times to walk 4,5? Instead use lengths 4 runs.
-        // Position 1 -> value 4; then a run of 255 fours: every code 4 bits.
+        // Codes: RUN_0=00, RUN_1=01, symbol 2=10. MTF position 1 holds
+        // length 4; then 255 repeats of it, which in bijective base 2 is
+        // eight RUN_0 digits (1+2+...+128).
         w.bits(2, 0b10);
-        // 255 = bijective base 2 digits: 255 = 1*1+... use RUN_1/RUN_0 digits
-        // (d+1)<<i summed: 255 = 2^8-1 = sum of 1<<i for i in 0..8 -> 8 RUN_0.
         for _ in 0..8 {
             w.bits(2, 0b00);
         }
-        // Only 16 symbols can have 4-bit codes in a complete code; 256 of them
-        // over-subscribe, which the decoder tolerates: codes 0..=15 map to
-        // symbols 0..=15.
+        // 256 lengths of 4 over-subscribe the code; the decoder maps codes
+        // 0..=15 to symbols 0..=15 and never reaches the rest.
         for &byte in data {
             w.bits(4, u32::from(byte));
         }
