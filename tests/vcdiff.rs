@@ -57,6 +57,14 @@ fn committed_xdelta3_patches_make_their_targets() {
             assert_eq!(has_names, flavour == "xdelta3-default", "{pair} {flavour}");
             let made = parsed.apply(&source, &ApplyOptions::default()).unwrap();
             assert!(made == target, "{pair} {flavour} made the wrong bytes");
+            let mut streamed = Vec::new();
+            parsed
+                .apply_to_writer(&source, &ApplyOptions::default(), &mut streamed)
+                .unwrap();
+            assert!(
+                streamed == target,
+                "{pair} {flavour} streamed the wrong bytes"
+            );
         }
     }
 }
@@ -186,6 +194,15 @@ fn check_round_trip(dir: &Path, source: &[u8], target: &[u8], flags: &[&str]) ->
         .apply(source, &ApplyOptions::default())
         .unwrap_or_else(|e| panic!("apply with {flags:?}: {e}"));
     assert!(made == target, "xdelta3 {flags:?}: wrong bytes");
+    let mut streamed = Vec::new();
+    let written = parsed
+        .apply_to_writer(source, &ApplyOptions::default(), &mut streamed)
+        .unwrap_or_else(|e| panic!("apply_to_writer with {flags:?}: {e}"));
+    assert_eq!(written, target.len() as u64);
+    assert!(
+        streamed == target,
+        "xdelta3 {flags:?}: wrong streamed bytes"
+    );
     parsed.windows.len()
 }
 

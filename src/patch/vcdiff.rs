@@ -547,6 +547,57 @@ impl<'a> VcdiffPatch<'a> {
         }
         Ok(applier.output)
     }
+
+    /// Applies the patch window by window, writing each window to `sink`
+    /// as soon as it is made, so only one window is held in memory (as
+    /// `xdelta3 -d` does). Returns the number of bytes written. A patch with
+    /// VCD_TARGET windows, which copy from earlier output, is applied whole
+    /// first. On error, the windows before the failing one have been written.
+    pub fn apply_to_writer<W: std::io::Write>(
+        &self,
+        source: &[u8],
+        opts: &ApplyOptions,
+        sink: &mut W,
+    ) -> Result<u64, StreamError> {
+        opts.limits.check(NAME, self.target_len)?;
+        let reads_earlier_output = self
+            .windows
+            .iter()
+            .any(|window| matches!(window.copy_window, CopyWindow::Target { .. }));
+        if reads_earlier_output {
+            let target = self.apply(source, opts)?;
+            sink.write_all(&target)?;
+            return Ok(target.len() as u64);
+        }
+        let largest_window = self.windows.iter().map(|w| w.target_len).max().unwrap_or(0);
+        let table = self.code_table.as_deref().unwrap_or(&DEFAULT_TABLE);
+        let mut applier = Applier {
+            secondary_kind: self.secondary,
+            source,
+            table,
+            cache: AddressCache::new(table.near_slots, table.same_slots),
+            secondary: SecondaryState::default(),
+            opts,
+            output: Vec::with_capacity(opts.limits.check(NAME, largest_window)?),
+        };
+        let mut written = 0u64;
+        for (index, window) in self.windows.iter().enumerate() {
+            applier.output.clear();
+            applier.apply_window(window, index)?;
+            sink.write_all(&applier.output)?;
+            written += applier.output.len() as u64;
+        }
+        Ok(written)
+    }
+}
+
+/// Why `apply_to_writer` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error("could not write the patched file: {0}")]
+    Write(#[from] std::io::Error),
 }
 
 static DEFAULT_TABLE: std::sync::LazyLock<CodeTable> =
@@ -1210,6 +1261,11 @@ mod tests {
         patch.extend_from_slice(&body);
         assert_eq!(apply_bytes(&patch, b"").unwrap(), b"helloell!");
         let parsed = parse(&patch, &Limits::default()).unwrap();
+        let mut streamed = Vec::new();
+        let written = parsed
+            .apply_to_writer(b"", &ApplyOptions::default(), &mut streamed)
+            .unwrap();
+        assert_eq!((written, &streamed[..]), (9, &b"helloell!"[..]));
         assert_eq!(
             parsed.windows[1].copy_window,
             CopyWindow::Target { offset: 1, len: 3 }
@@ -1226,6 +1282,40 @@ mod tests {
             parse(&bad, &Limits::default()),
             Err(PatchError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn streaming_writes_windows_until_one_fails() {
+        let good = one_window(None, 3, b"abc", &[ADD_3], &[]);
+        let bad = one_window(None, 3, b"ab", &[ADD_3], &[]);
+        let mut patch = good.clone();
+        patch.extend_from_slice(&good[5..]);
+        patch.extend_from_slice(&bad[5..]);
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        let mut streamed = Vec::new();
+        let error = parsed
+            .apply_to_writer(b"", &ApplyOptions::default(), &mut streamed)
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            StreamError::Patch(PatchError::Corrupt { .. })
+        ));
+        assert_eq!(streamed, b"abcabc");
+
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let parsed = parse(&good, &Limits::default()).unwrap();
+        let error = parsed
+            .apply_to_writer(b"", &ApplyOptions::default(), &mut Full)
+            .unwrap_err();
+        assert!(matches!(error, StreamError::Write(_)), "{error}");
     }
 
     #[test]

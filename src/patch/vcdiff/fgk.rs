@@ -137,14 +137,17 @@ impl FgkDecoder {
         &mut self.nodes[usize::from(index) & (NODE_SLOTS - 1)]
     }
 
+    #[inline]
     fn leader(&self, block: u16) -> u16 {
         self.block_leader[usize::from(block) & (BLOCK_SLOTS - 1)]
     }
 
+    #[inline]
     fn set_leader(&mut self, block: u16, leader: u16) {
         self.block_leader[usize::from(block) & (BLOCK_SLOTS - 1)] = leader;
     }
 
+    #[inline]
     fn make_block(&mut self, leader: u16) -> u16 {
         let block = self.free_block;
         self.free_block = self.block_next_free[usize::from(block) & (BLOCK_SLOTS - 1)];
@@ -152,6 +155,7 @@ impl FgkDecoder {
         block
     }
 
+    #[inline]
     fn release_block(&mut self, block: u16) {
         self.block_next_free[usize::from(block) & (BLOCK_SLOTS - 1)] = self.free_block;
         self.free_block = block;
@@ -199,6 +203,7 @@ impl FgkDecoder {
     }
 
     /// The symbol just received; updates the tree for the next one.
+    #[inline]
     fn finish_symbol(&mut self) -> Result<u8, FgkError> {
         let mut symbol = self.position;
         if self.node(symbol).weight == 0 {
@@ -217,6 +222,7 @@ impl FgkDecoder {
         Ok(byte)
     }
 
+    #[inline]
     fn update_tree(&mut self, symbol: u16) {
         let mut node = if self.node(symbol).weight == 0 {
             self.first_sighting(symbol)
@@ -237,6 +243,7 @@ impl FgkDecoder {
     }
 
     /// Swaps `node` with the leader of its block (subtrees go along).
+    #[inline]
     fn move_to_block_leader(&mut self, node: u16) {
         let leader = self.leader(self.node(node).block);
         if node == leader || self.node(node).parent == leader || self.node(node).weight == 0 {
@@ -280,6 +287,7 @@ impl FgkDecoder {
         self.set_leader(block, node);
     }
 
+    #[inline]
     fn set_child(&mut self, parent: u16, right: bool, child: u16) {
         let parent = self.node_mut(parent);
         if right {
@@ -291,6 +299,7 @@ impl FgkDecoder {
 
     /// Moves `node`, the leader of its block, into the block of the next
     /// weight it is about to reach.
+    #[inline]
     fn promote(&mut self, node: u16) {
         let current = *self.node(node);
         let (my_left, my_right, block) = (current.left, current.right, current.block);
