@@ -14,6 +14,7 @@ pub mod pat;
 pub mod ppf;
 pub mod rup;
 pub mod ups;
+pub mod vcdiff;
 
 use std::fmt;
 
