@@ -72,7 +72,9 @@ impl<K: Hash + Eq + Clone> ImageCache<K> {
             match state.building.get(key) {
                 Some(slot) => Some(slot.clone()),
                 None => {
-                    state.building.insert(key.clone(), Arc::new(Slot::default()));
+                    state
+                        .building
+                        .insert(key.clone(), Arc::new(Slot::default()));
                     None
                 }
             }
@@ -85,7 +87,9 @@ impl<K: Hash + Eq + Clone> ImageCache<K> {
                     .wait(result)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            return result.clone().unwrap_or_else(|| Err("build vanished".into()));
+            return result
+                .clone()
+                .unwrap_or_else(|| Err("build vanished".into()));
         }
 
         let built: Built = build().map(Arc::new);
@@ -177,7 +181,10 @@ mod tests {
     #[test]
     fn failures_are_reported_and_not_cached() {
         let cache: ImageCache<u8> = ImageCache::new(4);
-        assert_eq!(cache.get_or_build(&1, || Err("bad".into())), Err("bad".into()));
+        assert_eq!(
+            cache.get_or_build(&1, || Err("bad".into())),
+            Err("bad".into())
+        );
         assert!(cache.get_or_build(&1, || Ok(vec![1])).is_ok());
     }
 

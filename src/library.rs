@@ -147,10 +147,13 @@ pub struct Library {
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
     hashes: Mutex<HashMap<FileId, Arc<RomHashes>>>,
-    index: Mutex<Option<(Instant, Arc<Vec<Arc<PatchFile>>>)>>,
+    index: Mutex<Option<(Instant, PatchIndex)>>,
 }
 
 struct ClassifiedEntry(Classified);
+
+/// Every patch in the tree that can pair by checksum.
+pub type PatchIndex = Arc<Vec<Arc<PatchFile>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -287,7 +290,9 @@ impl Library {
         }
         contents.subdirs.sort();
         contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-        contents.patches.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        contents
+            .patches
+            .sort_by(|a, b| a.file_name.cmp(&b.file_name));
         contents
     }
 
@@ -383,7 +388,7 @@ impl Library {
 
     /// Every patch under the root that can pair by checksum, refreshed at
     /// most once a second.
-    pub fn checksum_patches(&self) -> Arc<Vec<Arc<PatchFile>>> {
+    pub fn checksum_patches(&self) -> PatchIndex {
         if let Some((at, index)) = lock(&self.index).as_ref()
             && at.elapsed() < INDEX_REFRESH
         {
@@ -496,7 +501,7 @@ impl Library {
                 reason: "RetroArch's numbered stack, in order".into(),
             });
         }
-        if dir.subdirs.iter().any(|d| *d == rom.stem)
+        if dir.subdirs.contains(&rom.stem)
             && let Some(folder) = self.dir(&join(rel_dir, &rom.stem))
         {
             for patch in &folder.patches {
@@ -510,14 +515,14 @@ impl Library {
 
     fn checksum_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) {
         let index = self.checksum_patches();
-        let sizes = [
-            rom.id.size,
-            rom.normalized_len(),
-            rom.deinterleaved_len(),
-        ];
+        let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
         let candidates: Vec<&Arc<PatchFile>> = index
             .iter()
-            .filter(|p| !variants.iter().any(|v| v.patches.iter().any(|q| q.rel_path == p.rel_path)))
+            .filter(|p| {
+                !variants
+                    .iter()
+                    .any(|v| v.patches.iter().any(|q| q.rel_path == p.rel_path))
+            })
             .filter(|p| p.pair_keys.iter().any(|k| sizes.contains(&k.size)))
             .collect();
         if candidates.is_empty() {

@@ -28,7 +28,12 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Normalized, View::Deinterleaved, View::Patched, View::Info];
+    pub const ALL: [View; 4] = [
+        View::Normalized,
+        View::Deinterleaved,
+        View::Patched,
+        View::Info,
+    ];
 
     pub fn dir_name(self) -> &'static str {
         match self {
@@ -80,6 +85,10 @@ enum Node {
 
 type Names = Arc<Vec<(String, Target)>>;
 
+/// Names of a folder, with the identities of the folder scan and patch
+/// index they were computed from.
+type NamesMemo = (usize, usize, Names);
+
 #[derive(Default)]
 struct Inodes {
     by_path: HashMap<String, u64>,
@@ -92,7 +101,7 @@ pub struct NinjaFs {
     library: Library,
     cache: ImageCache<ImageKey>,
     inodes: Mutex<Inodes>,
-    names: Mutex<HashMap<(View, String), (usize, usize, Names)>>,
+    names: Mutex<HashMap<(View, String), NamesMemo>>,
     sizes: Mutex<HashMap<ImageKey, u64>>,
     handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     next_handle: AtomicU64,
@@ -124,10 +133,11 @@ impl NinjaFs {
                 backing.display()
             ));
         }
-        let mut inodes = Inodes::default();
         // Inode 1 is the root; index 0 is unused.
-        inodes.paths = vec![String::new(), String::new()];
-        inodes.by_path.insert(String::new(), ROOT_INO);
+        let inodes = Inodes {
+            paths: vec![String::new(), String::new()],
+            by_path: HashMap::from([(String::new(), ROOT_INO)]),
+        };
         Ok(NinjaFs {
             library: Library::new(backing, limits),
             cache: ImageCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
@@ -187,33 +197,37 @@ impl NinjaFs {
             return Some(names.clone());
         }
         let names = Arc::new(self.compute_names(view, rel_dir, &dir));
-        lock(&self.names).insert((view, rel_dir.to_string()), (dir_id, index_id, names.clone()));
+        lock(&self.names).insert(
+            (view, rel_dir.to_string()),
+            (dir_id, index_id, names.clone()),
+        );
         Some(names)
     }
 
     fn compute_names(&self, view: View, rel_dir: &str, dir: &DirContents) -> Vec<(String, Target)> {
         let mut taken: std::collections::HashSet<String> = dir.subdirs.iter().cloned().collect();
         let mut out = Vec::new();
-        let mut add = |name: String, target: Target, taken: &mut std::collections::HashSet<String>| {
-            let name = if taken.contains(&name) {
-                let tag = crc32fast::hash(
-                    format!(
-                        "{}\0{}",
-                        target.rom.rel_path,
-                        target.variant.as_ref().map_or("", |v| v.label.as_str())
-                    )
-                    .as_bytes(),
-                );
-                match name.rsplit_once('.') {
-                    Some((stem, ext)) => format!("{stem} ~{tag:08x}.{ext}"),
-                    None => format!("{name} ~{tag:08x}"),
-                }
-            } else {
-                name
+        let mut add =
+            |name: String, target: Target, taken: &mut std::collections::HashSet<String>| {
+                let name = if taken.contains(&name) {
+                    let tag = crc32fast::hash(
+                        format!(
+                            "{}\0{}",
+                            target.rom.rel_path,
+                            target.variant.as_ref().map_or("", |v| v.label.as_str())
+                        )
+                        .as_bytes(),
+                    );
+                    match name.rsplit_once('.') {
+                        Some((stem, ext)) => format!("{stem} ~{tag:08x}.{ext}"),
+                        None => format!("{name} ~{tag:08x}"),
+                    }
+                } else {
+                    name
+                };
+                taken.insert(name.clone());
+                out.push((name, target));
             };
-            taken.insert(name.clone());
-            out.push((name, target));
-        };
         for rom in &dir.roms {
             let target = |variant| Target {
                 view,
@@ -405,7 +419,10 @@ impl NinjaFs {
             let bytes =
                 std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", patch.rel_path))?;
             if bytes.len() as u64 != patch.id.size {
-                return Err(format!("{} changed while it was being read", patch.rel_path));
+                return Err(format!(
+                    "{} changed while it was being read",
+                    patch.rel_path
+                ));
             }
             files.push((patch.rel_path.clone(), bytes));
         }
@@ -431,7 +448,11 @@ impl NinjaFs {
     /// stack of them to each result in turn), and a checksum match says
     /// which layout a patch applies to.
     fn predict_patched_size(&self, rom: &Rom, variant: &Variant) -> Option<u64> {
-        if variant.patches.iter().all(|p| !p.verifies_source && p.error.is_none()) {
+        if variant
+            .patches
+            .iter()
+            .all(|p| !p.verifies_source && p.error.is_none())
+        {
             let mut size = rom.deinterleaved_len();
             for patch in &variant.patches {
                 let bytes = std::fs::read(self.library.path_of(&patch.rel_path)).ok()?;
@@ -474,7 +495,11 @@ impl NinjaFs {
         }
         let failures = lock(&self.failures);
         for variant in &variants {
-            let names: Vec<&str> = variant.patches.iter().map(|p| p.rel_path.as_str()).collect();
+            let names: Vec<&str> = variant
+                .patches
+                .iter()
+                .map(|p| p.rel_path.as_str())
+                .collect();
             text.push_str(&format!(
                 "  [{}] {}: {}\n",
                 variant.label,
@@ -483,7 +508,8 @@ impl NinjaFs {
             ));
             if let Some(error) = variant.patches.iter().find_map(|p| p.error.as_ref()) {
                 text.push_str(&format!("    cannot be read: {error}\n"));
-            } else if let Some(reason) = failures.get(&(rom.rel_path.clone(), variant.label.clone()))
+            } else if let Some(reason) =
+                failures.get(&(rom.rel_path.clone(), variant.label.clone()))
             {
                 text.push_str(&format!("    fails: {reason}\n"));
             }
@@ -494,7 +520,10 @@ impl NinjaFs {
             .filter(|p| p.stem == rom.stem && p.error.is_some())
             .collect();
         for patch in unusable {
-            if !variants.iter().any(|v| v.patches.iter().any(|p| p.rel_path == patch.rel_path)) {
+            if !variants
+                .iter()
+                .any(|v| v.patches.iter().any(|p| p.rel_path == patch.rel_path))
+            {
                 text.push_str(&format!(
                     "  {}: cannot be read: {}\n",
                     patch.rel_path,
@@ -537,10 +566,13 @@ impl VirtualFs for NinjaFs {
                         let ino = self.ino_of(&child);
                         Ok(DirEntry {
                             name: child.into(),
-                            attributes: self.attributes(ino, &Node::Dir {
-                                view,
-                                rel_dir: String::new(),
-                            })?,
+                            attributes: self.attributes(
+                                ino,
+                                &Node::Dir {
+                                    view,
+                                    rel_dir: String::new(),
+                                },
+                            )?,
                         })
                     })
                     .collect();
@@ -557,10 +589,13 @@ impl VirtualFs for NinjaFs {
             let ino = self.ino_of(&child);
             entries.push(DirEntry {
                 name: sub.into(),
-                attributes: self.attributes(ino, &Node::Dir {
-                    view,
-                    rel_dir: join(&rel_dir, sub),
-                })?,
+                attributes: self.attributes(
+                    ino,
+                    &Node::Dir {
+                        view,
+                        rel_dir: join(&rel_dir, sub),
+                    },
+                )?,
             });
         }
         for (name, target) in names.iter() {
@@ -594,7 +629,9 @@ impl VirtualFs for NinjaFs {
             .get(&handle)
             .cloned()
             .ok_or(FsError::BadHandle)?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(image.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(image.len());
         let end = start.saturating_add(size as usize).min(image.len());
         Ok(image[start..end].to_vec())
     }

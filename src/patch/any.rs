@@ -3,7 +3,7 @@
 
 use super::{
     ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, ebp, fc, ffp, gdiff, ips, pat, ppf,
-    rup, ups,
+    rup, ups, vcdiff,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +19,7 @@ pub enum PatchFormat {
     Pat,
     Ffp,
     Fc,
+    Vcdiff,
 }
 
 impl PatchFormat {
@@ -35,6 +36,7 @@ impl PatchFormat {
             PatchFormat::Pat => pat::NAME,
             PatchFormat::Ffp => ffp::NAME,
             PatchFormat::Fc => fc::NAME,
+            PatchFormat::Vcdiff => vcdiff::NAME,
         }
     }
 
@@ -60,6 +62,7 @@ impl PatchFormat {
             "pat" => PatchFormat::Pat,
             "ffp" => PatchFormat::Ffp,
             "fc" => PatchFormat::Fc,
+            "xdelta" | "xdelta3" | "vcdiff" | "delta" => PatchFormat::Vcdiff,
             _ => return None,
         })
     }
@@ -84,6 +87,9 @@ impl PatchFormat {
         }
         if gdiff::matches(bytes) {
             return Some(PatchFormat::Gdiff);
+        }
+        if vcdiff::matches(bytes) {
+            return Some(PatchFormat::Vcdiff);
         }
         if ips::matches(bytes) {
             return Some(if ebp::matches(bytes) {
@@ -123,7 +129,7 @@ impl std::str::FromStr for PatchFormat {
             .filter(|f| f.can_create())
             .ok_or_else(|| {
                 format!(
-                    "unknown patch format '{s}': use one of rup bps ips ups ppf aps gdiff pat ffp fc"
+                    "unknown patch format '{s}': use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff"
                 )
             })
     }
@@ -141,6 +147,7 @@ pub enum Patch<'a> {
     Aps(aps::ApsPatch<'a>),
     Gdiff(gdiff::GdiffPatch<'a>),
     Text(PatchFormat, pat::TextPatch<'a>),
+    Vcdiff(vcdiff::VcdiffPatch<'a>),
 }
 
 impl<'a> Patch<'a> {
@@ -161,6 +168,7 @@ impl<'a> Patch<'a> {
             PatchFormat::Pat => Patch::Text(format, pat::parse(bytes, limits)?),
             PatchFormat::Ffp => Patch::Text(format, ffp::parse(bytes, limits)?),
             PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
+            PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
         })
     }
 
@@ -175,6 +183,7 @@ impl<'a> Patch<'a> {
             Patch::Aps(_) => PatchFormat::Aps,
             Patch::Gdiff(_) => PatchFormat::Gdiff,
             Patch::Text(format, _) => *format,
+            Patch::Vcdiff(_) => PatchFormat::Vcdiff,
         }
     }
 
@@ -189,6 +198,7 @@ impl<'a> Patch<'a> {
             Patch::Aps(p) => p.summary(),
             Patch::Gdiff(p) => p.summary(),
             Patch::Text(_, p) => p.summary(),
+            Patch::Vcdiff(p) => p.summary(),
         }
     }
 
@@ -205,6 +215,7 @@ impl<'a> Patch<'a> {
             Patch::Aps(p) => p.output_size(source_len),
             Patch::Gdiff(p) => p.output_size(source_len),
             Patch::Text(_, p) => p.output_size(source_len),
+            Patch::Vcdiff(p) => p.output_size(source_len),
         }
     }
 
@@ -213,7 +224,8 @@ impl<'a> Patch<'a> {
     /// where it fits.
     pub fn verifies_source(&self) -> bool {
         match self {
-            Patch::Ips(_) | Patch::Gdiff(_) => false,
+            // xdelta's Adler-32 checks its output windows, not the source.
+            Patch::Ips(_) | Patch::Gdiff(_) | Patch::Vcdiff(_) => false,
             Patch::Ppf(p) => p.block_check.is_some() || p.source_size.is_some(),
             _ => true,
         }
@@ -230,6 +242,7 @@ impl<'a> Patch<'a> {
             Patch::Aps(p) => p.apply(source, opts),
             Patch::Gdiff(p) => p.apply(source, opts),
             Patch::Text(_, p) => p.apply(source, opts),
+            Patch::Vcdiff(p) => p.apply(source, opts),
         }
     }
 
@@ -301,6 +314,15 @@ impl<'a> Patch<'a> {
                 push("undo data", p.has_undo.to_string());
                 push("block check", p.block_check.is_some().to_string());
             }
+            Patch::Vcdiff(p) => {
+                push("windows", p.windows.len().to_string());
+                if let Some(secondary) = &p.secondary {
+                    push("secondary compression", format!("{secondary:?}"));
+                }
+                if let Some(names) = p.app_header_names() {
+                    push("file names", format!("{names:?}"));
+                }
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -332,6 +354,7 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
         PatchFormat::Pat => pat::create(source, target),
         PatchFormat::Ffp => ffp::create(source, target),
         PatchFormat::Fc => fc::create(source, target),
+        PatchFormat::Vcdiff => vcdiff::create(source, target),
         PatchFormat::Rup => rup::create(
             &[rup::CreateEntry {
                 name: None,
