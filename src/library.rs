@@ -10,6 +10,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -125,6 +126,8 @@ pub struct RomHashes {
 /// A folder of the backing tree, as last scanned.
 #[derive(Debug, Default)]
 pub struct DirContents {
+    /// Unique per scan: whatever was derived from an older scan is stale.
+    pub generation: u64,
     pub subdirs: Vec<String>,
     pub roms: Vec<Arc<Rom>>,
     pub patches: Vec<Arc<PatchFile>>,
@@ -153,11 +156,20 @@ pub struct Library {
 struct ClassifiedEntry(Classified);
 
 /// Every patch in the tree that can pair by checksum.
-pub type PatchIndex = Arc<Vec<Arc<PatchFile>>>;
+#[derive(Debug)]
+pub struct PatchIndexData {
+    pub generation: u64,
+    pub patches: Vec<Arc<PatchFile>>,
+}
+
+pub type PatchIndex = Arc<PatchIndexData>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Counts folder scans and index builds, to tell results apart.
+static SCANS: AtomicU64 = AtomicU64::new(1);
 
 /// How often the whole tree is walked again for checksum pairing.
 const INDEX_REFRESH: Duration = Duration::from_secs(1);
@@ -263,7 +275,10 @@ impl Library {
     }
 
     fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {
-        let mut contents = DirContents::default();
+        let mut contents = DirContents {
+            generation: SCANS.fetch_add(1, Ordering::Relaxed),
+            ..DirContents::default()
+        };
         let Ok(entries) = std::fs::read_dir(path) else {
             return contents;
         };
@@ -409,7 +424,10 @@ impl Library {
             );
             pending.extend(contents.subdirs.iter().map(|d| join(&rel_dir, d)));
         }
-        let index = Arc::new(found);
+        let index = Arc::new(PatchIndexData {
+            generation: SCANS.fetch_add(1, Ordering::Relaxed),
+            patches: found,
+        });
         *lock(&self.index) = Some((Instant::now(), index.clone()));
         index
     }
@@ -517,6 +535,7 @@ impl Library {
         let index = self.checksum_patches();
         let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
         let candidates: Vec<&Arc<PatchFile>> = index
+            .patches
             .iter()
             .filter(|p| {
                 !variants
@@ -579,22 +598,24 @@ impl Library {
 }
 
 /// Two variants with one label: the later ones are told apart by their
-/// patch's file name, which is unique in its folder.
+/// patch's file name (unique in its folder), then by its whole path.
 fn resolve_label_collisions(variants: &mut [Variant]) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for variant in variants.iter_mut() {
-        let count = seen.entry(variant.label.clone()).or_insert(0);
-        *count += 1;
-        if *count > 1
-            && let Some(first) = variant.patches.first()
-        {
-            variant.label = match variant.reversed {
-                true => format!("{} reverted", first.rel_path),
-                false => first.rel_path.clone(),
+    let relabel = |variants: &mut [Variant], rename: &dyn Fn(&Variant, &PatchFile) -> String| {
+        let mut seen = std::collections::HashSet::new();
+        for variant in variants.iter_mut() {
+            if !seen.insert(variant.label.clone())
+                && let Some(first) = variant.patches.first().cloned()
+            {
+                variant.label = rename(variant, &first);
+                seen.insert(variant.label.clone());
             }
-            .replace('/', "_");
         }
-    }
+    };
+    let suffix = |variant: &Variant| if variant.reversed { " reverted" } else { "" };
+    relabel(variants, &|v, p| format!("{}{}", p.file_name, suffix(v)));
+    relabel(variants, &|v, p| {
+        format!("{}{}", p.rel_path.replace('/', "_"), suffix(v))
+    });
 }
 
 /// The checksums by which a patch pairs with ROMs anywhere in the tree.

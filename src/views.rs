@@ -87,7 +87,7 @@ type Names = Arc<Vec<(String, Target)>>;
 
 /// Names of a folder, with the identities of the folder scan and patch
 /// index they were computed from.
-type NamesMemo = (usize, usize, Names);
+type NamesMemo = (u64, u64, Names);
 
 #[derive(Default)]
 struct Inodes {
@@ -185,11 +185,11 @@ impl NinjaFs {
     pub fn names(&self, view: View, rel_dir: &str) -> Option<Names> {
         let dir = self.library.dir(rel_dir)?;
         let index_id = if view == View::Patched {
-            Arc::as_ptr(&self.library.checksum_patches()) as usize
+            self.library.checksum_patches().generation
         } else {
             0
         };
-        let dir_id = Arc::as_ptr(&dir) as usize;
+        let dir_id = dir.generation;
         if let Some((d, i, names)) = lock(&self.names).get(&(view, rel_dir.to_string()))
             && *d == dir_id
             && *i == index_id

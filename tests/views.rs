@@ -1,0 +1,296 @@
+//! The filesystem core without FUSE: scan, names, sizes, bytes, pairing,
+//! changes to the backing folder.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::read_fixture;
+use ninja_fs::patch::Limits;
+use ninja_fs::patch::any::{self, PatchFormat};
+use ninja_fs::system::{self, SystemType};
+use ninja_fs::vfs::{FsError, NodeKind, ROOT_INO, VirtualFs};
+use ninja_fs::views::NinjaFs;
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The example backing folder of the design, built from the fixtures.
+fn backing() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "snes/Game.smc",
+        &read_fixture("roms/snes/cputest-basic.smc"),
+    );
+    write(
+        root,
+        "snes/Game.ips",
+        &read_fixture("patches/snes_cputest_basic2full.flips.ips"),
+    );
+    // A second step of a RetroArch stack: one byte changed after the first.
+    let full = read_fixture("roms/snes/cputest-full.sfc");
+    let mut tweaked = full.clone();
+    tweaked[0x100] ^= 0xFF;
+    write(
+        root,
+        "snes/Game.ips1",
+        &any::create(PatchFormat::Ips, &full, &tweaked).unwrap(),
+    );
+    write(
+        root,
+        "patches/Translation.bps",
+        &read_fixture("patches/snes_cputest_basic2full.flips-delta.bps"),
+    );
+    write(
+        root,
+        "nes/Zelda.unf",
+        &read_fixture("roms/nes/nes15-NTSC.unf"),
+    );
+    write(
+        root,
+        "n64/Mario.v64",
+        &read_fixture("roms/n64/bigbass1997_minimal.v64"),
+    );
+    write(root, "notes.txt", b"not a ROM\n");
+    dir
+}
+
+fn mount(root: &Path) -> NinjaFs {
+    NinjaFs::new(root, 64 << 20, Limits::default()).unwrap()
+}
+
+fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
+    let mut attributes = fs.getattr(ROOT_INO)?;
+    for part in path.split('/') {
+        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
+    }
+    Ok(attributes)
+}
+
+fn read_all(fs: &NinjaFs, path: &str) -> Result<Vec<u8>, FsError> {
+    let attributes = lookup(fs, path)?;
+    let opened = fs.open(attributes.ino)?;
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(opened.handle, out.len() as u64, 100_000)?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend(chunk);
+    }
+    fs.release(opened.handle);
+    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
+    Ok(out)
+}
+
+fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
+    let ino = if path.is_empty() {
+        ROOT_INO
+    } else {
+        lookup(fs, path).unwrap().ino
+    };
+    let mut names: Vec<String> = fs
+        .readdir(ino)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn views_show_the_designs_example() {
+    let dir = backing();
+    let fs = mount(dir.path());
+    assert_eq!(
+        names(&fs, ""),
+        ["deinterleaved", "info", "normalized", "patched"]
+    );
+    assert_eq!(names(&fs, "normalized"), ["n64", "nes", "patches", "snes"]);
+    assert_eq!(names(&fs, "normalized/snes"), ["Game.sfc"]);
+    assert_eq!(names(&fs, "normalized/nes"), ["Zelda.nes"]);
+    assert_eq!(names(&fs, "normalized/n64"), ["Mario.z64"]);
+    assert_eq!(names(&fs, "deinterleaved/nes"), ["Zelda.unf"]);
+    assert_eq!(names(&fs, "info/snes"), ["Game.smc.txt"]);
+    assert_eq!(
+        names(&fs, "patched/snes"),
+        [
+            "Game [Game+ips1].sfc",
+            "Game [Game].sfc",
+            "Game [Translation].sfc"
+        ]
+    );
+    assert!(names(&fs, "patched/n64").is_empty());
+    // notes.txt is no ROM: in no view.
+    assert!(lookup(&fs, "normalized/notes.txt").is_err());
+    assert_eq!(lookup(&fs, "info/snes").unwrap().kind, NodeKind::Directory);
+}
+
+#[test]
+fn every_file_reads_what_the_engine_makes_and_stat_says() {
+    let dir = backing();
+    let fs = mount(dir.path());
+    let clean = read_fixture("roms/snes/cputest-basic.sfc");
+    let full = read_fixture("roms/snes/cputest-full.sfc");
+    assert!(read_all(&fs, "normalized/snes/Game.sfc").unwrap() == clean);
+    assert!(read_all(&fs, "deinterleaved/snes/Game.sfc").unwrap() == clean);
+    assert!(read_all(&fs, "patched/snes/Game [Game].sfc").unwrap() == full);
+    assert!(read_all(&fs, "patched/snes/Game [Translation].sfc").unwrap() == full);
+    let mut tweaked = full.clone();
+    tweaked[0x100] ^= 0xFF;
+    assert!(read_all(&fs, "patched/snes/Game [Game+ips1].sfc").unwrap() == tweaked);
+    assert!(
+        read_all(&fs, "normalized/n64/Mario.z64").unwrap()
+            == read_fixture("roms/n64/bigbass1997_minimal.z64")
+    );
+    let unf = read_fixture("roms/nes/nes15-NTSC.unf");
+    assert!(read_all(&fs, "deinterleaved/nes/Zelda.unf").unwrap() == unf);
+    let layout = system::analyze(&unf, SystemType::Nes).unwrap();
+    let normalized = system::normalize(&unf, &layout).unwrap();
+    assert!(read_all(&fs, "normalized/nes/Zelda.nes").unwrap() == normalized.as_ref());
+
+    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    assert!(info.starts_with("snes/Game.smc\n"), "{info}");
+    assert!(
+        info.contains("copier (Super Wild Card / SMC), 512 bytes, dropped"),
+        "{info}"
+    );
+    assert!(
+        info.contains("[Game] snes/Game.ips: beside the ROM with its name"),
+        "{info}"
+    );
+    assert!(
+        info.contains("[Translation] patches/Translation.bps: its source CRC32 4de40f6b matches the normalized image"),
+        "{info}"
+    );
+}
+
+#[test]
+fn a_rup_whose_target_matches_pairs_reverted() {
+    let dir = backing();
+    // A NINJA2 patch made from some other image to Zelda: Zelda is its target.
+    let unf = read_fixture("roms/nes/nes15-NTSC.unf");
+    let layout = system::analyze(&unf, SystemType::Nes).unwrap();
+    let zelda = system::normalize(&unf, &layout).unwrap().into_owned();
+    let mut original = zelda.clone();
+    original[10] ^= 0x55;
+    let rup = ninja_fs::patch::rup::create(
+        &[ninja_fs::patch::rup::CreateEntry {
+            name: None,
+            system_type: 1,
+            source: &original,
+            target: &zelda,
+        }],
+        &Default::default(),
+    )
+    .unwrap();
+    write(dir.path(), "patches/zelda-hack.rup", &rup);
+    let fs = mount(dir.path());
+    assert_eq!(
+        names(&fs, "patched/nes"),
+        ["Zelda [zelda-hack reverted].unf"]
+    );
+    let reverted = read_all(&fs, "patched/nes/Zelda [zelda-hack reverted].unf").unwrap();
+    let restored = system::restore(&original, &layout).unwrap();
+    assert!(reverted == restored.as_ref());
+}
+
+#[test]
+fn changes_to_the_backing_folder_are_seen() {
+    let dir = backing();
+    let fs = mount(dir.path());
+    let before = read_all(&fs, "normalized/n64/Mario.z64").unwrap();
+    // Replaced in place with other bytes of another size.
+    let mut other = read_fixture("roms/n64/bigbass1997_minimal.z64");
+    other.truncate(0x8000);
+    other[0x20] = b'X';
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(dir.path(), "n64/Mario.v64", &other);
+    let after = read_all(&fs, "normalized/n64/Mario.z64").unwrap();
+    assert!(before != after, "the old image was served");
+    assert!(after == other, "the new image is wrong");
+    // Deleted: gone.
+    std::fs::remove_file(dir.path().join("n64/Mario.v64")).unwrap();
+    assert_eq!(
+        lookup(&fs, "normalized/n64/Mario.z64"),
+        Err(FsError::NotFound)
+    );
+    // Added: listed.
+    write(dir.path(), "n64/Other.z64", &other);
+    assert_eq!(names(&fs, "normalized/n64"), ["Other.z64"]);
+}
+
+#[test]
+fn a_patch_that_does_not_verify_gives_eio_and_says_why() {
+    let dir = backing();
+    // A BPS for the NES pair beside the SNES ROM, by name. Sorted first,
+    // it takes the plain label; the IPS is told apart by its file name.
+    write(
+        dir.path(),
+        "snes/Game.bps",
+        &read_fixture("patches/nes15_ntsc2pal.flips-delta.bps"),
+    );
+    let fs = mount(dir.path());
+    let name = "patched/snes/Game [Game].sfc";
+    assert_eq!(
+        names(&fs, "patched/snes"),
+        [
+            "Game [Game+ips1].sfc",
+            "Game [Game.ips].sfc",
+            "Game [Game].sfc",
+            "Game [Translation].sfc"
+        ]
+    );
+    let attributes = lookup(&fs, name).unwrap();
+    match fs.open(attributes.ino) {
+        Err(FsError::Io(reason)) => assert!(reason.contains("does not match this ROM"), "{reason}"),
+        other => panic!("expected EIO, got {other:?}"),
+    }
+    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    assert!(
+        info.contains("fails: snes/Game.bps does not match this ROM"),
+        "{info}"
+    );
+    // The others still work.
+    assert!(read_all(&fs, "patched/snes/Game [Game.ips].sfc").is_ok());
+}
+
+#[test]
+fn colliding_names_stay_visible_and_distinct() {
+    let dir = backing();
+    write(
+        dir.path(),
+        "snes/Game.sfc",
+        &read_fixture("roms/snes/cputest-full.sfc"),
+    );
+    let fs = mount(dir.path());
+    let listed = names(&fs, "normalized/snes");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&"Game.sfc".to_string()));
+    let other = listed.iter().find(|n| *n != "Game.sfc").unwrap();
+    assert!(
+        other.starts_with("Game ~") && other.ends_with(".sfc"),
+        "{other}"
+    );
+    // Stable: the same name again.
+    let fs2 = mount(dir.path());
+    assert_eq!(names(&fs2, "normalized/snes"), listed);
+}
+
+#[test]
+fn writes_are_refused_by_the_contract() {
+    let dir = backing();
+    let fs = mount(dir.path());
+    let attributes = lookup(&fs, "normalized/snes/Game.sfc").unwrap();
+    assert_eq!(fs.readdir(attributes.ino), Err(FsError::NotADirectory));
+    let folder = lookup(&fs, "normalized/snes").unwrap();
+    assert_eq!(fs.open(folder.ino), Err(FsError::IsADirectory));
+    assert_eq!(fs.read(9999, 0, 10), Err(FsError::BadHandle));
+}
