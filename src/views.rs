@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use crate::apply::{self, ImageLayout};
 use crate::cache::ImageCache;
+use crate::digest::Digests;
 use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant};
 use crate::patch::any::Patch;
 use crate::patch::{ApplyOptions, Limits};
@@ -55,8 +56,9 @@ pub struct Target {
 
 impl Target {
     /// The cache key: everything the image's bytes depend on.
-    fn key(&self) -> ImageKey {
+    fn key(&self, failures: usize) -> ImageKey {
         ImageKey {
+            failures,
             view: self.view,
             rom_path: self.rom.rel_path.clone(),
             rom: self.rom.id,
@@ -75,6 +77,8 @@ pub struct ImageKey {
     rom_path: String,
     rom: FileId,
     patches: Vec<(String, FileId)>,
+    /// `info/` only: how many failures its report lists.
+    failures: usize,
 }
 
 enum Node {
@@ -351,17 +355,19 @@ impl NinjaFs {
     /// where they tell it, else by building the image (once; it is cached).
     fn size_of(&self, target: &Target) -> Result<u64, FsError> {
         let rom = &target.rom;
+        let key = self.key_of(target);
+        if let Some(&size) = lock(&self.sizes).get(&key) {
+            return Ok(size);
+        }
         let predicted = match (&target.view, &target.variant) {
             (View::Normalized, _) => Some(rom.normalized_len()),
             (View::Deinterleaved, _) => Some(rom.deinterleaved_len()),
             (View::Patched, Some(variant)) => self.predict_patched_size(rom, variant),
+            (View::Info, _) => self.predict_info_size(rom),
             _ => None,
         };
         if let Some(size) = predicted {
-            return Ok(size);
-        }
-        let key = target.key();
-        if let Some(&size) = lock(&self.sizes).get(&key) {
+            lock(&self.sizes).insert(key, size);
             return Ok(size);
         }
         // A patch that fails is still listed; its size is 0 until it works.
@@ -373,8 +379,33 @@ impl NinjaFs {
         Ok(size)
     }
 
+    fn key_of(&self, target: &Target) -> ImageKey {
+        let failures = match target.view {
+            View::Info => lock(&self.failures)
+                .keys()
+                .filter(|(rom, _)| *rom == target.rom.rel_path)
+                .count(),
+            _ => 0,
+        };
+        target.key(failures)
+    }
+
+    /// The size of a ROM's `info/` report without hashing it: the report
+    /// made from the header regions alone, with placeholder digests of the
+    /// same width. Building the real report corrects it if a dump's
+    /// headers lie outside the regions detection reads.
+    fn predict_info_size(&self, rom: &Rom) -> Option<u64> {
+        let path = self.library.path_of(&rom.rel_path);
+        let head = crate::library::read_for_detection(&path, rom.id.size).ok()?;
+        let normalized = system::normalize(&head, &rom.layout).ok()?;
+        Some(
+            self.info_text(rom, &head, &normalized, &Digests::PLACEHOLDER)
+                .len() as u64,
+        )
+    }
+
     fn build(&self, target: &Target) -> Result<Arc<Vec<u8>>, FsError> {
-        let key = target.key();
+        let key = self.key_of(target);
         self.cache
             .get_or_build(&key, || self.materialize(target))
             .map_err(|reason| {
@@ -402,7 +433,12 @@ impl NinjaFs {
             (View::Deinterleaved, _) => system::restore(&normalized, &rom.layout)
                 .map(|image| image.into_owned())
                 .map_err(|e| e.to_string()),
-            (View::Info, _) => Ok(self.info_text(rom, &raw, &normalized).into_bytes()),
+            (View::Info, _) => {
+                let digests = Digests::of(&normalized);
+                Ok(self
+                    .info_text(rom, &raw, &normalized, &digests)
+                    .into_bytes())
+            }
             (View::Patched, Some(variant)) => self.apply_variant(rom, &raw, variant),
             (View::Patched, None) => Err("no patch to apply".into()),
         }
@@ -482,8 +518,9 @@ impl NinjaFs {
     }
 
     /// The `info/` report: what the ROM is, and its patches.
-    fn info_text(&self, rom: &Rom, raw: &[u8], normalized: &[u8]) -> String {
-        let mut text = RomReport::from_parts(&rom.rel_path, raw, normalized, &rom.layout).to_text();
+    fn info_text(&self, rom: &Rom, raw: &[u8], normalized: &[u8], digests: &Digests) -> String {
+        let mut text =
+            RomReport::with_digests(&rom.rel_path, raw, normalized, &rom.layout, digests).to_text();
         let rel_dir = rom.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
         let Some(dir) = self.library.dir(rel_dir) else {
             return text;
@@ -616,7 +653,7 @@ impl VirtualFs for NinjaFs {
             _ => return Err(FsError::IsADirectory),
         };
         let image = self.build(&target)?;
-        let key = target.key();
+        let key = self.key_of(&target);
         lock(&self.sizes).insert(key.clone(), image.len() as u64);
         let keep_cache = lock(&self.last_opened).insert(ino, key.clone()) == Some(key);
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);

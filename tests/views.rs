@@ -294,3 +294,53 @@ fn writes_are_refused_by_the_contract() {
     assert_eq!(fs.open(folder.ino), Err(FsError::IsADirectory));
     assert_eq!(fs.read(9999, 0, 10), Err(FsError::BadHandle));
 }
+
+#[test]
+fn every_view_has_exact_sizes_before_anything_is_read() {
+    // Every fixture ROM and NINJA vector input, in every container.
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for sub in [
+        "roms/gb",
+        "roms/lynx",
+        "roms/n64",
+        "roms/nes",
+        "roms/pce",
+        "roms/sms_gg",
+        "roms/snes",
+        "rup-vectors",
+    ] {
+        for entry in std::fs::read_dir(fixtures.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                write(
+                    dir.path(),
+                    &format!("{sub}/{name}"),
+                    &std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    let fs = mount(dir.path());
+    let mut checked = 0;
+    for view in ["normalized", "deinterleaved", "info", "patched"] {
+        let mut pending = vec![view.to_string()];
+        while let Some(folder) = pending.pop() {
+            let ino = lookup(&fs, &folder).unwrap().ino;
+            for entry in fs.readdir(ino).unwrap() {
+                let path = format!("{folder}/{}", entry.name.to_str().unwrap());
+                match entry.attributes.kind {
+                    NodeKind::Directory => pending.push(path),
+                    NodeKind::File => {
+                        // read_all checks the size stat gave before the read.
+                        let bytes = read_all(&fs, &path).unwrap();
+                        assert_eq!(entry.attributes.size, bytes.len() as u64, "{path}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} files");
+}
