@@ -174,9 +174,18 @@ static SCANS: AtomicU64 = AtomicU64::new(1);
 /// How often the whole tree is walked again for checksum pairing.
 const INDEX_REFRESH: Duration = Duration::from_secs(1);
 
-/// Where detection looks: every header NINJA's rules read lies in the first
-/// 64 KiB (plus a copier header) or at the ExHiROM header.
-const DETECTION_REGIONS: [(u64, u64); 2] = [(0, 0x1_0200), (0x40_0000, 0x41_0200)];
+/// Where detection looks, with room for a 512-byte copier header: the
+/// first bytes (magics, iNES, LNX, N64, Game Boy and Mega Drive headers),
+/// the even half of an SMD dump's Mega Drive header, the second 16 KiB
+/// block of an SMD dump with the SNES LoROM and SMS headers, the SNES HiROM
+/// header, and the ExHiROM header.
+const DETECTION_REGIONS: [(u64, u64); 5] = [
+    (0, 0x400),
+    (0x2200, 0x2400),
+    (0x4200, 0x8400),
+    (0xFC00, 0x1_0200),
+    (0x40_FC00, 0x41_0200),
+];
 
 /// Extensions that say a file is a ROM of unknown system.
 const RAW_ROM_EXTENSIONS: [&str; 2] = ["bin", "rom"];
