@@ -268,6 +268,42 @@ fn apply_rup(
             reversed: direction == Direction::Reverse,
         });
     }
+    // No entry matched the ROM normalized with its own type. Patches made
+    // by other tools (RomPatcher.js writes type 0, no normalization) hash
+    // whatever file their author had: try the ROM's own normalized and
+    // deinterleaved images too, as for any patch that checks its source.
+    for (layout, bytes) in rom.candidates() {
+        if layout == ImageLayout::Raw {
+            continue;
+        }
+        let digest = crate::digest::md5(bytes);
+        let label = match layout {
+            ImageLayout::Normalized => format!("as {}: MD5 ", rom.layout.system),
+            _ => "MD5 ".to_string(),
+        };
+        let Some(entry) = singles.iter().find(|e| {
+            SystemType::from_code(e.system_type).is_some()
+                && (e.source_md5 == digest || e.target_md5 == digest)
+        }) else {
+            let hex = crate::digest::hex(&digest);
+            if !tried.iter().any(|(_, seen)| seen.ends_with(&hex)) {
+                tried.push((layout, format!("{label}{hex}")));
+            }
+            continue;
+        };
+        let (out, direction) = entry.apply_normalized(bytes, opts).map_err(patch_error)?;
+        let image = rom
+            .to_deinterleaved(out, layout)
+            .map_err(|source| ApplyError::Restore {
+                patch: patch_name.to_string(),
+                source,
+            })?;
+        return Ok(Applied {
+            image,
+            layout,
+            reversed: direction == Direction::Reverse,
+        });
+    }
     let expected = singles
         .iter()
         .map(|e| {

@@ -227,6 +227,9 @@ impl<'a> Patch<'a> {
             // xdelta's Adler-32 checks its output windows, not the source.
             Patch::Ips(_) | Patch::Gdiff(_) | Patch::Vcdiff(_) => false,
             Patch::Ppf(p) => p.block_check.is_some() || p.source_size.is_some(),
+            // APS N64 type 0 (what RomPatcher.js writes for any non-N64
+            // ROM) carries no cartridge check: it applies to anything.
+            Patch::Aps(aps::ApsPatch::N64(p)) => p.cartridge.is_some(),
             _ => true,
         }
     }
@@ -368,5 +371,37 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
             format: ebp::NAME,
             detail: "making EBP patches is not supported; make an IPS patch instead".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(format: PatchFormat, bytes: &[u8]) -> Patch<'_> {
+        Patch::parse(format, bytes, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn only_patches_with_a_source_check_verify_their_source() {
+        let source: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let mut target = source.clone();
+        target[100] ^= 0xFF;
+        // Not an N64 image: APS N64 type 0, no cartridge check.
+        let aps_simple = create(PatchFormat::Aps, &source, &target).unwrap();
+        assert!(!parsed(PatchFormat::Aps, &aps_simple).verifies_source());
+        // The wrong source: type 0 applies to it anyway.
+        let other = vec![0u8; 4096];
+        assert!(
+            parsed(PatchFormat::Aps, &aps_simple)
+                .apply(&other, &ApplyOptions::default())
+                .is_ok()
+        );
+        for format in [PatchFormat::Bps, PatchFormat::Ups, PatchFormat::Rup] {
+            let bytes = create(format, &source, &target).unwrap();
+            assert!(parsed(format, &bytes).verifies_source(), "{format}");
+        }
+        let ips = create(PatchFormat::Ips, &source, &target).unwrap();
+        assert!(!parsed(PatchFormat::Ips, &ips).verifies_source());
     }
 }
