@@ -312,7 +312,10 @@ impl<'a> Patch<'a> {
             }
             Patch::Ppf(p) => {
                 push("version", format!("{:?}", p.version));
-                push("description", p.description_text());
+                let description = p.description_text();
+                if !description.trim().is_empty() {
+                    push("description", description);
+                }
                 push("records", p.records.len().to_string());
                 push("undo data", p.has_undo.to_string());
                 push("block check", p.block_check.is_some().to_string());
