@@ -13,7 +13,9 @@ fn main() -> Result<(), String> {
     for pass in ["cold", "warm"] {
         for view in ["normalized", "deinterleaved", "patched", "info"] {
             let start = Instant::now();
-            let root = fs.lookup(ROOT_INO, view.as_ref()).map_err(|e| e.to_string())?;
+            let root = fs
+                .lookup(ROOT_INO, view.as_ref())
+                .map_err(|e| e.to_string())?;
             let mut count = 0;
             let mut pending = vec![root.ino];
             while let Some(ino) = pending.pop() {

@@ -565,22 +565,16 @@ impl Library {
         };
         for patch in candidates {
             for key in &patch.pair_keys {
-                let found = hashes.layouts.iter().find(|(layout, size, crc, md5)| {
+                let found = hashes.layouts.iter().find(|(_, size, crc, md5)| {
                     *size == key.size
-                        && match (key.checksum, key.rup_system) {
-                            (Checksum::Crc32(want), _) => *crc == want,
-                            // NINJA2 normalizes as the entry's type: raw
-                            // (type 0) is the file, the ROM's own type its
-                            // normalized image.
-                            (Checksum::Md5(want), Some(SystemType::Raw)) => {
-                                *layout == ImageLayout::Raw && *md5 == want
-                            }
-                            (Checksum::Md5(want), Some(system)) => {
-                                system == rom.layout.system
-                                    && *layout == ImageLayout::Normalized
-                                    && *md5 == want
-                            }
-                            _ => false,
+                        && match key.checksum {
+                            Checksum::Crc32(want) => *crc == want,
+                            // NINJA2 entries normalize as their own type,
+                            // but other tools' RUPs hash whatever image
+                            // their author had: any layout may match, as
+                            // `apply` tries them.
+                            Checksum::Md5(want) => *md5 == want,
+                            Checksum::Other(_) => false,
                         }
                 });
                 if let Some((layout, ..)) = found {
