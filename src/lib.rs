@@ -4,7 +4,10 @@
 pub mod apply;
 pub mod create;
 pub mod digest;
+pub mod fakefs;
 pub mod files;
+pub mod fs;
+pub mod mount;
 pub mod patch;
 pub mod report;
 pub mod system;
