@@ -76,6 +76,8 @@ pub enum MountError {
     NoFuse(PathBuf),
     #[error("cannot mount {}: {source}", path.display())]
     Mount { path: PathBuf, source: io::Error },
+    #[error("mounting {} was interrupted by a signal", .0.display())]
+    Interrupted(PathBuf),
     #[error("mount point {} did not answer after mounting: {reason}", path.display())]
     NotReady { path: PathBuf, reason: String },
     /// The filesystem could not be built (the text of `make_fs`'s error).
@@ -330,6 +332,9 @@ fn start_with<F: VirtualFs>(
         source,
     };
     let before = fs::metadata(&mountpoint).map_err(mount_error)?.dev();
+    if unmounter.requested() {
+        return Err(MountError::Interrupted(mountpoint));
+    }
 
     let adapter = FuseAdapter::new(fs);
     let notifier = adapter.notifier_slot();
