@@ -525,3 +525,34 @@ fn in_process_mount_and_unmount() {
     // A second unmount is harmless.
     unmounter.unmount().unwrap();
 }
+
+#[test]
+fn allow_other_reaches_the_kernel() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let output = run(ninja()
+        .arg("mount")
+        .arg("--allow-other")
+        .arg("--cache-size")
+        .arg("64M")
+        .arg(&dirs.backing)
+        .arg(&dirs.mnt));
+    let _guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(dirs.mnt.to_str().unwrap()))
+        .unwrap();
+    assert!(line.contains("allow_other"), "{line}");
+    assert!(line.starts_with("ninja-fs:"), "{line}");
+    let output = run(ninja()
+        .arg("mount")
+        .arg("--cache-size")
+        .arg("lots")
+        .arg(&dirs.backing)
+        .arg(dirs.root().join("x")));
+    assert_eq!(output.status.code(), Some(2));
+}
