@@ -11,6 +11,7 @@ use ninja_fs::patch::rup::{RupInfo, TextEncoding};
 use ninja_fs::patch::{ApplyOptions, Limits, PatchError};
 use ninja_fs::report::RomReport;
 use ninja_fs::system::{self, SystemError, SystemType};
+use ninja_fs::views::NinjaFs;
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +88,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    // --- mount / unmount (FUSE) ---
+    /// Show every ROM under BACKING as normalized, deinterleaved and patched
+    /// files at MOUNTPOINT (read-only). Returns once the mount is ready.
+    Mount(MountArgs),
+    /// Unmount a ninja-fs mount.
+    Unmount { mountpoint: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -248,6 +255,8 @@ fn run(command: Command) -> Result<(), CliError> {
         } => create(
             &original, &modified, &output, format, system, &metadata, force,
         ),
+        Command::Mount(args) => run_mount(&args),
+        Command::Unmount { mountpoint } => run_unmount(&mountpoint),
     }
 }
 
@@ -483,5 +492,61 @@ fn create(
         }
     };
     out.write(&patch)?;
+    Ok(())
+}
+
+// --- mount / unmount (FUSE) ---
+
+#[derive(clap::Args)]
+struct MountArgs {
+    /// The folder of ROMs and patches (never modified).
+    backing: PathBuf,
+    /// An empty folder.
+    mountpoint: PathBuf,
+    /// Stay in the foreground, logging to stderr; Ctrl-C unmounts.
+    #[arg(short, long)]
+    foreground: bool,
+    /// Memory for images computed on first read.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = files::parse_size)]
+    cache_size: u64,
+    /// Let other users read the mount.
+    #[arg(long)]
+    allow_other: bool,
+}
+
+impl From<ninja_fs::mount::MountError> for CliError {
+    fn from(error: ninja_fs::mount::MountError) -> Self {
+        CliError::Reported(error.to_string())
+    }
+}
+
+fn run_mount(args: &MountArgs) -> Result<(), CliError> {
+    use ninja_fs::mount::{self, MountOptions};
+    mount::check_backing(&args.backing)?;
+    mount::check_mount_point(&args.mountpoint)?;
+    // The background process works from /: hand the core an absolute path.
+    let backing = std::fs::canonicalize(&args.backing).map_err(|error| {
+        CliError::Reported(format!(
+            "backing folder {}: {error}",
+            args.backing.display()
+        ))
+    })?;
+    let opts = MountOptions {
+        foreground: args.foreground,
+        allow_other: args.allow_other,
+        fs_name: format!("ninja-fs:{}", backing.display()),
+        ..MountOptions::default()
+    };
+    let cache_size = args.cache_size;
+    mount::mount(
+        || NinjaFs::new(&backing, cache_size, Limits::default()),
+        &args.mountpoint,
+        &opts,
+    )?;
+    Ok(())
+}
+
+fn run_unmount(mountpoint: &Path) -> Result<(), CliError> {
+    ninja_fs::mount::unmount(mountpoint)?;
     Ok(())
 }

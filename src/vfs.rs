@@ -83,3 +83,29 @@ pub trait VirtualFs: Send + Sync + 'static {
     fn release(&self, handle: u64);
     fn statfs(&self) -> FsStats;
 }
+
+/// A shared filesystem is a filesystem: the caller keeps a handle to
+/// inspect it (cache use, statistics) while it is mounted.
+impl<T: VirtualFs> VirtualFs for std::sync::Arc<T> {
+    fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<Attributes, FsError> {
+        (**self).lookup(parent, name)
+    }
+    fn getattr(&self, ino: u64) -> Result<Attributes, FsError> {
+        (**self).getattr(ino)
+    }
+    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
+        (**self).readdir(ino)
+    }
+    fn open(&self, ino: u64) -> Result<Opened, FsError> {
+        (**self).open(ino)
+    }
+    fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        (**self).read(handle, offset, size)
+    }
+    fn release(&self, handle: u64) {
+        (**self).release(handle)
+    }
+    fn statfs(&self) -> FsStats {
+        (**self).statfs()
+    }
+}

@@ -1,0 +1,700 @@
+//! The fuser adapter: translates FUSE requests into calls on a
+//! [`VirtualFs`] and its answers into replies. Thin on purpose: it knows
+//! nothing of ROMs, only inodes, attributes, folders and bytes.
+//!
+//! Everything that would write gets `EROFS`. Attributes and entries live in
+//! the kernel for [`TTL`] so a backing file that changes is noticed quickly;
+//! a file the core reports as changed on `open` has its cached attributes
+//! dropped at once, so its new size is used for the read that follows.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenAccMode,
+    OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, ROOT_INO, VirtualFs};
+
+/// How long the kernel may trust an entry or attributes without asking
+/// again. Short, so changed backing files show up; never zero, which would
+/// make the kernel look up every entry again after each readdir.
+pub const TTL: Duration = Duration::from_secs(1);
+
+/// The largest read request we ask the kernel for (it also sets how many
+/// pages a request may carry).
+const MAX_REQUEST: u32 = 1 << 20;
+
+/// Block size reported by `stat`: tools that size their reads by it (cp,
+/// cat) then ask for large reads, which FUSE serves much faster.
+const BLOCK_SIZE: u32 = 128 * 1024;
+
+const FILE_MODE: u16 = 0o444;
+const DIR_MODE: u16 = 0o555;
+
+/// Maps a core error to the errno the caller sees.
+pub fn errno(error: &FsError) -> Errno {
+    match error {
+        FsError::NotFound => Errno::ENOENT,
+        FsError::NotADirectory => Errno::ENOTDIR,
+        FsError::IsADirectory => Errno::EISDIR,
+        FsError::ReadOnly => Errno::EROFS,
+        FsError::BadHandle => Errno::EBADF,
+        FsError::Io(_) => Errno::EIO,
+    }
+}
+
+/// A snapshot of one folder's entries, taken at `opendir`, so a listing
+/// read in several requests is consistent even if the folder changes.
+struct DirSnapshot {
+    ino: u64,
+    entries: Vec<DirEntry>,
+}
+
+/// The `fuser::Filesystem` over any [`VirtualFs`].
+pub struct FuseAdapter<F: VirtualFs> {
+    fs: F,
+    uid: u32,
+    gid: u32,
+    /// Set once the session exists; used to drop the kernel's cached
+    /// attributes of a file whose source changed.
+    notifier: Arc<OnceLock<Notifier>>,
+    dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
+    next_dir_handle: AtomicU64,
+    /// Parent of each folder seen, for `..` entries.
+    parents: Mutex<HashMap<u64, u64>>,
+}
+
+impl<F: VirtualFs> FuseAdapter<F> {
+    /// An adapter whose files belong to the current (mounting) user.
+    pub fn new(fs: F) -> Self {
+        // SAFETY: getuid and getgid take no arguments, cannot fail and
+        // touch no memory of ours.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Self::with_owner(fs, uid, gid)
+    }
+
+    pub fn with_owner(fs: F, uid: u32, gid: u32) -> Self {
+        FuseAdapter {
+            fs,
+            uid,
+            gid,
+            notifier: Arc::new(OnceLock::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_dir_handle: AtomicU64::new(1),
+            parents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where the mount code puts the session's notifier once it exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        Arc::clone(&self.notifier)
+    }
+
+    pub fn inner(&self) -> &F {
+        &self.fs
+    }
+
+    fn attr(&self, a: &Attributes) -> FileAttr {
+        let (kind, perm, nlink) = match a.kind {
+            NodeKind::Directory => (FileType::Directory, DIR_MODE, 2),
+            NodeKind::File => (FileType::RegularFile, FILE_MODE, 1),
+        };
+        FileAttr {
+            ino: INodeNo(a.ino),
+            size: a.size,
+            blocks: a.size.div_ceil(512),
+            atime: a.mtime,
+            mtime: a.mtime,
+            ctime: a.mtime,
+            crtime: a.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLOCK_SIZE,
+            flags: 0,
+        }
+    }
+
+    fn fail(&self, op: &str, ino: u64, error: &FsError) -> Errno {
+        match error {
+            FsError::Io(reason) => log::warn!("{op} (inode {ino}): {reason}"),
+            other => log::debug!("{op} (inode {ino}): {other}"),
+        }
+        errno(error)
+    }
+
+    fn remember_parent(&self, parent: u64, child: &Attributes) {
+        if child.kind == NodeKind::Directory
+            && let Ok(mut parents) = self.parents.lock()
+        {
+            parents.insert(child.ino, parent);
+        }
+    }
+
+    fn parent_of(&self, ino: u64) -> u64 {
+        if ino == ROOT_INO {
+            return ROOT_INO;
+        }
+        self.parents
+            .lock()
+            .ok()
+            .and_then(|parents| parents.get(&ino).copied())
+            .unwrap_or(ROOT_INO)
+    }
+
+    fn snapshot(&self, fh: FileHandle, ino: u64) -> Result<Arc<DirSnapshot>, FsError> {
+        let found = self
+            .dirs
+            .lock()
+            .ok()
+            .and_then(|dirs| dirs.get(&fh.0).cloned());
+        match found {
+            Some(snapshot) if snapshot.ino == ino => Ok(snapshot),
+            Some(_) => Err(FsError::BadHandle),
+            // A readdir without opendir (not sent by Linux): list afresh.
+            None => Ok(Arc::new(DirSnapshot {
+                ino,
+                entries: self.fs.readdir(ino)?,
+            })),
+        }
+    }
+
+    /// `.`, `..` and the folder's entries, as (inode, kind, name).
+    fn listing<'a>(
+        &self,
+        snapshot: &'a DirSnapshot,
+    ) -> impl Iterator<Item = (u64, NodeKind, &'a OsStr, Option<&'a Attributes>)> + 'a {
+        let dot = (snapshot.ino, NodeKind::Directory, OsStr::new("."), None);
+        let dotdot = (
+            self.parent_of(snapshot.ino),
+            NodeKind::Directory,
+            OsStr::new(".."),
+            None,
+        );
+        [dot, dotdot]
+            .into_iter()
+            .chain(snapshot.entries.iter().map(|e| {
+                (
+                    e.attributes.ino,
+                    e.attributes.kind,
+                    e.name.as_os_str(),
+                    Some(&e.attributes),
+                )
+            }))
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::Directory => FileType::Directory,
+        NodeKind::File => FileType::RegularFile,
+    }
+}
+
+impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let wanted = [
+            ("readdirplus", InitFlags::FUSE_DO_READDIRPLUS),
+            ("readdirplus auto", InitFlags::FUSE_READDIRPLUS_AUTO),
+            ("parallel dirops", InitFlags::FUSE_PARALLEL_DIROPS),
+            ("async read", InitFlags::FUSE_ASYNC_READ),
+            ("auto invalidate data", InitFlags::FUSE_AUTO_INVAL_DATA),
+            ("max pages", InitFlags::FUSE_MAX_PAGES),
+        ];
+        for (name, flag) in wanted {
+            if config.add_capabilities(flag).is_err() {
+                log::debug!("the kernel does not offer {name}");
+            }
+        }
+        // max_write is what lets a request carry up to MAX_REQUEST bytes
+        // (the kernel's max_pages); reads benefit, writes never happen.
+        if let Err(nearest) = config.set_max_write(MAX_REQUEST) {
+            let _ = config.set_max_write(nearest);
+        }
+        if let Err(nearest) = config.set_max_readahead(MAX_REQUEST) {
+            let _ = config.set_max_readahead(nearest);
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name) {
+            Ok(a) => {
+                self.remember_parent(parent.0, &a);
+                reply.entry(&TTL, &self.attr(&a), Generation(0));
+            }
+            Err(e) => reply.error(self.fail("lookup", parent.0, &e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply.error(self.fail("getattr", ino.0, &e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            reply.error(Errno::EROFS);
+            return;
+        }
+        match self.fs.open(ino.0) {
+            Ok(opened) => {
+                let mut fopen = FopenFlags::empty();
+                if opened.keep_cache {
+                    fopen |= FopenFlags::FOPEN_KEEP_CACHE;
+                } else if let Some(notifier) = self.notifier.get() {
+                    // The source changed: drop the cached attributes (not the
+                    // pages: not keeping the cache does that) so the read
+                    // that follows sees the new size. Only spinlocks in the
+                    // kernel, so safe to send while the open is pending.
+                    if let Err(error) = notifier.inval_inode(ino, -1, 0) {
+                        log::debug!("invalidating inode {}: {error}", ino.0);
+                    }
+                }
+                reply.opened(FileHandle(opened.handle), fopen);
+            }
+            Err(e) => reply.error(self.fail("open", ino.0, &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(fh.0, offset, size) {
+            Ok(bytes) => reply.data(&bytes),
+            Err(e) => reply.error(self.fail("read", ino.0, &e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.readdir(ino.0) {
+            Ok(entries) => {
+                for entry in &entries {
+                    self.remember_parent(ino.0, &entry.attributes);
+                }
+                let handle = self.next_dir_handle.fetch_add(1, Ordering::Relaxed);
+                let snapshot = Arc::new(DirSnapshot {
+                    ino: ino.0,
+                    entries,
+                });
+                match self.dirs.lock() {
+                    Ok(mut dirs) => {
+                        dirs.insert(handle, snapshot);
+                        reply.opened(FileHandle(handle), FopenFlags::empty());
+                    }
+                    Err(_) => reply.error(Errno::EIO),
+                }
+            }
+            Err(e) => reply.error(self.fail("opendir", ino.0, &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let snapshot = match self.snapshot(fh, ino.0) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return reply.error(self.fail("readdir", ino.0, &e)),
+        };
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (index, (child, kind, name, _)) in self.listing(&snapshot).enumerate().skip(skip) {
+            if reply.add(INodeNo(child), index as u64 + 1, file_type(kind), name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let snapshot = match self.snapshot(fh, ino.0) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return reply.error(self.fail("readdirplus", ino.0, &e)),
+        };
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let folder = Attributes {
+            ino: ino.0,
+            kind: NodeKind::Directory,
+            size: 0,
+            mtime: SystemTime::UNIX_EPOCH,
+        };
+        for (index, (child, kind, name, attributes)) in
+            self.listing(&snapshot).enumerate().skip(skip)
+        {
+            // The kernel makes no entries for `.` and `..`; their
+            // attributes are never used.
+            let attributes = attributes.copied().unwrap_or(Attributes {
+                ino: child,
+                kind,
+                ..folder
+            });
+            let attr = self.attr(&attributes);
+            if reply.add(
+                INodeNo(child),
+                index as u64 + 1,
+                name,
+                &TTL,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        if let Ok(mut dirs) = self.dirs.lock() {
+            dirs.remove(&fh.0);
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let stats = self.fs.statfs();
+        let blocks = stats.bytes.div_ceil(u64::from(BLOCK_SIZE));
+        reply.statfs(blocks, 0, 0, stats.files, 0, BLOCK_SIZE, 255, BLOCK_SIZE);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.fs.getattr(ino.0) {
+            Ok(a) if a.kind == NodeKind::File && mask.contains(AccessFlags::X_OK) => {
+                reply.error(Errno::EACCES)
+            }
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(self.fail("access", ino.0, &e)),
+        }
+    }
+
+    // Quiet answers to what a read-only tree does not have (fuser's
+    // defaults log a warning for each).
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
+        reply.error(Errno::EINVAL);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: ReplyLseek,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    // Every write-type operation: EROFS.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_errno() {
+        assert_eq!(errno(&FsError::NotFound), Errno::ENOENT);
+        assert_eq!(errno(&FsError::NotADirectory), Errno::ENOTDIR);
+        assert_eq!(errno(&FsError::IsADirectory), Errno::EISDIR);
+        assert_eq!(errno(&FsError::ReadOnly), Errno::EROFS);
+        assert_eq!(errno(&FsError::BadHandle), Errno::EBADF);
+        assert_eq!(errno(&FsError::Io("bad".into())), Errno::EIO);
+    }
+}

@@ -1,0 +1,619 @@
+//! Real FUSE mounts: through the binary (daemon and foreground) and in
+//! process. Each test skips (and passes) where FUSE cannot be mounted.
+
+mod mount_support;
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mount_support::*;
+use ninja_fs::mount::MountOptions;
+
+fn assert_erofs<T: std::fmt::Debug>(what: &str, result: std::io::Result<T>) {
+    let code = errno(result);
+    assert_eq!(code, libc::EROFS, "{what}: errno {code}");
+}
+
+fn every_write_fails(mnt: &Path) {
+    let scenario = scenario();
+    let existing = expected_first_file(mnt);
+    let folder = mnt.join(scenario.folder());
+    assert_erofs("create", fs::File::create(mnt.join("new-file")));
+    assert_erofs(
+        "open for writing",
+        fs::File::options().write(true).open(&existing),
+    );
+    assert_erofs(
+        "open for appending",
+        fs::File::options().append(true).open(&existing),
+    );
+    assert_erofs("write", fs::write(&existing, b"x"));
+    assert_erofs("rename", fs::rename(&existing, mnt.join("renamed")));
+    assert_erofs(
+        "chmod",
+        fs::set_permissions(&existing, fs::Permissions::from_mode(0o644)),
+    );
+    assert_erofs(
+        "chown",
+        std::os::unix::fs::chown(&existing, Some(1), Some(1)),
+    );
+    assert_erofs("unlink", fs::remove_file(&existing));
+    assert_erofs("mkdir", fs::create_dir(mnt.join("new-folder")));
+    assert_erofs("rmdir", fs::remove_dir(&folder));
+    assert_erofs("link", fs::hard_link(&existing, mnt.join("link")));
+    assert_erofs(
+        "symlink",
+        std::os::unix::fs::symlink("target", mnt.join("symlink")),
+    );
+    let c = CString::new(existing.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C strings and buffer for the duration of the calls.
+    let (set, times) = unsafe {
+        let set = libc::setxattr(
+            c.as_ptr(),
+            c"user.test".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        );
+        let set_errno = std::io::Error::last_os_error().raw_os_error();
+        let times = libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0);
+        let times_errno = std::io::Error::last_os_error().raw_os_error();
+        ((set, set_errno), (times, times_errno))
+    };
+    assert_eq!(set, (-1, Some(libc::EROFS)), "setxattr");
+    assert_eq!(times, (-1, Some(libc::EROFS)), "utimes");
+    // Nothing changed in the backing folder's view.
+    assert!(!mnt.join("new-file").exists());
+    assert!(existing.exists());
+}
+
+fn expected_first_file(mnt: &Path) -> std::path::PathBuf {
+    // The first non-broken, non-empty file the mount shows.
+    let mut stack = vec![mnt.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                stack.push(path);
+            } else if fs::File::open(&path).is_ok() && fs::metadata(&path).unwrap().len() > 0 {
+                return path;
+            }
+        }
+    }
+    panic!("the mount shows no readable file");
+}
+
+#[test]
+fn daemon_shows_names_sizes_and_bytes() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = mount_daemon(&dirs);
+    // `mount` returned: the mount answers at once.
+    assert!(is_mounted(&dirs.mnt));
+    assert!(fs::read_dir(&dirs.mnt).unwrap().next().is_some());
+    let shown = read_tree(&dirs.mnt);
+    let expected = expected_readable(&dirs.backing);
+    assert_eq!(
+        shown.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &expected {
+        assert!(shown[path] == *bytes, "{} differs", path.display());
+    }
+    // Modes and owner.
+    let meta = fs::metadata(&dirs.mnt).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o555);
+    let file = expected_first_file(&dirs.mnt);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+        0o444
+    );
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(fs::metadata(&file).unwrap().uid(), unsafe {
+        libc::getuid()
+    });
+}
+
+#[test]
+fn partial_reads_and_seeks() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let expected = expected_readable(&env.dirs.backing);
+    let (path, bytes) = expected.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    let mut file = fs::File::open(env.path(path)).unwrap();
+    for &(offset, len) in &[
+        (0usize, 1usize),
+        (4095, 2),
+        (bytes.len() - 3, 10),
+        (131_071, 300_000),
+    ] {
+        let offset = offset.min(bytes.len());
+        file.seek(SeekFrom::Start(offset as u64)).unwrap();
+        let mut buf = vec![0; len];
+        let mut got = 0;
+        while got < len {
+            let n = file.read(&mut buf[got..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let end = (offset + len).min(bytes.len());
+        assert_eq!(&buf[..got], &bytes[offset..end], "at {offset}");
+    }
+    file.seek(SeekFrom::Start(bytes.len() as u64 + 100))
+        .unwrap();
+    let mut buf = [0; 8];
+    assert_eq!(file.read(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn writes_fail_with_erofs_in_the_daemon() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions {
+        // Without the kernel's `ro` flag every write reaches the daemon.
+        kernel_read_only: false,
+        ..MountOptions::default()
+    });
+    every_write_fails(&env.dirs.mnt);
+}
+
+#[test]
+fn writes_fail_with_erofs_on_the_mount() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let before = scenario().expected(&dirs.backing);
+    let _guard = mount_daemon(&dirs);
+    every_write_fails(&dirs.mnt);
+    // The backing folder is untouched.
+    assert_eq!(scenario().expected(&dirs.backing), before);
+}
+
+#[test]
+fn missing_names_and_wrong_kinds() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let missing = env.path("no such file");
+    assert_eq!(errno(fs::metadata(&missing)), libc::ENOENT);
+    assert_eq!(errno(fs::File::open(&missing)), libc::ENOENT);
+    assert_eq!(errno(fs::read_dir(&missing)), libc::ENOENT);
+    assert_eq!(errno(fs::metadata(env.path("no/such/path"))), libc::ENOENT);
+    let file = expected_first_file(&env.dirs.mnt);
+    assert_eq!(errno(fs::read_dir(&file)), libc::ENOTDIR);
+    assert_eq!(errno(fs::metadata(file.join("child"))), libc::ENOTDIR);
+    let folder = env.path(scenario().folder());
+    let mut handle = fs::File::open(&folder).unwrap();
+    let mut buf = [0; 4];
+    assert_eq!(errno(handle.read(&mut buf)), libc::EISDIR);
+    if let Some(broken) = scenario().broken() {
+        assert!(fs::metadata(env.path(&broken)).is_ok());
+        assert_eq!(errno(fs::read(env.path(&broken))), libc::EIO);
+    }
+}
+
+#[test]
+fn changed_files_are_served_fresh() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let scenario = scenario();
+    // Read everything once so the kernel caches attributes and pages.
+    assert_eq!(
+        read_tree(&env.dirs.mnt),
+        expected_readable(&env.dirs.backing)
+    );
+    for round in 0..3 {
+        let changed = scenario.change(&env.dirs.backing, round);
+        let expected = &expected_readable(&env.dirs.backing)[&changed];
+        // No sleeping: the next open must see the new bytes and size.
+        let bytes = fs::read(env.path(&changed)).unwrap();
+        assert!(bytes == *expected, "round {round}: stale bytes");
+        assert_eq!(
+            fs::metadata(env.path(&changed)).unwrap().len(),
+            expected.len() as u64
+        );
+    }
+    // Unchanged files keep serving the same bytes.
+    assert_eq!(
+        read_tree(&env.dirs.mnt),
+        expected_readable(&env.dirs.backing)
+    );
+}
+
+#[test]
+fn appearing_and_disappearing_backing_files() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let before = read_tree(&env.dirs.mnt);
+    // A new ROM in the backing folder is new files in the views.
+    fs::write(env.dirs.backing.join("late.bin"), b"late arrival").unwrap();
+    let expected = expected_readable(&env.dirs.backing);
+    let after = read_tree(&env.dirs.mnt);
+    assert_eq!(after, expected);
+    assert!(after.len() > before.len());
+    fs::remove_file(env.dirs.backing.join("late.bin")).unwrap();
+    let gone: Vec<_> = after
+        .keys()
+        .filter(|k| !expected_readable(&env.dirs.backing).contains_key(*k))
+        .cloned()
+        .collect();
+    for path in gone {
+        // The name may linger for a TTL, but never its bytes.
+        assert_eq!(errno(fs::read(env.path(&path))), libc::ENOENT);
+    }
+    assert_eq!(
+        read_tree(&env.dirs.mnt),
+        expected_readable(&env.dirs.backing)
+    );
+}
+
+#[test]
+fn thirty_two_concurrent_readers() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let expected = Arc::new(expected_readable(&env.dirs.backing));
+    let mnt = env.dirs.mnt.clone();
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            let expected = Arc::clone(&expected);
+            let mnt = mnt.clone();
+            std::thread::spawn(move || {
+                for round in 0..4 {
+                    for (i, (path, bytes)) in expected.iter().enumerate() {
+                        if (i + t + round) % 2 == 0 {
+                            let got = fs::read(mnt.join(path)).unwrap();
+                            assert!(got == *bytes, "{} differs", path.display());
+                        } else {
+                            assert_eq!(
+                                fs::metadata(mnt.join(path)).unwrap().len(),
+                                bytes.len() as u64
+                            );
+                        }
+                    }
+                    assert!(fs::read_dir(&mnt).unwrap().count() > 0);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn large_folders_list_every_entry_once() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    // Files with a .bin extension are ROMs of unknown system: shown raw.
+    let many = dirs.backing.join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..1500 {
+        fs::write(
+            many.join(format!("entry number {i:05} with a longish name.bin")),
+            [i as u8],
+        )
+        .unwrap();
+    }
+    let mounted =
+        ninja_fs::mount::start(make_fs(&dirs.backing), &dirs.mnt, &MountOptions::default())
+            .unwrap();
+    let _guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    let mut names: Vec<_> = fs::read_dir(dirs.mnt.join("normalized/many"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(count, 1500);
+    assert_eq!(names.len(), 1500);
+    // `ls -l` style: readdirplus gave the attributes.
+    for entry in fs::read_dir(dirs.mnt.join("normalized/many"))
+        .unwrap()
+        .take(50)
+    {
+        assert_eq!(entry.unwrap().metadata().unwrap().len(), 1);
+    }
+    mounted.unmount().unwrap();
+    assert!(!is_mounted(&dirs.mnt));
+}
+
+#[test]
+fn statfs_counts_files() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let c = CString::new(env.dirs.mnt.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid out-buffer for statvfs.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and buffer.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stats) }, 0);
+    assert!(stats.f_files > 0);
+    assert_eq!(stats.f_bavail, 0);
+    assert_eq!(stats.f_flag & libc::ST_RDONLY, libc::ST_RDONLY);
+}
+
+#[test]
+fn sigterm_unmounts_the_daemon() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = mount_daemon(&dirs);
+    let pid = daemon_pid(&dirs.mnt).expect("the daemon's pid");
+    signal(pid, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(5), || !is_mounted(
+        &dirs.mnt
+    )));
+    assert!(
+        wait_until(Duration::from_secs(5), || gone(pid)),
+        "daemon still running"
+    );
+    // The mount point is an empty folder again.
+    assert_eq!(fs::read_dir(&dirs.mnt).unwrap().count(), 0);
+}
+
+#[test]
+fn sighup_unmounts_the_daemon() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = mount_daemon(&dirs);
+    let pid = daemon_pid(&dirs.mnt).expect("the daemon's pid");
+    signal(pid, libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(5), || !is_mounted(
+        &dirs.mnt
+    )));
+    assert!(wait_until(Duration::from_secs(5), || gone(pid)));
+}
+
+#[test]
+fn sigint_unmounts_the_foreground_mount() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    let child = ninja()
+        .arg("mount")
+        .arg("-f")
+        .arg(&dirs.backing)
+        .arg(&dirs.mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || is_mounted(&dirs.mnt)));
+    assert!(fs::read_dir(&dirs.mnt).unwrap().count() > 0);
+    signal(child.id() as i32, libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!is_mounted(&dirs.mnt));
+}
+
+#[test]
+fn unmount_command() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = mount_daemon(&dirs);
+    let pid = daemon_pid(&dirs.mnt).expect("the daemon's pid");
+    let output = run(ninja().arg("unmount").arg(&dirs.mnt));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty() && output.stderr.is_empty());
+    assert!(!is_mounted(&dirs.mnt));
+    assert!(wait_until(Duration::from_secs(5), || gone(pid)));
+    // Again: no longer a mount.
+    let output = run(ninja().arg("unmount").arg(&dirs.mnt));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("ninja-fs: {} is not a mount point\n", dirs.mnt.display())
+    );
+    let missing = dirs.root().join("missing");
+    let output = run(ninja().arg("unmount").arg(&missing));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "ninja-fs: mount point {} does not exist\n",
+            missing.display()
+        )
+    );
+    let output = run(ninja().arg("unmount").arg("/proc"));
+    assert_eq!(
+        stderr(&output),
+        "ninja-fs: /proc is not a FUSE mount (it is proc); not unmounting it\n"
+    );
+}
+
+#[test]
+fn busy_mounts() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let _guard = mount_daemon(&dirs);
+    let pid = daemon_pid(&dirs.mnt).expect("the daemon's pid");
+    let file = expected_first_file(&dirs.mnt);
+    let mut open = fs::File::open(&file).unwrap();
+    let output = run(ninja().arg("unmount").arg(&dirs.mnt));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "ninja-fs: cannot unmount {}: it is busy (a program has a file or folder open in it)\n",
+            dirs.mnt.display()
+        )
+    );
+    assert!(is_mounted(&dirs.mnt));
+    // SIGTERM while busy: detached at once, served until the file closes.
+    signal(pid, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(5), || !is_mounted(
+        &dirs.mnt
+    )));
+    let mut bytes = Vec::new();
+    open.read_to_end(&mut bytes).unwrap();
+    assert!(!bytes.is_empty());
+    assert!(!gone(pid));
+    drop(open);
+    assert!(
+        wait_until(Duration::from_secs(5), || gone(pid)),
+        "daemon still running"
+    );
+}
+
+#[test]
+fn mount_errors_are_clear() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let check = |backing: &Path, mnt: &Path, message: String| {
+        let was_mounted = is_mounted(mnt);
+        let output = run(ninja().arg("mount").arg(backing).arg(mnt));
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(stderr(&output), format!("ninja-fs: {message}\n"));
+        assert!(output.stdout.is_empty());
+        assert_eq!(is_mounted(mnt), was_mounted);
+    };
+    let missing = dirs.root().join("missing");
+    check(
+        &missing,
+        &dirs.mnt,
+        format!("backing folder {} does not exist", missing.display()),
+    );
+    check(
+        &dirs.backing,
+        &missing,
+        format!("mount point {} does not exist", missing.display()),
+    );
+    check(
+        &dirs.backing,
+        &dirs.backing,
+        format!("mount point {} is not empty", dirs.backing.display()),
+    );
+    let file = dirs.root().join("a file");
+    fs::write(&file, b"x").unwrap();
+    check(
+        &dirs.backing,
+        &file,
+        format!("mount point {} is not a folder", file.display()),
+    );
+    check(
+        &file,
+        &dirs.mnt,
+        format!("backing folder {} is not a folder", file.display()),
+    );
+    // Mounting twice on one point: the second finds it not empty.
+    let _guard = mount_daemon(&dirs);
+    check(
+        &dirs.backing,
+        &dirs.mnt,
+        format!("mount point {} is not empty", dirs.mnt.display()),
+    );
+}
+
+#[test]
+fn in_process_mount_and_unmount() {
+    require_fuse!();
+    let mut env = InProcess::new(&MountOptions::default());
+    let unmounter = env.mounted.as_ref().unwrap().unmounter();
+    assert!(is_mounted(&env.dirs.mnt));
+    unmounter.unmount().unwrap();
+    env.mounted.take().unwrap().wait().unwrap();
+    assert!(!is_mounted(&env.dirs.mnt));
+    // A second unmount is harmless.
+    unmounter.unmount().unwrap();
+}
+
+#[test]
+fn allow_other_reaches_the_kernel() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let output = run(ninja()
+        .arg("mount")
+        .arg("--allow-other")
+        .arg("--cache-size")
+        .arg("64M")
+        .arg(&dirs.backing)
+        .arg(&dirs.mnt));
+    let _guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(dirs.mnt.to_str().unwrap()))
+        .unwrap();
+    assert!(line.contains("allow_other"), "{line}");
+    assert!(line.starts_with("ninja-fs:"), "{line}");
+    let output = run(ninja()
+        .arg("mount")
+        .arg("--cache-size")
+        .arg("lots")
+        .arg(&dirs.backing)
+        .arg(dirs.root().join("x")));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn thirty_two_readers_of_different_variants_through_a_small_cache() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    // Many variants: the SNES ROM patched by 40 different one-byte IPS.
+    let rom = fs::read(dirs.backing.join("snes/Game.smc")).unwrap();
+    let clean = rom[0x200..].to_vec();
+    fs::create_dir_all(dirs.backing.join("snes/Game")).unwrap();
+    for i in 0..40u32 {
+        let mut target = clean.clone();
+        target[0x1000 + i as usize] ^= 0xFF;
+        let patch =
+            ninja_fs::patch::any::create(ninja_fs::patch::any::PatchFormat::Ips, &clean, &target)
+                .unwrap();
+        fs::write(
+            dirs.backing.join(format!("snes/Game/fix {i:02}.ips")),
+            patch,
+        )
+        .unwrap();
+    }
+    // 256 KiB images through a 1 MiB cache: at most 4 held at a time.
+    let core = Arc::new(
+        ninja_fs::views::NinjaFs::new(&dirs.backing, 1 << 20, ninja_fs::patch::Limits::default())
+            .unwrap(),
+    );
+    let mounted =
+        ninja_fs::mount::start(core.clone(), &dirs.mnt, &MountOptions::default()).unwrap();
+    let _guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    let mnt = dirs.mnt.clone();
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            let (mnt, clean) = (mnt.clone(), clean.clone());
+            std::thread::spawn(move || {
+                for round in 0..3 {
+                    let i = (t * 7 + round * 13) % 40;
+                    let name = format!("patched/snes/Game [fix {i:02}].sfc");
+                    let got = fs::read(mnt.join(&name)).unwrap();
+                    let mut want = clean.clone();
+                    want[0x1000 + i] ^= 0xFF;
+                    assert!(got == want, "{name} differs");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(
+        core.cache().bytes() <= 1 << 20,
+        "cache holds {}",
+        core.cache().bytes()
+    );
+    mounted.unmount().unwrap();
+}
