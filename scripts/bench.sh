@@ -82,12 +82,18 @@ criterion_table() {
 
 if [[ $RUN_CRITERION == 1 ]]; then
     rm -rf "$ROOT/target/criterion"
+    phase=$(date +%s)
     # shellcheck disable=SC2086
     cargo bench --quiet --bench system -- ${CRITERION_ARGS:-} 2>&1 | tee "$REPORT_DIR/system.log"
+    system_secs=$(($(date +%s) - phase))
+    phase=$(date +%s)
     # shellcheck disable=SC2086
     cargo bench --quiet --bench patch -- ${CRITERION_ARGS:-} 2>&1 | tee "$REPORT_DIR/patch.log"
+    patch_secs=$(($(date +%s) - phase))
     {
         echo "## Criterion"
+        echo
+        echo "benches/system.rs ran ${system_secs} s, benches/patch.rs ${patch_secs} s."
         echo
         criterion_table
         echo
