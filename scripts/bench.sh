@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The project's speed measurements, as BENCHMARKS.md reports them.
+#
+#   scripts/bench.sh            everything (about 10 minutes on 2 cores)
+#   scripts/bench.sh --no-criterion   only the whole-command timings
+#
+# 1. builds the release binary and the benches;
+# 2. runs the criterion benches (benches/system.rs, benches/patch.rs) with the
+#    sample counts and times set in those files; extra criterion options can
+#    be given in CRITERION_ARGS (e.g. CRITERION_ARGS=--quick);
+# 3. times whole commands with hyperfine (installed with apt-get when
+#    missing and run as root), each against a reference run in the same
+#    hyperfine session, and quotes the ratio:
+#      ninja-fs normalize of a 64 MiB .v64   vs  dd conv=swab of it
+#      ninja-fs normalize of a 64 MiB .smc   vs  tail -c +513 of it
+#    once with the output to /dev/null and once to a file on tmpfs.
+#
+# Inputs are generated deterministically (python3) in a temp dir, on tmpfs
+# when /dev/shm exists, and removed at the end. The summary tables are
+# written to target/bench/report.md (and printed).
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+REPORT_DIR="$ROOT/target/bench"
+REPORT="$REPORT_DIR/report.md"
+RUN_CRITERION=1
+[[ "${1:-}" == "--no-criterion" ]] && RUN_CRITERION=0
+
+base=/tmp
+[[ -d /dev/shm && -w /dev/shm ]] && base=/dev/shm
+WORK=$(mktemp -d "$base/ninja-fs-bench.XXXXXX")
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+mkdir -p "$REPORT_DIR"
+started=$(date +%s)
+
+# ---- the machine ----
+{
+    echo "# ninja-fs benchmark run"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- cores (nproc): $(nproc)"
+    echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "- memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "- kernel: $(uname -sr)"
+    echo "- rustc: $(rustc --version)"
+    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- temp dir: $WORK"
+    echo
+} >"$REPORT"
+
+# ---- build ----
+cargo build --release --quiet
+cargo bench --no-run --quiet 2>/dev/null || cargo bench --no-run
+BIN="$ROOT/target/release/ninja-fs"
+
+# ---- criterion ----
+# Reads criterion's estimates into one markdown table: group, function,
+# input, mean time and mean throughput.
+criterion_table() {
+    local dir="$ROOT/target/criterion"
+    echo "| group | function | input | mean time | throughput (GB/s) |"
+    echo "| --- | --- | --- | ---: | ---: |"
+    find "$dir" -path '*/new/benchmark.json' | sort | while read -r bench; do
+        local est="${bench%benchmark.json}estimates.json"
+        [[ -f "$est" ]] || continue
+        jq -r --slurpfile e "$est" '
+            def t(ns): if ns >= 1e9 then "\(ns/1e9*1000|round/1000) s"
+                       elif ns >= 1e6 then "\(ns/1e6*100|round/100) ms"
+                       elif ns >= 1e3 then "\(ns/1e3*100|round/100) µs"
+                       else "\(ns*10|round/10) ns" end;
+            ($e[0].mean.point_estimate) as $ns
+            | (.throughput.Bytes // 0) as $b
+            | "| \(.group_id) | \(.function_id) | \(.value_str) | \(t($ns)) | "
+              + (if $b > 0 then "\($b / $ns * 100 | round / 100)" else "-" end) + " |"
+        ' "$bench"
+    done
+}
+
+if [[ $RUN_CRITERION == 1 ]]; then
+    rm -rf "$ROOT/target/criterion"
+    phase=$(date +%s)
+    # shellcheck disable=SC2086
+    cargo bench --quiet --bench system -- ${CRITERION_ARGS:-} 2>&1 | tee "$REPORT_DIR/system.log"
+    system_secs=$(($(date +%s) - phase))
+    phase=$(date +%s)
+    # shellcheck disable=SC2086
+    cargo bench --quiet --bench patch -- ${CRITERION_ARGS:-} 2>&1 | tee "$REPORT_DIR/patch.log"
+    patch_secs=$(($(date +%s) - phase))
+    {
+        echo "## Criterion"
+        echo
+        echo "benches/system.rs ran ${system_secs} s, benches/patch.rs ${patch_secs} s."
+        echo
+        criterion_table
+        echo
+        echo "## Patch sizes (printed by benches/patch.rs)"
+        grep -E '^(\| |Patch sizes|BPS )' "$REPORT_DIR/patch.log" | sed 's/^\(Patch sizes\|BPS \)/\n&/'
+        echo
+    } >>"$REPORT"
+fi
+
+# ---- whole commands ----
+if ! command -v hyperfine >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine
+    else
+        echo "hyperfine is missing: install it (Debian package 'hyperfine') and run again" >&2
+        exit 1
+    fi
+fi
+
+# 64 MiB of deterministic noise: a v64 (N64 boot word byte-swapped) and a
+# LoROM SNES with a valid internal header behind a Super Wild Card header.
+python3 - "$WORK" <<'EOF'
+import random, sys
+work = sys.argv[1]
+size = 64 << 20
+data = bytearray(random.Random(20060101).randbytes(size))
+data[0:4] = bytes([0x37, 0x80, 0x40, 0x12])
+open(f"{work}/big.v64", "wb").write(data)
+data = bytearray(random.Random(20060102).randbytes(size))
+base, other = 0x7FC0, 0xFFC0
+data[other + 0x1C:other + 0x20] = bytes(4)
+checksum = int.from_bytes(data[base + 0x1E:base + 0x20], "little")
+data[base + 0x1C:base + 0x1E] = (checksum ^ 0xFFFF).to_bytes(2, "little")
+data[base + 0x15] = 0x20
+header = bytearray(512)
+header[8:11] = bytes([0xAA, 0xBB, 0x04])
+open(f"{work}/big.smc", "wb").write(header + data)
+EOF
+
+# The commands must do what they are timed for.
+"$BIN" normalize "$WORK/big.v64" -o "$WORK/check.z64"
+dd if="$WORK/big.v64" of="$WORK/check.swab" bs=1M conv=swab status=none
+cmp "$WORK/check.z64" "$WORK/check.swab"
+"$BIN" normalize "$WORK/big.smc" -o "$WORK/check.sfc"
+tail -c +513 "$WORK/big.smc" | cmp - "$WORK/check.sfc"
+rm -f "$WORK"/check.*
+
+# hyperfine: the reference first, then ninja-fs; prints the ratio of means.
+# SHELL_MODE=none runs the commands directly; otherwise through sh, whose
+# start-up hyperfine measures and subtracts.
+compare() {
+    local name=$1 reference=$2 ours=$3
+    hyperfine --shell="${SHELL_MODE:-none}" --warmup 3 --min-runs 20 --style basic \
+        --export-json "$WORK/$name.json" -n reference "$reference" -n ninja-fs "$ours" \
+        >"$WORK/$name.txt" 2>&1 || { cat "$WORK/$name.txt"; return 1; }
+    cat "$WORK/$name.txt" >&2
+    jq -r --arg name "$name" --arg ref "$reference" --arg ours "$ours" '
+        (.results[0]) as $r | (.results[1]) as $o
+        | "| \($name) | `\($ref)` | \($r.mean*1000*10|round/10) ± \($r.stddev*1000*10|round/10) | `\($ours)` | \($o.mean*1000*10|round/10) ± \($o.stddev*1000*10|round/10) | \($o.mean/$r.mean*100|round/100) |"
+    ' "$WORK/$name.json"
+}
+
+v64="$WORK/big.v64"
+smc="$WORK/big.smc"
+{
+    echo "## Whole commands (hyperfine, 64 MiB inputs on tmpfs)"
+    echo
+    echo "Ratio = ninja-fs mean / reference mean, both measured in the same hyperfine run."
+    echo
+    echo "| case | reference | ref ms | ninja-fs | ninja-fs ms | ratio |"
+    echo "| --- | --- | ---: | --- | ---: | ---: |"
+    # Standard output goes to /dev/null (hyperfine's default).
+    compare v64_null "dd if=$v64 bs=1M conv=swab status=none" \
+        "$BIN normalize $v64 -o -"
+    compare smc_null "tail -c +513 $smc" \
+        "$BIN normalize $smc -o -"
+    # To a file on the same tmpfs, through sh (for tail's redirection):
+    # ninja-fs writes a temp file, syncs and renames it (its atomic write),
+    # dd and tail just write.
+    SHELL_MODE=sh compare v64_file "dd if=$v64 of=$WORK/out.dd bs=1M conv=swab status=none" \
+        "$BIN normalize $v64 -o $WORK/out.z64 --force"
+    SHELL_MODE=sh compare smc_file "tail -c +513 $smc > $WORK/out.tail" \
+        "$BIN normalize $smc -o $WORK/out.sfc --force"
+    echo
+    echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- total run time: $(($(date +%s) - started)) s"
+} >>"$REPORT"
+
+echo
+cat "$REPORT"
