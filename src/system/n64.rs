@@ -33,10 +33,29 @@ pub(super) fn analyze(raw: &[u8]) -> Layout {
 /// The big-endian image. A trailing partial unit (an odd byte) is kept as is.
 pub(super) fn to_big_endian(data: &[u8], order: ByteOrder) -> Vec<u8> {
     let mut out = data.to_vec();
+    // Whole 64-bit words at a time: the compiler turns these into vector
+    // shuffles, where a per-pair swap stays scalar.
+    let convert: fn(u64) -> u64 = match order {
+        ByteOrder::Big => return out,
+        ByteOrder::Swapped16 => {
+            |w| ((w & 0x00FF_00FF_00FF_00FF) << 8) | ((w >> 8) & 0x00FF_00FF_00FF_00FF)
+        }
+        ByteOrder::Little32 => |w| {
+            let swapped = w.swap_bytes();
+            swapped.rotate_left(32)
+        },
+    };
+    let mut words = out.chunks_exact_mut(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        word.copy_from_slice(&convert(u64::from_ne_bytes(bytes)).to_ne_bytes());
+    }
+    let tail = words.into_remainder();
     match order {
+        ByteOrder::Swapped16 => tail.chunks_exact_mut(2).for_each(|pair| pair.swap(0, 1)),
+        ByteOrder::Little32 => tail.chunks_exact_mut(4).for_each(|word| word.reverse()),
         ByteOrder::Big => {}
-        ByteOrder::Swapped16 => out.chunks_exact_mut(2).for_each(|pair| pair.swap(0, 1)),
-        ByteOrder::Little32 => out.chunks_exact_mut(4).for_each(|word| word.reverse()),
     }
     out
 }
@@ -64,4 +83,20 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     let crc2 = u32::from_be_bytes([header[0x14], header[0x15], header[0x16], header[0x17]]);
     out.push(("crc1", format!("{crc1:08x}").into()));
     out.push(("crc2", format!("{crc2:08x}").into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_conversions_match_the_byte_definitions() {
+        let data: Vec<u8> = (0..23u8).collect();
+        let mut swapped = data.clone();
+        swapped[..22].chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
+        assert_eq!(to_big_endian(&data, ByteOrder::Swapped16), swapped);
+        let mut reversed = data.clone();
+        reversed[..20].chunks_exact_mut(4).for_each(|w| w.reverse());
+        assert_eq!(to_big_endian(&data, ByteOrder::Little32), reversed);
+    }
 }

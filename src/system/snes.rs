@@ -124,31 +124,38 @@ pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
 pub(super) fn deinterleave(data: &[u8], scheme: Interleave) -> Vec<u8> {
     let blocks = data.len() / BLOCK;
     let whole = blocks * BLOCK;
-    let mut out = vec![0u8; data.len()];
     let chart: &[u8] = match scheme {
         Interleave::SnesChart20 => &CHART_20MBIT,
         Interleave::SnesChart24 => &CHART_24MBIT,
         Interleave::SnesChart48 => &CHART_48MBIT,
         _ => &[],
     };
-    if !chart.is_empty() && chart.len() == blocks {
-        for (input, chunk) in data[..whole].chunks_exact(BLOCK).enumerate() {
-            let target = usize::from(chart[input]) * BLOCK;
-            out[target..target + BLOCK].copy_from_slice(chunk);
+    // Which stored block each output block comes from, so the output is
+    // written once, in order, with no zero-filling first.
+    let source_of: Vec<usize> = if !chart.is_empty() && chart.len() == blocks {
+        let mut inverse = vec![0usize; blocks];
+        for (stored, &output) in chart.iter().enumerate() {
+            inverse[usize::from(output)] = stored;
         }
+        inverse
     } else {
         // Stored as the odd blocks, then the even ones: 1 3 5 7 0 2 4 6.
         let half = blocks / 2;
-        for (output, chunk) in out[..whole].chunks_exact_mut(BLOCK).enumerate() {
-            let input = if output % 2 == 0 {
-                half + output / 2
-            } else {
-                output / 2
-            };
-            chunk.copy_from_slice(&data[input * BLOCK..(input + 1) * BLOCK]);
-        }
+        (0..blocks)
+            .map(|output| {
+                if output % 2 == 0 {
+                    half + output / 2
+                } else {
+                    output / 2
+                }
+            })
+            .collect()
+    };
+    let mut out = Vec::with_capacity(data.len());
+    for input in source_of {
+        out.extend_from_slice(&data[input * BLOCK..(input + 1) * BLOCK]);
     }
-    out[whole..].copy_from_slice(&data[whole..]);
+    out.extend_from_slice(&data[whole..]);
     out
 }
 

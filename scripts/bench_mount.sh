@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Filesystem benchmarks (issue: the mount's speed), each as a ratio against a
+# reference measured in the same run. Needs root and /dev/fuse; installs
+# hyperfine with apt-get when missing. Writes target/bench/mount-report.md.
+#
+#   scripts/bench_mount.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v hyperfine >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine
+fi
+cargo build --release --quiet
+bin=$PWD/target/release/ninja-fs
+out=$PWD/target/bench
+mkdir -p "$out"
+work=$(mktemp -d /var/tmp/ninja-bench.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt" "$work/b"
+daemon=
+cleanup() {
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    mountpoint -q "$mnt" && "$bin" unmount "$mnt" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "making inputs in $work/b ..."
+python3 - "$work/b" <<'PY'
+import os, random, struct, sys
+root = sys.argv[1]
+rng = random.Random(7)
+def noise(n):
+    return bytearray(rng.getrandbits(8 * n).to_bytes(n, "little"))
+def snes(n):
+    d = noise(n)
+    d[0x7FD5] = 0x20  # LoROM
+    d[0x7FDC:0x7FE0] = bytes([0xFF, 0xFF, 0, 0])  # complement + checksum = 0xFFFF
+    return d
+os.makedirs(f"{root}/big")
+open(f"{root}/big/Game.sfc", "wb").write(snes(64 << 20))
+os.makedirs(f"{root}/p")
+src = snes(4 << 20)
+open(f"{root}/p/Game.sfc", "wb").write(src)
+dst = bytearray(src)
+for _ in range(2000):
+    at = rng.randrange(0x8000, len(dst) - 64)
+    dst[at:at + 16] = noise(16)
+dst += noise(256 << 10)
+open(f"{root}/p.target.sfc", "wb").write(dst)
+os.makedirs(f"{root}/many")
+gb = noise(32 << 10)
+gb[0x104:0x108] = bytes([0xCE, 0xED, 0x66, 0x66])
+for i in range(10000):
+    gb[0x134:0x140] = b"GAME%08d" % i
+    open(f"{root}/many/game{i:05d}.gb", "wb").write(gb)
+os.makedirs(f"{root}/variants")
+for r in range(100):
+    rom = snes(1 << 20)
+    open(f"{root}/variants/rom{r:03d}.sfc", "wb").write(rom)
+    os.makedirs(f"{root}/variants/rom{r:03d}")
+    for v in range(10):
+        at = 0x10000 + v * 4096
+        ips = b"PATCH" + struct.pack(">I", at)[1:] + struct.pack(">H", 4) + bytes([v, r & 0xFF, 1, 2]) + b"EOF"
+        open(f"{root}/variants/rom{r:03d}/fix{v}.ips", "wb").write(ips)
+PY
+"$bin" create "$work/b/p/Game.sfc" "$work/b/p.target.sfc" -o "$work/b/p/Game.bps"
+mv "$work/b/p.target.sfc" "$work/"
+
+mount_fs() { "$bin" mount "$work/b" "$mnt" "$@"; }
+unmount_fs() { "$bin" unmount "$mnt"; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches || true; }
+
+ratio() {  # ratio JSON: mean of command 1 / mean of command 2
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(f"{r[0]["mean"]/r[1]["mean"]:.2f}")' "$1"
+}
+mean_ms() {
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" / ".join(f"{x["mean"]*1000:.1f}" for x in r))' "$1"
+}
+report=$out/mount-report.md
+{
+    echo "# Mount benchmarks"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| measure | ninja-fs / reference (ms) | ratio |"
+    echo "| --- | --- | ---: |"
+} > "$report"
+
+mount_fs
+# 1. Warm sequential read of a cached 64 MiB image vs the backing file.
+hyperfine -N --warmup 3 --runs 15 --export-json "$work/read.json" \
+    "dd if=$work/b/big/Game.sfc of=/dev/null bs=1M" \
+    "dd if=$mnt/deinterleaved/big/Game.sfc of=/dev/null bs=1M" >/dev/null
+echo "| warm sequential read, 64 MiB (backing / mount; throughput ratio mount:backing) | $(mean_ms "$work/read.json") | $(ratio "$work/read.json") |" >> "$report"
+
+# 2. First read of a patched 4 MiB SNES ROM vs `ninja-fs apply` as a process.
+#    Touching the patch changes its identity, so every run builds afresh.
+hyperfine --warmup 2 --runs 15 --export-json "$work/first.json" \
+    --prepare "touch '$work/b/p/Game.bps'" \
+    "cat '$mnt/patched/p/Game [Game].sfc' > /dev/null" \
+    "$bin apply '$work/b/p/Game.sfc' '$work/b/p/Game.bps' -o - > /dev/null" >/dev/null
+echo "| first read of a patched 4 MiB SNES ROM (mount / apply) | $(mean_ms "$work/first.json") | $(ratio "$work/first.json") |" >> "$report"
+cmp "$mnt/patched/p/Game [Game].sfc" "$work/p.target.sfc"
+
+# 3. ls -l of 10,000 ROMs in each view, warm and cold.
+for view in normalized deinterleaved info patched; do
+    hyperfine -N --warmup 2 --runs 10 --export-json "$work/lsw.json" \
+        "ls -l $mnt/$view/many" "ls -l $work/b/many" >/dev/null
+    echo "| ls -l 10,000 ROMs, warm, $view (mount / backing) | $(mean_ms "$work/lsw.json") | $(ratio "$work/lsw.json") |" >> "$report"
+done
+unmount_fs
+for view in normalized deinterleaved info patched; do
+    hyperfine -N --runs 5 --export-json "$work/lsc.json" \
+        --prepare "sh -c '$bin unmount $mnt 2>/dev/null; sync; echo 3 > /proc/sys/vm/drop_caches; $bin mount $work/b $mnt'" \
+        "ls -l $mnt/$view/many" \
+        --prepare "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'" \
+        "ls -l $work/b/many" >/dev/null
+    echo "| ls -l 10,000 ROMs, cold (page cache dropped, fresh mount), $view (mount / backing) | $(mean_ms "$work/lsc.json") | $(ratio "$work/lsc.json") |" >> "$report"
+done
+mountpoint -q "$mnt" && unmount_fs
+
+# 4. Peak memory reading 1,000 distinct patched variants through a 64 MiB cache.
+"$bin" mount -f --cache-size 64M "$work/b" "$mnt" 2>/dev/null &
+daemon=$!
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
+count=0
+for f in "$mnt"/patched/variants/*.sfc; do cat "$f" > /dev/null; count=$((count + 1)); done
+peak=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status")
+echo "| peak memory (VmHWM) of the daemon after reading $count distinct 1 MiB variants through a 64 MiB cache | $((peak / 1024)) MiB / 96 MiB allowed | $(python3 -c "print(f'{$peak/1024/96:.2f}')") |" >> "$report"
+kill -TERM "$daemon"; wait "$daemon" || true; daemon=
+
+cat "$report"
