@@ -19,8 +19,8 @@ mnt=$work/mnt
 mkdir -p "$mnt" "$work/b"
 daemon=
 cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-    mountpoint -q "$mnt" && "$bin" unmount "$mnt" 2>/dev/null
+    if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
+    if mountpoint -q "$mnt"; then "$bin" unmount "$mnt" 2>/dev/null || umount -l "$mnt" || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,10 +72,10 @@ unmount_fs() { "$bin" unmount "$mnt"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches || true; }
 
 ratio() {  # ratio JSON: mean of command 1 / mean of command 2
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(f"{r[0]["mean"]/r[1]["mean"]:.2f}")' "$1"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("%.2f" % (r[0]["mean"]/r[1]["mean"]))' "$1"
 }
 mean_ms() {
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" / ".join(f"{x["mean"]*1000:.1f}" for x in r))' "$1"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" / ".join("%.1f" % (x["mean"]*1000) for x in r))' "$1"
 }
 report=$out/mount-report.md
 {

@@ -617,3 +617,61 @@ fn thirty_two_readers_of_different_variants_through_a_small_cache() {
     );
     mounted.unmount().unwrap();
 }
+
+#[test]
+fn the_shipped_samples_mount_with_their_patches_applied() {
+    require_fuse!();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mnt = tempfile::tempdir().unwrap();
+    let core = ninja_fs::views::NinjaFs::new(
+        &root.join("samples/roms"),
+        64 << 20,
+        ninja_fs::patch::Limits::default(),
+    )
+    .unwrap();
+    let mounted = ninja_fs::mount::start(core, mnt.path(), &MountOptions::default()).unwrap();
+    let _guard = MountGuard {
+        path: mnt.path().to_path_buf(),
+    };
+    let fixture = |rel: &str| fs::read(root.join("tests/fixtures").join(rel)).unwrap();
+    let cases = [
+        (
+            "normalized/snes/cputest-basic.sfc",
+            fixture("roms/snes/cputest-basic.sfc"),
+        ),
+        (
+            "patched/snes/cputest-basic [cputest-basic].sfc",
+            fixture("roms/snes/cputest-full.sfc"),
+        ),
+        (
+            "normalized/n64/bigbass1997_minimal.z64",
+            fixture("roms/n64/bigbass1997_minimal.z64"),
+        ),
+        (
+            "deinterleaved/sms/sdcc_makebin_export.sms",
+            fixture("roms/sms_gg/sdcc_makebin_export.sms"),
+        ),
+        (
+            "normalized/lynx/cc65_tgi_hello.lyx",
+            fixture("roms/lynx/cc65_tgi_hello.lyx"),
+        ),
+        (
+            "deinterleaved/lynx/cc65_tgi_hello.lnx",
+            fixture("roms/lynx/cc65_tgi_hello.lnx"),
+        ),
+    ];
+    for (path, expected) in cases {
+        let bytes = fs::read(mnt.path().join(path)).unwrap();
+        assert!(bytes == expected, "{path} differs");
+    }
+    // The NINJA2 sample turns the NTSC UNIF into PAL: the PAL iNES's PRG and
+    // CHR in the UNIF container.
+    let pal = fs::read(mnt.path().join("patched/nes/nes15-NTSC [nes15 PAL].unf")).unwrap();
+    let pal_prg_chr = &fixture("roms/nes/nes15-PAL.nes")[16..16 + 24576];
+    let layout = ninja_fs::system::analyze(&pal, ninja_fs::system::SystemType::Nes).unwrap();
+    let normalized = ninja_fs::system::normalize(&pal, &layout).unwrap();
+    assert!(normalized.as_ref() == pal_prg_chr);
+    let info = fs::read_to_string(mnt.path().join("info/nes/nes15-NTSC.unf.txt")).unwrap();
+    assert!(info.contains("[nes15 PAL] patches/nes15 PAL.rup: its source MD5 f53af989e2c9c37f01d9a276d8aec04a matches"), "{info}");
+    mounted.unmount().unwrap();
+}
