@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::{fixture, read_fixture};
+use common::{PAIRS, fixture, read_fixture};
 use ninja_fs::patch::any::{Patch, PatchFormat};
 use ninja_fs::patch::{ApplyOptions, Limits, rup};
 use ninja_fs::system::{self, SystemType};
@@ -43,25 +43,6 @@ fn stderr_of(cmd: &mut Command) -> String {
     assert!(out.stdout.is_empty(), "a failed command wrote to stdout");
     String::from_utf8(out.stderr).unwrap()
 }
-
-/// The three real ROM pairs of tests/fixtures/patches.
-const PAIRS: [(&str, &str, &str); 3] = [
-    (
-        "nes15_ntsc2pal",
-        "roms/nes/nes15-NTSC.nes",
-        "roms/nes/nes15-PAL.nes",
-    ),
-    (
-        "mbc1_512k_to_1M",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
-    ),
-    (
-        "snes_cputest_basic2full",
-        "roms/snes/cputest-basic.sfc",
-        "roms/snes/cputest-full.sfc",
-    ),
-];
 
 /// Every IPS, UPS, BPS, PPF, APS and RUP of `pair` (vcdiff is tested elsewhere).
 fn patches_of(pair: &str) -> Vec<PathBuf> {

@@ -2,6 +2,10 @@
 //! other tools (Floating IPS, RomPatcher.js, uCON64, python-bps) for real
 //! ROM pairs, plus round trips of our own creators on the same pairs.
 
+mod common;
+
+use common::PAIRS;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,25 +19,6 @@ fn read(relative: &str) -> Vec<u8> {
     let path = fixtures().join(relative);
     fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
-
-/// The three ROM pairs the fixture patches were made from.
-const PAIRS: &[(&str, &str, &str)] = &[
-    (
-        "nes15_ntsc2pal",
-        "roms/nes/nes15-NTSC.nes",
-        "roms/nes/nes15-PAL.nes",
-    ),
-    (
-        "mbc1_512k_to_1M",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
-    ),
-    (
-        "snes_cputest_basic2full",
-        "roms/snes/cputest-basic.sfc",
-        "roms/snes/cputest-full.sfc",
-    ),
-];
 
 fn opts() -> ApplyOptions {
     ApplyOptions::default()
@@ -84,7 +69,7 @@ fn patch_files(pair: &str) -> Vec<String> {
 #[test]
 fn every_tool_patch_applies_to_its_target() {
     let mut applied = Vec::new();
-    for &(pair, source_path, target_path) in PAIRS {
+    for (pair, source_path, target_path) in PAIRS {
         let source = read(source_path);
         let target = read(target_path);
         for name in patch_files(pair) {
@@ -102,7 +87,7 @@ fn every_tool_patch_applies_to_its_target() {
 
 #[test]
 fn ups_fixtures_unpatch_the_target() {
-    for &(pair, source_path, target_path) in PAIRS {
+    for (pair, source_path, target_path) in PAIRS {
         let source = read(source_path);
         let target = read(target_path);
         let patch = read(&format!("patches/{pair}.rompatcherjs.ups"));
@@ -118,7 +103,7 @@ fn ups_fixtures_unpatch_the_target() {
 
 #[test]
 fn bps_fixtures_describe_their_images() {
-    for &(pair, source_path, target_path) in PAIRS {
+    for (pair, source_path, target_path) in PAIRS {
         let source = read(source_path);
         let target = read(target_path);
         let patch = read(&format!("patches/{pair}.flips-delta.bps"));
@@ -214,7 +199,7 @@ fn wrong_source_is_refused() {
 
 #[test]
 fn truncated_tool_patches_are_errors() {
-    for &(pair, _, _) in PAIRS {
+    for (pair, _, _) in PAIRS {
         for name in patch_files(pair) {
             let patch = read(&format!("patches/{name}"));
             let step = (patch.len() / 97).max(1);
@@ -237,7 +222,7 @@ fn truncated_tool_patches_are_errors() {
 #[test]
 fn creators_round_trip_on_real_pairs() {
     println!("pair: ips ups bps-delta bps-linear | flips-delta flips-linear flips-ips");
-    for &(pair, source_path, target_path) in PAIRS {
+    for (pair, source_path, target_path) in PAIRS {
         let source = read(source_path);
         let target = read(target_path);
         let limits = Limits::default();

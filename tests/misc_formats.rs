@@ -1,6 +1,10 @@
 //! Conformance of the formats NINJA 2.0 could apply besides RUP, IPS and
 //! PPF, against real files from other tools (see tests/fixtures/README.md).
 
+mod common;
+
+use common::PAIRS;
+
 use std::path::PathBuf;
 
 use ninja_fs::patch::{ApplyOptions, Limits, PatchError, aps, fc, ffp, gdiff, pat};
@@ -11,25 +15,6 @@ fn fixture(relative: &str) -> Vec<u8> {
         .join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
-
-/// The three ROM pairs the fixture patches were made from.
-const PAIRS: [(&str, &str, &str); 3] = [
-    (
-        "nes15_ntsc2pal",
-        "roms/nes/nes15-NTSC.nes",
-        "roms/nes/nes15-PAL.nes",
-    ),
-    (
-        "mbc1_512k_to_1M",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
-    ),
-    (
-        "snes_cputest_basic2full",
-        "roms/snes/cputest-basic.sfc",
-        "roms/snes/cputest-full.sfc",
-    ),
-];
 
 #[test]
 fn rompatcherjs_aps_fixtures_apply_exactly() {

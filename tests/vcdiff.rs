@@ -1,6 +1,10 @@
 //! Conformance tests for VCDIFF against real xdelta3 patches: the committed
 //! fixtures always, and freshly made patches when `xdelta3` is on PATH.
 
+mod common;
+
+use common::PAIRS;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,24 +23,6 @@ fn read(relative: &str) -> Vec<u8> {
 fn apply(patch: &[u8], source: &[u8]) -> Result<Vec<u8>, PatchError> {
     vcdiff::parse(patch, &Limits::default())?.apply(source, &ApplyOptions::default())
 }
-
-const PAIRS: [(&str, &str, &str); 3] = [
-    (
-        "nes15_ntsc2pal",
-        "roms/nes/nes15-NTSC.nes",
-        "roms/nes/nes15-PAL.nes",
-    ),
-    (
-        "mbc1_512k_to_1M",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
-        "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
-    ),
-    (
-        "snes_cputest_basic2full",
-        "roms/snes/cputest-basic.sfc",
-        "roms/snes/cputest-full.sfc",
-    ),
-];
 
 #[test]
 fn committed_xdelta3_patches_make_their_targets() {

@@ -17,3 +17,23 @@ pub fn read_fixture(rel: &str) -> Vec<u8> {
 pub fn md5_hex(data: &[u8]) -> String {
     ninja_fs::digest::hex(&ninja_fs::digest::md5(data))
 }
+
+/// The three real ROM pairs the fixture patches were made from: (patch
+/// file stem, source, target), paths under tests/fixtures.
+pub const PAIRS: [(&str, &str, &str); 3] = [
+    (
+        "nes15_ntsc2pal",
+        "roms/nes/nes15-NTSC.nes",
+        "roms/nes/nes15-PAL.nes",
+    ),
+    (
+        "mbc1_512k_to_1M",
+        "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
+        "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
+    ),
+    (
+        "snes_cputest_basic2full",
+        "roms/snes/cputest-basic.sfc",
+        "roms/snes/cputest-full.sfc",
+    ),
+];
