@@ -171,6 +171,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Counts folder scans and index builds, to tell results apart.
 static SCANS: AtomicU64 = AtomicU64::new(1);
 
+/// Threads that read headers when a large folder is scanned, and the
+/// number of files below which one thread does it alone.
+const SCAN_THREADS: usize = 8;
+const SCAN_BATCH: usize = 64;
+
 /// How often the whole tree is walked again for checksum pairing.
 const INDEX_REFRESH: Duration = Duration::from_secs(1);
 
@@ -291,6 +296,7 @@ impl Library {
         let Ok(entries) = std::fs::read_dir(path) else {
             return contents;
         };
+        let mut files = Vec::new();
         for entry in entries.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
                 log::warn!("{}: skipped: its name is not UTF-8", entry.path().display());
@@ -305,11 +311,34 @@ impl Library {
             if meta.is_dir() {
                 contents.subdirs.push(name);
             } else if meta.is_file() {
-                match &self.classify(rel_dir, &name, &meta).0 {
-                    Classified::Rom(rom) => contents.roms.push(rom.clone()),
-                    Classified::Patch(patch) => contents.patches.push(patch.clone()),
-                    Classified::Other => {}
-                }
+                files.push((name, meta));
+            }
+        }
+        // Reading headers is I/O-bound on a cold cache: several readers
+        // keep the disk busy while one waits.
+        let workers = files.len().div_ceil(SCAN_BATCH).clamp(1, SCAN_THREADS);
+        let chunk = files.len().div_ceil(workers).max(1);
+        let classified: Vec<Arc<ClassifiedEntry>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(name, meta)| self.classify(rel_dir, name, meta))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for entry in classified {
+            match &entry.0 {
+                Classified::Rom(rom) => contents.roms.push(rom.clone()),
+                Classified::Patch(patch) => contents.patches.push(patch.clone()),
+                Classified::Other => {}
             }
         }
         contents.subdirs.sort();

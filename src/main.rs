@@ -538,6 +538,17 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         ..MountOptions::default()
     };
     let cache_size = args.cache_size;
+    // Images are large and short-lived, freed by whichever of the
+    // daemon's threads drops them last: serve each from its own mapping so
+    // freeing one returns it to the system, instead of leaving it in a
+    // per-thread heap that only that thread reuses. The cache bound is then
+    // the daemon's memory bound.
+    // SAFETY: mallopt only changes allocator tuning; no allocation is in
+    // flight on another thread (none exists yet).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     mount::mount(
         || NinjaFs::new(&backing, cache_size, Limits::default()),
         &args.mountpoint,
