@@ -80,19 +80,36 @@ pub struct RomImage<'a> {
     pub raw: &'a [u8],
     pub layout: Layout,
     pub normalized: Cow<'a, [u8]>,
-    pub deinterleaved: Vec<u8>,
+    /// `None` when the deinterleaved image is the normalized one (no header
+    /// put back): images are large, and each copy costs its page faults.
+    restored: Option<Vec<u8>>,
 }
 
 impl<'a> RomImage<'a> {
     pub fn new(raw: &'a [u8], layout: Layout) -> Result<RomImage<'a>, SystemError> {
         let normalized = system::normalize(raw, &layout)?;
-        let deinterleaved = system::restore(&normalized, &layout)?.into_owned();
+        let restored = match system::restore(&normalized, &layout)? {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(image) => Some(image),
+        };
         Ok(RomImage {
             raw,
             layout,
             normalized,
-            deinterleaved,
+            restored,
         })
+    }
+
+    pub fn deinterleaved(&self) -> &[u8] {
+        self.restored.as_deref().unwrap_or(&self.normalized)
+    }
+
+    /// The deinterleaved image, owned.
+    pub fn into_deinterleaved(self) -> Vec<u8> {
+        match self.restored {
+            Some(image) => image,
+            None => self.normalized.into_owned(),
+        }
     }
 
     /// The distinct layouts, in the order patches are tried against them.
@@ -100,7 +117,7 @@ impl<'a> RomImage<'a> {
         let mut out: Vec<(ImageLayout, &[u8])> = vec![(ImageLayout::Raw, self.raw)];
         for (layout, bytes) in [
             (ImageLayout::Normalized, self.normalized.as_ref()),
-            (ImageLayout::Deinterleaved, self.deinterleaved.as_slice()),
+            (ImageLayout::Deinterleaved, self.deinterleaved()),
         ] {
             if !out.iter().any(|(_, seen)| *seen == bytes) {
                 out.push((layout, bytes));
@@ -117,16 +134,33 @@ impl<'a> RomImage<'a> {
     ) -> Result<Vec<u8>, SystemError> {
         match layout {
             ImageLayout::Deinterleaved => Ok(bytes),
-            ImageLayout::Normalized => Ok(system::restore(&bytes, &self.layout)?.into_owned()),
-            ImageLayout::Raw => deinterleave_as(&bytes, self.layout.system),
+            ImageLayout::Normalized => restore_owned(bytes, &self.layout),
+            ImageLayout::Raw => deinterleave_as(bytes, self.layout.system),
         }
     }
 }
 
-/// A whole file in some container of `system`, as its deinterleaved image.
-fn deinterleave_as(raw: &[u8], system: SystemType) -> Result<Vec<u8>, SystemError> {
-    let layout = system::analyze(raw, system)?;
-    let normalized = system::normalize(raw, &layout)?;
+/// `normalized` restored, reusing its buffer when nothing is put back.
+fn restore_owned(normalized: Vec<u8>, layout: &Layout) -> Result<Vec<u8>, SystemError> {
+    Ok(match system::restore(&normalized, layout)? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(image) => Some(image),
+    }
+    .unwrap_or(normalized))
+}
+
+/// A whole file in some container of `system`, as its deinterleaved image;
+/// the same buffer when it is one already.
+fn deinterleave_as(raw: Vec<u8>, system: SystemType) -> Result<Vec<u8>, SystemError> {
+    let layout = system::analyze(&raw, system)?;
+    let plain = layout.normalized_is_slice()
+        && layout.header != Some(system::HeaderKind::Unif)
+        && layout.data_offset == 0
+        && layout.data_len == raw.len();
+    if plain && layout.header_bytes.is_empty() {
+        return Ok(raw);
+    }
+    let normalized = system::normalize(&raw, &layout)?;
     Ok(system::restore(&normalized, &layout)?.into_owned())
 }
 
@@ -153,7 +187,9 @@ pub fn apply_patch(
         return apply_rup(rom, patch_name, &rup.entries, opts);
     }
     if !patch.verifies_source() || opts.ignore_checksums {
-        let image = patch.apply(&rom.deinterleaved, opts).map_err(patch_error)?;
+        let image = patch
+            .apply(rom.deinterleaved(), opts)
+            .map_err(patch_error)?;
         return Ok(Applied {
             image,
             layout: ImageLayout::Deinterleaved,
@@ -253,12 +289,12 @@ fn apply_rup(
             patch: patch_name.to_string(),
             source,
         };
-        let in_entry_layout = system::restore(&out, &layout).map_err(restore_error)?;
+        let in_entry_layout = restore_owned(out, &layout).map_err(restore_error)?;
         let (image, applied_layout) = if entry_system == rom.layout.system {
-            (in_entry_layout.into_owned(), ImageLayout::Normalized)
+            (in_entry_layout, ImageLayout::Normalized)
         } else {
             (
-                deinterleave_as(&in_entry_layout, rom.layout.system).map_err(restore_error)?,
+                deinterleave_as(in_entry_layout, rom.layout.system).map_err(restore_error)?,
                 ImageLayout::Raw,
             )
         };
@@ -354,7 +390,7 @@ pub fn apply_stack(
         let layout = system::analyze(&owned, system).map_err(rom_error)?;
         image = RomImage::new(&owned, layout).map_err(rom_error)?;
     }
-    Ok(image.deinterleaved)
+    Ok(image.into_deinterleaved())
 }
 
 /// Every regular file under `dir`, as sorted relative paths with `/`.

@@ -538,16 +538,16 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         ..MountOptions::default()
     };
     let cache_size = args.cache_size;
-    // Images are large and short-lived, freed by whichever of the
-    // daemon's threads drops them last: serve each from its own mapping so
-    // freeing one returns it to the system, instead of leaving it in a
-    // per-thread heap that only that thread reuses. The cache bound is then
-    // the daemon's memory bound.
-    // SAFETY: mallopt only changes allocator tuning; no allocation is in
-    // flight on another thread (none exists yet).
+    // Images are large and short-lived, and freed by whichever of the
+    // daemon's threads drops them last. With one heap for all threads a
+    // freed image is reused by the next one; per-thread heaps keep freed
+    // images where only their own thread can reuse them, and the daemon
+    // then grows well past its cache bound (measured: 76 MiB against
+    // 134 MiB reading 1,000 variants through a 64 MiB cache). The daemon's
+    // few, large allocations do not contend for the one heap.
+    // SAFETY: mallopt only tunes the allocator; no other thread exists yet.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     mount::mount(
         || NinjaFs::new(&backing, cache_size, Limits::default()),

@@ -353,7 +353,9 @@ fn start_with<F: VirtualFs>(
     };
     match wait_ready(&mounted, before) {
         Ok(dev) => {
-            raise_read_ahead(dev);
+            if dev != before {
+                raise_read_ahead(dev);
+            }
             Ok(mounted)
         }
         Err(reason) => {
@@ -368,12 +370,15 @@ fn start_with<F: VirtualFs>(
 }
 
 /// Waits until a `stat` of the mount point is answered by the new mount
-/// (its device changes); returns that device.
+/// (its device changes); returns that device, or the old one when an
+/// unmount was asked for meanwhile.
 fn wait_ready(mounted: &MountedFs, before: u64) -> Result<u64, String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if mounted.unmounter.requested() {
-            return Err("interrupted".into());
+            // A signal after the mount was made: not a failure to mount.
+            // The session ends by itself once the unmount goes through.
+            return Ok(before);
         }
         if mounted.thread.as_ref().is_none_or(|t| t.is_finished()) {
             return Err("the filesystem session ended".into());
