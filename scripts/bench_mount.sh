@@ -121,9 +121,14 @@ done
 mountpoint -q "$mnt" && unmount_fs
 
 # 4. Peak memory reading 1,000 distinct patched variants through a 64 MiB cache.
-"$bin" mount -f --cache-size 64M "$work/b" "$mnt" 2>/dev/null &
+"$bin" mount -f --cache-size 64M "$work/b" "$mnt" 2>"$work/daemon.log" &
 daemon=$!
-for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
+for _ in $(seq 600); do mountpoint -q "$mnt" && break; sleep 0.05; done
+if ! mountpoint -q "$mnt"; then
+    echo "the foreground mount did not come up:" >&2
+    cat "$work/daemon.log" >&2
+    exit 1
+fi
 count=0
 for f in "$mnt"/patched/variants/*.sfc; do cat "$f" > /dev/null; count=$((count + 1)); done
 peak=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status")

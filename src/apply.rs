@@ -463,3 +463,44 @@ pub fn apply_rup_to_folder(
     }
     Ok(results)
 }
+
+/// Applies a lone VCDIFF patch window by window into `sink`, as xdelta3
+/// does, instead of building the whole target in memory: the result is the
+/// same deinterleaved image `apply_stack` makes (VCDIFF applies to the
+/// deinterleaved image and its output is kept as it is).
+pub fn stream_vcdiff(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patch_name: &str,
+    patch: &crate::patch::vcdiff::VcdiffPatch<'_>,
+    opts: &ApplyOptions,
+    sink: &mut dyn std::io::Write,
+) -> Result<(), StreamFailure> {
+    let rom_error = |source| ApplyError::Rom {
+        rom: rom_name.to_string(),
+        source,
+    };
+    let layout = system::identify(Some(rom_name), raw, forced).map_err(rom_error)?;
+    let image = RomImage::new(raw, layout).map_err(rom_error)?;
+    let mut sink = sink;
+    match patch.apply_to_writer(image.deinterleaved(), opts, &mut sink) {
+        Ok(_) => Ok(()),
+        Err(crate::patch::vcdiff::StreamError::Write(error)) => Err(StreamFailure::Write(error)),
+        Err(crate::patch::vcdiff::StreamError::Patch(source)) => {
+            Err(StreamFailure::Apply(ApplyError::Patch {
+                patch: patch_name.to_string(),
+                source,
+            }))
+        }
+    }
+}
+
+/// Why streaming a patch stopped: the patch, or the output.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamFailure {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("{0}")]
+    Write(std::io::Error),
+}

@@ -129,22 +129,60 @@ impl Output {
     }
 }
 
-fn write_atomically(path: &Path, data: &[u8], force: bool) -> Result<(), FileError> {
-    let write_error = |source| FileError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+impl Output {
+    /// Whether the output is a file (which can be written as it is made
+    /// and still appear whole or not at all).
+    pub fn is_file(&self) -> bool {
+        matches!(self, Output::File { .. })
+    }
+
+    /// Writes to a file what `fill` writes, as it writes it; the file
+    /// appears only if `fill` succeeds. Standard output cannot take back
+    /// a partial write: use [`Output::write`] for it.
+    pub fn write_streamed(
+        &self,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), FileError> {
+        let Output::File { path, force } = self else {
+            return Err(FileError::Write {
+                path: PathBuf::from("-"),
+                source: io::Error::other("standard output cannot be written as a stream"),
+            });
+        };
+        let write_error = |source| FileError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut temp = temp_beside(path).map_err(write_error)?;
+        {
+            let mut writer = io::BufWriter::with_capacity(1 << 20, temp.as_file_mut());
+            fill(&mut writer).map_err(write_error)?;
+            writer.flush().map_err(write_error)?;
+        }
+        persist(temp, path, *force)
+    }
+}
+
+/// A temporary file in the folder of `path`, to be renamed onto it.
+fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     // 0o666 is filtered by the umask, as for any file a tool creates.
-    let mut temp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".ninja-fs-")
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
-        .map_err(write_error)?;
-    temp.write_all(data).map_err(write_error)?;
+}
+
+/// Syncs `temp` and renames it onto `path` (refusing an existing file
+/// unless `force`).
+fn persist(temp: tempfile::NamedTempFile, path: &Path, force: bool) -> Result<(), FileError> {
+    let write_error = |source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     temp.as_file().sync_all().map_err(write_error)?;
     if force {
         temp.persist(path).map_err(|e| write_error(e.error))?;
@@ -160,6 +198,18 @@ fn write_atomically(path: &Path, data: &[u8], force: bool) -> Result<(), FileErr
         })?;
     }
     Ok(())
+}
+
+fn write_atomically(path: &Path, data: &[u8], force: bool) -> Result<(), FileError> {
+    let mut temp = temp_beside(path).map_err(|source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    temp.write_all(data).map_err(|source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    persist(temp, path, force)
 }
 
 /// A size as people write it: `1048576`, `64K`, `256M`, `1G` (binary

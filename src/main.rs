@@ -406,7 +406,27 @@ fn apply_to_file(
         .iter()
         .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
-    let image = apply::apply_stack(&rom.display().to_string(), &raw, forced, &patches, opts)?;
+    let rom_name = rom.display().to_string();
+    if let ([(name, Patch::Vcdiff(vcdiff))], true) = (patches.as_slice(), output.is_file()) {
+        // xdelta patches of large images: written as each window is made.
+        let mut failure = None;
+        let written = output.write_streamed(|sink| {
+            apply::stream_vcdiff(&rom_name, &raw, forced, name, vcdiff, opts, sink).map_err(
+                |error| match error {
+                    apply::StreamFailure::Write(error) => error,
+                    apply::StreamFailure::Apply(error) => {
+                        failure = Some(error);
+                        std::io::Error::other("the patch failed")
+                    }
+                },
+            )
+        });
+        return match (failure, written) {
+            (Some(error), _) => Err(error.into()),
+            (None, written) => Ok(written?),
+        };
+    }
+    let image = apply::apply_stack(&rom_name, &raw, forced, &patches, opts)?;
     output.write(&image)?;
     Ok(())
 }

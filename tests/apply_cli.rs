@@ -816,3 +816,54 @@ fn apply_refuses_an_existing_output_and_never_overwrites_an_input() {
     names.sort();
     assert_eq!(names, ["game.ips", "game.nes", "out.nes"]);
 }
+
+#[test]
+fn xdelta_patches_stream_into_the_output_file_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, source, target) in PAIRS {
+        for kind in ["xdelta3-default", "xdelta3-plain"] {
+            let out = dir.path().join(format!("{stem}.{kind}.out"));
+            let patch = fixture(&format!("patches/{stem}.{kind}.vcdiff"));
+            Command::cargo_bin("ninja-fs")
+                .unwrap()
+                .arg("apply")
+                .arg(fixture(source))
+                .arg(&patch)
+                .arg("-o")
+                .arg(&out)
+                .assert()
+                .success();
+            assert!(
+                std::fs::read(&out).unwrap() == read_fixture(target),
+                "{stem} {kind}"
+            );
+        }
+    }
+    // A patch damaged in its last window fails after earlier windows were
+    // written: the output file must not appear, nor any temporary file.
+    let mut damaged = read_fixture("patches/snes_cputest_basic2full.xdelta3-plain.vcdiff");
+    let at = damaged.len() - 100;
+    damaged[at] ^= 0xFF;
+    let patch = dir.path().join("damaged.xdelta");
+    std::fs::write(&patch, &damaged).unwrap();
+    let out = dir.path().join("damaged.out");
+    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let output = Command::cargo_bin("ninja-fs")
+        .unwrap()
+        .arg("apply")
+        .arg(fixture("roms/snes/cputest-basic.sfc"))
+        .arg(&patch)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("damaged.xdelta: VCDIFF patch is corrupt"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before.len());
+}
