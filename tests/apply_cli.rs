@@ -7,14 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::{PAIRS, fixture, read_fixture};
+use common::{PAIRS, fixture, ninja, read_fixture, stderr_of};
 use ninja_fs::patch::any::{Patch, PatchFormat};
 use ninja_fs::patch::{ApplyOptions, Limits, rup};
 use ninja_fs::system::{self, SystemType};
-
-fn ninja() -> Command {
-    Command::cargo_bin("ninja-fs").unwrap()
-}
 
 /// Runs `ninja-fs ARGS -o -` and returns what it wrote to stdout.
 fn apply_to_stdout(rom: &Path, patches: &[PathBuf], extra: &[&str]) -> Vec<u8> {
@@ -35,13 +31,6 @@ fn apply_to_stdout(rom: &Path, patches: &[PathBuf], extra: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// Runs a command that must fail; returns its stderr.
-fn stderr_of(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().clone();
-    assert!(out.stdout.is_empty(), "a failed command wrote to stdout");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 /// Every IPS, UPS, BPS, PPF, APS and RUP of `pair` (vcdiff is tested elsewhere).

@@ -2,17 +2,7 @@
 
 mod common;
 
-use assert_cmd::Command;
-use common::{fixture, read_fixture};
-
-fn ninja() -> Command {
-    Command::cargo_bin("ninja-fs").unwrap()
-}
-
-fn stderr_of(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().clone();
-    String::from_utf8(out.stderr).unwrap()
-}
+use common::{fixture, ninja, read_fixture, stderr_of};
 
 #[test]
 fn normalize_writes_the_common_format() {

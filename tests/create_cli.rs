@@ -7,12 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::{fixture, read_fixture};
+use common::{fixture, ninja, read_fixture, stderr_of};
 use ninja_fs::patch::rup;
-
-fn ninja() -> Command {
-    Command::cargo_bin("ninja-fs").unwrap()
-}
 
 fn stdout_of(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.assert().success().get_output().clone();
@@ -22,12 +18,6 @@ fn stdout_of(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-fn stderr_of(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().clone();
-    assert!(out.stdout.is_empty(), "a failed command wrote to stdout");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 const PAIRS: [(&str, &str); 3] = [

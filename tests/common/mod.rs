@@ -37,3 +37,15 @@ pub const PAIRS: [(&str, &str, &str); 3] = [
         "roms/snes/cputest-full.sfc",
     ),
 ];
+
+/// The binary under test.
+pub fn ninja() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("ninja-fs").unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr (it wrote no stdout).
+pub fn stderr_of(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.assert().failure().get_output().clone();
+    assert!(out.stdout.is_empty(), "a failed command wrote to stdout");
+    String::from_utf8(out.stderr).unwrap()
+}
