@@ -272,6 +272,18 @@ fn apply_rup(
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
         let direction = entry.direction_for(&normalized);
+        if direction.is_none() && forced && entry_system == SystemType::Raw {
+            // Forced, a raw entry goes where patches without checksums go:
+            // the deinterleaved image, not a copier header.
+            let (image, direction) = entry
+                .apply_normalized(rom.deinterleaved(), opts)
+                .map_err(patch_error)?;
+            return Ok(Applied {
+                image,
+                layout: ImageLayout::Deinterleaved,
+                reversed: direction == Direction::Reverse,
+            });
+        }
         if direction.is_none() && !forced {
             tried.push((
                 ImageLayout::Normalized,

@@ -856,3 +856,25 @@ fn xdelta_patches_stream_into_the_output_file_whole_or_not_at_all() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before.len());
 }
+
+#[test]
+fn a_forced_raw_rup_applies_to_the_deinterleaved_image() {
+    // RomPatcher.js's RUP (type 0) of the NES pair, forced onto a SNES dump
+    // with a copier header: the XOR records land on the headerless image.
+    let out = apply_to_stdout(
+        &fixture("roms/snes/cputest-basic.smc"),
+        &[fixture("patches/nes15_ntsc2pal.rompatcherjs.rup")],
+        &["--ignore-checksum"],
+    );
+    let clean = read_fixture("roms/snes/cputest-basic.sfc");
+    let patch = read_fixture("patches/nes15_ntsc2pal.rompatcherjs.rup");
+    let parsed = rup::parse(&patch, &Limits::default()).unwrap();
+    let entry = &parsed.entries[0];
+    let forced = ApplyOptions {
+        ignore_checksums: true,
+        ..ApplyOptions::default()
+    };
+    let (expected, _) = entry.apply_normalized(&clean, &forced).unwrap();
+    assert_eq!(out.len(), 28688);
+    assert!(out == expected);
+}
