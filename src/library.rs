@@ -308,7 +308,10 @@ impl Library {
             let Ok(meta) = std::fs::metadata(entry.path()) else {
                 continue;
             };
-            if meta.is_dir() {
+            // A linked file is shown; a linked folder is not followed, so
+            // a link back up the tree cannot make the walk endless.
+            let linked = entry.file_type().is_ok_and(|kind| kind.is_symlink());
+            if meta.is_dir() && !linked {
                 contents.subdirs.push(name);
             } else if meta.is_file() {
                 files.push((name, meta));

@@ -344,3 +344,21 @@ fn every_view_has_exact_sizes_before_anything_is_read() {
     }
     assert!(checked > 100, "only {checked} files");
 }
+
+#[test]
+fn linked_files_are_shown_and_linked_folders_not_followed() {
+    let dir = backing();
+    let root = dir.path();
+    std::os::unix::fs::symlink(root.join("n64/Mario.v64"), root.join("n64/Link.v64")).unwrap();
+    // A folder linking back to the root would make an endless tree.
+    std::os::unix::fs::symlink(root, root.join("snes/loop")).unwrap();
+    let fs = mount(root);
+    assert_eq!(names(&fs, "normalized/n64"), ["Link.z64", "Mario.z64"]);
+    assert!(
+        read_all(&fs, "normalized/n64/Link.z64").unwrap()
+            == read_fixture("roms/n64/bigbass1997_minimal.z64")
+    );
+    assert_eq!(names(&fs, "normalized/snes"), ["Game.sfc"]);
+    // Pairing by checksum walks the whole tree: it ends.
+    assert_eq!(names(&fs, "patched/snes").len(), 3);
+}
