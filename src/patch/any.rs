@@ -240,11 +240,22 @@ impl<'a> Patch<'a> {
             Patch::Ebp(p) => p.apply(source, opts),
             Patch::Ups(p) => p.apply(source, opts),
             Patch::Bps(p) => p.apply(source, opts),
-            Patch::Ppf(p) => p.apply(source, opts),
+            // PPF 3.0 with undo data un-patches a patched image the same way.
+            Patch::Ppf(p) => p.apply(source, opts).or_else(|error| match error {
+                PatchError::ChecksumMismatch { .. } if p.has_undo => {
+                    p.revert(source, opts).map_err(|_| error)
+                }
+                other => Err(other),
+            }),
             Patch::Rup(p) => p.apply(source, opts),
             Patch::Aps(p) => p.apply(source, opts),
             Patch::Gdiff(p) => p.apply(source, opts),
-            Patch::Text(_, p) => p.apply(source, opts),
+            // Text listings hold old and new bytes: like NINJA, applying to
+            // an already patched file un-patches it.
+            Patch::Text(_, p) => p.apply(source, opts).or_else(|error| match error {
+                PatchError::ChecksumMismatch { .. } => p.revert(source, opts).map_err(|_| error),
+                other => Err(other),
+            }),
             Patch::Vcdiff(p) => p.apply(source, opts),
         }
     }
@@ -383,6 +394,27 @@ mod tests {
 
     fn parsed(format: PatchFormat, bytes: &[u8]) -> Patch<'_> {
         Patch::parse(format, bytes, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn text_patches_applied_to_their_result_unpatch() {
+        let original: Vec<u8> = (0..64u8).collect();
+        let mut patched = original.clone();
+        patched[3] = 0xEE;
+        patched[40] = 0x11;
+        for format in [PatchFormat::Pat, PatchFormat::Ffp, PatchFormat::Fc] {
+            let bytes = create(format, &original, &patched).unwrap();
+            let patch = parsed(format, &bytes);
+            let opts = ApplyOptions::default();
+            assert_eq!(patch.apply(&original, &opts).unwrap(), patched, "{format}");
+            assert_eq!(patch.apply(&patched, &opts).unwrap(), original, "{format}");
+            // Neither image: the old bytes' mismatch is reported.
+            let other = vec![0x55; 64];
+            assert!(matches!(
+                patch.apply(&other, &opts),
+                Err(PatchError::ChecksumMismatch { .. })
+            ));
+        }
     }
 
     #[test]
