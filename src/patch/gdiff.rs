@@ -15,7 +15,7 @@
 //! PHP applier read these integers little-endian, against the note; this
 //! module follows the note.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
@@ -248,9 +248,14 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
     patch.push(VERSION);
 
     // First position of each block of the old file, at block boundaries.
-    let mut block_starts: HashMap<&[u8], usize> = HashMap::new();
+    // A 16-byte block is one u128 key with a cheap hash: the lookup runs at
+    // every unmatched position of the new file.
+    let key = |block: &[u8]| -> Option<u128> { Some(u128::from_le_bytes(block.try_into().ok()?)) };
+    let mut block_starts: FxHashMap<u128, usize> = FxHashMap::default();
     for (index, block) in source.chunks_exact(MATCH_BLOCK).enumerate() {
-        block_starts.entry(block).or_insert(index * MATCH_BLOCK);
+        if let Some(block) = key(block) {
+            block_starts.entry(block).or_insert(index * MATCH_BLOCK);
+        }
     }
 
     let mut literal_start = 0;
@@ -258,7 +263,8 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
     while at < target.len() {
         let found = target
             .get(at..at + MATCH_BLOCK)
-            .and_then(|block| block_starts.get(block))
+            .and_then(key)
+            .and_then(|block| block_starts.get(&block))
             .copied();
         let Some(mut source_at) = found else {
             at += 1;
