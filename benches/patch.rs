@@ -15,6 +15,10 @@
 //!
 //! Run with `cargo bench --bench patch`; `scripts/bench.sh` runs everything.
 
+// The fixture table the tests use: the pairs the real patches were made from.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -204,23 +208,6 @@ fn bench_size(c: &mut Criterion, size: usize) {
 /// patches for the same pairs.
 fn fixture_sizes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let pairs = [
-        (
-            "nes15_ntsc2pal",
-            "roms/nes/nes15-NTSC.nes",
-            "roms/nes/nes15-PAL.nes",
-        ),
-        (
-            "mbc1_512k_to_1M",
-            "roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb",
-            "roms/gb/mooneye_emulator-only_mbc1_rom_1Mb.gb",
-        ),
-        (
-            "snes_cputest_basic2full",
-            "roms/snes/cputest-basic.sfc",
-            "roms/snes/cputest-full.sfc",
-        ),
-    ];
     println!();
     println!("BPS on the real pairs in tests/fixtures (bytes)");
     println!();
@@ -228,7 +215,7 @@ fn fixture_sizes() {
         "| pair | source | target | ours delta | ours linear | delta/linear | flips delta | flips linear |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (pair, source, target) in pairs {
+    for (pair, source, target) in common::PAIRS {
         let source = std::fs::read(root.join(source)).unwrap();
         let target = std::fs::read(root.join(target)).unwrap();
         let delta = bps::create(&source, &target).unwrap();

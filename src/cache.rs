@@ -27,9 +27,10 @@ pub struct ImageCache<K> {
     state: Mutex<State<K>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A builder that panicked poisons nothing we rely on: the state is
-    // updated only in small, complete steps.
+/// Locks `mutex`, ignoring poisoning: every state behind the crate's
+/// mutexes is updated in small, complete steps, so a thread that panicked
+/// left nothing half-written.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -11,10 +11,11 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::apply::ImageLayout;
+use crate::cache::lock;
 use crate::digest;
 use crate::patch::any::{Patch, PatchFormat};
 use crate::patch::{Checksum, Limits};
@@ -164,10 +165,6 @@ pub struct PatchIndexData {
 
 pub type PatchIndex = Arc<PatchIndexData>;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Counts folder scans and index builds, to tell results apart.
 static SCANS: AtomicU64 = AtomicU64::new(1);
 
@@ -202,7 +199,8 @@ pub fn split_name(file_name: &str) -> (&str, &str) {
     }
 }
 
-fn join(rel_dir: &str, name: &str) -> String {
+/// `name` inside the relative folder `rel_dir` (empty for the root).
+pub(crate) fn join(rel_dir: &str, name: &str) -> String {
     if rel_dir.is_empty() {
         name.to_string()
     } else {
@@ -271,21 +269,28 @@ impl Library {
     pub fn forget_dir_if_files_changed(&self, rel_dir: &str) {
         let cached = lock(&self.dirs).get(rel_dir).map(|c| c.contents.clone());
         if let Some(contents) = cached
-            && !self.files_unchanged(&contents, rel_dir)
+            && !self.files_unchanged(&contents)
         {
             lock(&self.dirs).remove(rel_dir);
         }
     }
 
+    /// Whether the file at `rel_path` is still the file `id` describes.
+    pub fn is_current(&self, rel_path: &str, id: &FileId) -> bool {
+        std::fs::metadata(self.path_of(rel_path)).is_ok_and(|meta| FileId::of(&meta) == *id)
+    }
+
     /// Whether every file of a scanned folder is still the same file (a
     /// rewrite in place does not change the folder's mtime).
-    fn files_unchanged(&self, contents: &DirContents, rel_dir: &str) -> bool {
-        let same = |name: &str, id: &FileId| {
-            std::fs::metadata(self.path_of(&join(rel_dir, name)))
-                .is_ok_and(|meta| FileId::of(&meta) == *id)
-        };
-        contents.roms.iter().all(|r| same(&r.file_name, &r.id))
-            && contents.patches.iter().all(|p| same(&p.file_name, &p.id))
+    fn files_unchanged(&self, contents: &DirContents) -> bool {
+        contents
+            .roms
+            .iter()
+            .all(|r| self.is_current(&r.rel_path, &r.id))
+            && contents
+                .patches
+                .iter()
+                .all(|p| self.is_current(&p.rel_path, &p.id))
     }
 
     fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {

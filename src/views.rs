@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::apply::{self, ImageLayout};
-use crate::cache::ImageCache;
+use crate::cache::{ImageCache, lock};
 use crate::digest::Digests;
-use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant};
+use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant, join};
 use crate::patch::any::Patch;
 use crate::patch::{ApplyOptions, Limits};
 use crate::report::RomReport;
@@ -112,18 +112,6 @@ pub struct NinjaFs {
     last_opened: Mutex<HashMap<u64, ImageKey>>,
     failures: Mutex<HashMap<(String, String), String>>,
     mounted_at: SystemTime,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 impl NinjaFs {
@@ -311,15 +299,13 @@ impl NinjaFs {
     }
 
     fn sources_unchanged(&self, target: &Target) -> bool {
-        let same = |rel: &str, id: &FileId| {
-            std::fs::metadata(self.library.path_of(rel)).is_ok_and(|m| FileId::of(&m) == *id)
-        };
-        same(&target.rom.rel_path, &target.rom.id)
+        self.library
+            .is_current(&target.rom.rel_path, &target.rom.id)
             && target
                 .variant
                 .iter()
                 .flat_map(|v| &v.patches)
-                .all(|p| same(&p.rel_path, &p.id))
+                .all(|p| self.library.is_current(&p.rel_path, &p.id))
     }
 
     fn attributes(&self, ino: u64, node: &Node) -> Result<Attributes, FsError> {

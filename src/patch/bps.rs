@@ -3,9 +3,7 @@
 //! from anywhere in the source or in the target written so far. The patch
 //! carries both sizes, free-form metadata and three CRC32s.
 
-use super::ups::{
-    ByteReader, corrupt, crc_mismatch, split_footer, verify_patch_crc, vlv_len, write_vlv,
-};
+use super::ups::{ByteReader, Header, corrupt, crc_mismatch, read_header, vlv_len, write_vlv};
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "BPS";
@@ -65,21 +63,12 @@ impl BpsAction<'_> {
 /// Parses and fully validates a BPS patch, including its own CRC32: every
 /// action of a parsed patch stays inside the declared source and target.
 pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<BpsPatch<'a>, PatchError> {
-    if !matches(bytes) {
-        return Err(PatchError::NotThisFormat {
-            format: NAME,
-            reason: "it does not start with \"BPS1\"".into(),
-        });
-    }
-    let (body, footer) = split_footer(NAME, bytes)?;
-    let [source_crc32, target_crc32, patch_crc32] = footer;
-    verify_patch_crc(NAME, bytes, patch_crc32)?;
-
-    let mut reader = ByteReader::new(NAME, body);
-    reader.take(MAGIC.len(), "magic")?;
-    let source_size = reader.vlv("source size")?;
-    let target_size = reader.vlv("target size")?;
-    limits.check(NAME, target_size)?;
+    let Header {
+        mut reader,
+        source_size,
+        target_size,
+        crc32s: [source_crc32, target_crc32, patch_crc32],
+    } = read_header(NAME, MAGIC, bytes, limits)?;
     let metadata_size = reader.vlv("metadata size")?;
     let metadata = reader.take_u64(metadata_size, "metadata")?;
 

@@ -48,21 +48,12 @@ pub enum UpsDirection {
 
 /// Parses and fully validates a UPS patch, including its own CRC32.
 pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<UpsPatch<'a>, PatchError> {
-    if !matches(bytes) {
-        return Err(PatchError::NotThisFormat {
-            format: NAME,
-            reason: "it does not start with \"UPS1\"".into(),
-        });
-    }
-    let (body, footer) = split_footer(NAME, bytes)?;
-    let [source_crc32, target_crc32, patch_crc32] = footer;
-    verify_patch_crc(NAME, bytes, patch_crc32)?;
-
-    let mut reader = ByteReader::new(NAME, body);
-    reader.take(MAGIC.len(), "magic")?;
-    let source_size = reader.vlv("source size")?;
-    let target_size = reader.vlv("target size")?;
-    limits.check(NAME, target_size)?;
+    let Header {
+        mut reader,
+        source_size,
+        target_size,
+        crc32s: [source_crc32, target_crc32, patch_crc32],
+    } = read_header(NAME, MAGIC, bytes, limits)?;
     // Hunks cover the larger image: that is what makes the patch reversible.
     let image_span = source_size.max(target_size);
 
@@ -235,6 +226,49 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
 // ---- helpers shared with BPS ----
 
 /// Splits off the 12-byte CRC footer that UPS and BPS end with.
+/// What UPS and BPS patches share before their records: the magic, the
+/// three CRC32s of the footer (the patch's own checked), and the source and
+/// target sizes (the target checked against the limits before anything is
+/// allocated for it).
+pub(crate) struct Header<'a> {
+    /// Positioned after the two sizes.
+    pub reader: ByteReader<'a>,
+    pub source_size: u64,
+    pub target_size: u64,
+    /// Source, target and patch CRC32, in footer order.
+    pub crc32s: [u32; 3],
+}
+
+pub(crate) fn read_header<'a>(
+    format: &'static str,
+    magic: &[u8],
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<Header<'a>, PatchError> {
+    if !bytes.starts_with(magic) {
+        return Err(PatchError::NotThisFormat {
+            format,
+            reason: format!(
+                "it does not start with \"{}\"",
+                String::from_utf8_lossy(magic)
+            ),
+        });
+    }
+    let (body, crc32s) = split_footer(format, bytes)?;
+    verify_patch_crc(format, bytes, crc32s[2])?;
+    let mut reader = ByteReader::new(format, body);
+    reader.take(magic.len(), "magic")?;
+    let source_size = reader.vlv("source size")?;
+    let target_size = reader.vlv("target size")?;
+    limits.check(format, target_size)?;
+    Ok(Header {
+        reader,
+        source_size,
+        target_size,
+        crc32s,
+    })
+}
+
 pub(crate) fn split_footer<'a>(
     format: &'static str,
     bytes: &'a [u8],
