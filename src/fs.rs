@@ -6,23 +6,30 @@
 //! the kernel for [`TTL`] so a backing file that changes is noticed quickly;
 //! a file the core reports as changed on `open` has its cached attributes
 //! dropped at once, so its new size is used for the read that follows.
+//!
+//! A file the core says is its backing file byte for byte is handed to the
+//! kernel (FUSE passthrough, Linux 6.9+, root): reads then go straight to
+//! the backing file, as fast as reading it directly, and build no image.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenAccMode,
-    OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen,
-    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier,
+    OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
-use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, ROOT_INO, VirtualFs};
+use crate::cache::lock;
+use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, Opened, ROOT_INO, VirtualFs};
 
 /// How long the kernel may trust an entry or attributes without asking
 /// again. Short, so changed backing files show up; never zero, which would
@@ -71,6 +78,70 @@ pub struct FuseAdapter<F: VirtualFs> {
     next_dir_handle: AtomicU64,
     /// Parent of each folder seen, for `..` entries.
     parents: Mutex<HashMap<u64, u64>>,
+    /// Whether the kernel agreed to read backing files directly (FUSE
+    /// passthrough) and we may ask it to.
+    passthrough: AtomicBool,
+    io_modes: Mutex<IoModes>,
+}
+
+/// How the kernel reads an open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IoMode {
+    /// Through the kernel's page cache of the virtual file, filled by us.
+    Cached,
+    /// Straight from the backing file (FUSE passthrough).
+    Passthrough,
+}
+
+/// One backing file lent to the kernel for an inode's passthrough opens.
+struct Lent {
+    id: BackingId,
+    /// Device and inode of the backing file.
+    file: (u64, u64),
+    opens: usize,
+}
+
+/// The kernel's rules for an inode's open files, mirrored (breaking them
+/// fails the open with EIO): while an inode has passthrough opens, every
+/// open of it is a passthrough open of the same backing file; while it has
+/// cached opens, none is a passthrough open.
+#[derive(Default)]
+struct IoModes {
+    cached_opens: HashMap<u64, usize>,
+    lent: HashMap<u64, Lent>,
+    handles: HashMap<u64, (u64, IoMode)>,
+}
+
+impl IoModes {
+    fn has_cached_opens(&self, ino: u64) -> bool {
+        self.cached_opens.get(&ino).is_some_and(|&n| n > 0)
+    }
+
+    fn closed(&mut self, handle: u64) {
+        let Some((ino, mode)) = self.handles.remove(&handle) else {
+            return;
+        };
+        match mode {
+            IoMode::Cached => {
+                if let Some(n) = self.cached_opens.get_mut(&ino) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.cached_opens.remove(&ino);
+                    }
+                }
+            }
+            IoMode::Passthrough => {
+                if let Some(lent) = self.lent.get_mut(&ino) {
+                    lent.opens = lent.opens.saturating_sub(1);
+                    if lent.opens == 0 {
+                        // Dropping the id closes it; the kernel keeps the
+                        // file for opens it still has.
+                        self.lent.remove(&ino);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<F: VirtualFs> FuseAdapter<F> {
@@ -91,7 +162,92 @@ impl<F: VirtualFs> FuseAdapter<F> {
             dirs: Mutex::new(HashMap::new()),
             next_dir_handle: AtomicU64::new(1),
             parents: Mutex::new(HashMap::new()),
+            passthrough: AtomicBool::new(false),
+            io_modes: Mutex::new(IoModes::default()),
         }
+    }
+
+    /// The source of `ino` changed: drops the kernel's cached attributes
+    /// (not the pages: an open without FOPEN_KEEP_CACHE does that) so the
+    /// reads and `stat` that follow see the new size. Only spinlocks in the
+    /// kernel, so safe to send while the open is pending.
+    fn forget_attributes(&self, ino: u64) {
+        if let Some(notifier) = self.notifier.get()
+            && let Err(error) = notifier.inval_inode(INodeNo(ino), -1, 0)
+        {
+            log::debug!("invalidating inode {ino}: {error}");
+        }
+    }
+
+    /// Replies to an open of inode `ino` for which the core gave `opened`,
+    /// choosing how the kernel reads it.
+    fn reply_open(&self, ino: u64, opened: Opened, reply: ReplyOpen) {
+        let handle = opened.handle;
+        if !opened.keep_cache {
+            self.forget_attributes(ino);
+        }
+        let backing = opened.backing.as_ref().and_then(|file| {
+            file.metadata()
+                .ok()
+                .map(|meta| (file, (meta.dev(), meta.ino())))
+        });
+        let mut modes = lock(&self.io_modes);
+        if let Some(lent) = modes.lent.get_mut(&ino) {
+            // The kernel sends every open of an inode that has passthrough
+            // opens to the same backing file, or fails it.
+            if backing.is_some_and(|(_, file)| file == lent.file) {
+                lent.opens += 1;
+                reply.opened_passthrough(FileHandle(handle), FopenFlags::empty(), &lent.id);
+                modes.handles.insert(handle, (ino, IoMode::Passthrough));
+                return;
+            }
+            // The source changed under a reader: the new bytes need a new
+            // inode. ESTALE makes the kernel look the name up again.
+            drop(modes);
+            self.fs.release(handle);
+            self.fs.renumber(ino);
+            log::debug!("inode {ino}: source changed while open; renumbered");
+            reply.error(Errno::ESTALE);
+            return;
+        }
+        if let Some((file, identity)) = backing
+            && self.passthrough.load(Ordering::Relaxed)
+            // A cached open makes the kernel refuse passthrough ones.
+            && !modes.has_cached_opens(ino)
+        {
+            match reply.open_backing(file) {
+                Ok(id) => {
+                    reply.opened_passthrough(FileHandle(handle), FopenFlags::empty(), &id);
+                    modes.lent.insert(
+                        ino,
+                        Lent {
+                            id,
+                            file: identity,
+                            opens: 1,
+                        },
+                    );
+                    modes.handles.insert(handle, (ino, IoMode::Passthrough));
+                    return;
+                }
+                Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
+                    log::info!(
+                        "the kernel will not read backing files directly ({error}): \
+                         ninja-fs serves every file itself"
+                    );
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+                Err(error) => log::debug!("inode {ino}: no passthrough: {error}"),
+            }
+        }
+        *modes.cached_opens.entry(ino).or_default() += 1;
+        modes.handles.insert(handle, (ino, IoMode::Cached));
+        drop(modes);
+        let fopen = if opened.keep_cache {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened(FileHandle(handle), fopen);
     }
 
     /// Where the mount code puts the session's notifier once it exists.
@@ -227,6 +383,13 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
             let _ = config.set_max_readahead(nearest);
         }
         let _ = config.set_max_background(64);
+        // Views that are a backing file byte for byte are read by the
+        // kernel straight from it. Depth 1: backing files on a plain
+        // filesystem, and the mount can still sit under an overlay.
+        self.passthrough = AtomicBool::new(
+            config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok(),
+        );
         Ok(())
     }
 
@@ -253,21 +416,7 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
             return;
         }
         match self.fs.open(ino.0) {
-            Ok(opened) => {
-                let mut fopen = FopenFlags::empty();
-                if opened.keep_cache {
-                    fopen |= FopenFlags::FOPEN_KEEP_CACHE;
-                } else if let Some(notifier) = self.notifier.get() {
-                    // The source changed: drop the cached attributes (not the
-                    // pages: not keeping the cache does that) so the read
-                    // that follows sees the new size. Only spinlocks in the
-                    // kernel, so safe to send while the open is pending.
-                    if let Err(error) = notifier.inval_inode(ino, -1, 0) {
-                        log::debug!("invalidating inode {}: {error}", ino.0);
-                    }
-                }
-                reply.opened(FileHandle(opened.handle), fopen);
-            }
+            Ok(opened) => self.reply_open(ino.0, opened, reply),
             Err(e) => reply.error(self.fail("open", ino.0, &e)),
         }
     }
@@ -300,6 +449,7 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
         reply: ReplyEmpty,
     ) {
         self.fs.release(fh.0);
+        lock(&self.io_modes).closed(fh.0);
         reply.ok();
     }
 
@@ -311,7 +461,9 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing is ever written, so nothing to flush. ENOSYS tells the
+        // kernel so once, and it stops sending a flush on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn fsync(

@@ -54,13 +54,17 @@ pub struct DirEntry {
 }
 
 /// An open file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Opened {
     pub handle: u64,
     /// True when the file's source has not changed since the kernel last
     /// cached it: the adapter replies with FOPEN_KEEP_CACHE. False makes the
     /// kernel drop its cached pages of the file.
     pub keep_cache: bool,
+    /// The backing file, open, when the virtual file is that file byte for
+    /// byte: the adapter may let the kernel read it directly (FUSE
+    /// passthrough). Reads on `handle` still work if it does not.
+    pub backing: Option<std::fs::File>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,11 @@ pub trait VirtualFs: Send + Sync + 'static {
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError>;
     fn release(&self, handle: u64);
+    /// Gives the file at `ino` a new inode number from its next lookup on
+    /// (the old number keeps working for whoever holds it). The adapter
+    /// needs this when the kernel ties the old number to a backing file
+    /// that no longer matches.
+    fn renumber(&self, ino: u64);
     fn statfs(&self) -> FsStats;
 }
 
@@ -104,6 +113,9 @@ impl<T: VirtualFs> VirtualFs for std::sync::Arc<T> {
     }
     fn release(&self, handle: u64) {
         (**self).release(handle)
+    }
+    fn renumber(&self, ino: u64) {
+        (**self).renumber(ino)
     }
     fn statfs(&self) -> FsStats {
         (**self).statfs()

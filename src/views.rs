@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,14 @@ enum Node {
 
 type Names = Arc<Vec<(String, Target)>>;
 
+/// What an open handle reads from.
+#[derive(Clone)]
+enum OpenImage {
+    Built(Arc<Vec<u8>>),
+    /// A view that is the backing file itself, built only if read here.
+    Deferred(Target),
+}
+
 /// Names of a folder, with the identities of the folder scan and patch
 /// index they were computed from.
 type NamesMemo = (u64, u64, Names);
@@ -107,7 +116,7 @@ pub struct NinjaFs {
     inodes: Mutex<Inodes>,
     names: Mutex<HashMap<(View, String), NamesMemo>>,
     sizes: Mutex<HashMap<ImageKey, u64>>,
-    handles: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    handles: Mutex<HashMap<u64, OpenImage>>,
     next_handle: AtomicU64,
     last_opened: Mutex<HashMap<u64, ImageKey>>,
     failures: Mutex<HashMap<(String, String), String>>,
@@ -390,6 +399,23 @@ impl NinjaFs {
         )
     }
 
+    /// The backing ROM, open, when `target` is that file byte for byte
+    /// and the file opened is still the one scanned.
+    fn backing_file_of(&self, target: &Target) -> Option<File> {
+        let layout = &target.rom.layout;
+        let whole_file = match (target.view, &target.variant) {
+            (View::Normalized, None) => layout.normalized_is_raw(),
+            (View::Deinterleaved, None) => layout.deinterleaved_is_raw(),
+            _ => false,
+        };
+        if !whole_file {
+            return None;
+        }
+        let file = File::open(self.library.path_of(&target.rom.rel_path)).ok()?;
+        let meta = file.metadata().ok()?;
+        (FileId::of(&meta) == target.rom.id).then_some(file)
+    }
+
     fn build(&self, target: &Target) -> Result<Arc<Vec<u8>>, FsError> {
         let key = self.key_of(target);
         self.cache
@@ -638,20 +664,47 @@ impl VirtualFs for NinjaFs {
             Node::File(target) => target,
             _ => return Err(FsError::IsADirectory),
         };
-        let image = self.build(&target)?;
         let key = self.key_of(&target);
-        lock(&self.sizes).insert(key.clone(), image.len() as u64);
+        let backing = self.backing_file_of(&target);
+        let (contents, size) = match backing {
+            // Built on the first read, if the kernel does not read the
+            // backing file itself.
+            Some(_) => {
+                let size = target.rom.id.size;
+                (OpenImage::Deferred(target), size)
+            }
+            None => {
+                let image = self.build(&target)?;
+                let size = image.len() as u64;
+                (OpenImage::Built(image), size)
+            }
+        };
+        lock(&self.sizes).insert(key.clone(), size);
         let keep_cache = lock(&self.last_opened).insert(ino, key.clone()) == Some(key);
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(handle, image);
-        Ok(Opened { handle, keep_cache })
+        lock(&self.handles).insert(handle, contents);
+        Ok(Opened {
+            handle,
+            keep_cache,
+            backing,
+        })
     }
 
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
-        let image = lock(&self.handles)
+        let contents = lock(&self.handles)
             .get(&handle)
             .cloned()
             .ok_or(FsError::BadHandle)?;
+        let image = match contents {
+            OpenImage::Built(image) => image,
+            OpenImage::Deferred(target) => {
+                let image = self.build(&target)?;
+                if let Some(slot) = lock(&self.handles).get_mut(&handle) {
+                    *slot = OpenImage::Built(image.clone());
+                }
+                image
+            }
+        };
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(image.len());
@@ -661,6 +714,20 @@ impl VirtualFs for NinjaFs {
 
     fn release(&self, handle: u64) {
         lock(&self.handles).remove(&handle);
+    }
+
+    fn renumber(&self, ino: u64) {
+        let mut inodes = lock(&self.inodes);
+        let path = usize::try_from(ino)
+            .ok()
+            .and_then(|i| inodes.paths.get(i))
+            .cloned();
+        if let Some(path) = path
+            && ino != ROOT_INO
+            && inodes.by_path.get(&path) == Some(&ino)
+        {
+            inodes.by_path.remove(&path);
+        }
     }
 
     fn statfs(&self) -> FsStats {

@@ -231,6 +231,54 @@ fn changed_files_are_served_fresh() {
     );
 }
 
+/// A view that is the backing file byte for byte is read by the kernel
+/// from that file (no image built); when the backing file changes while
+/// such a file is open, new opens are served by the daemon and the open
+/// one keeps its bytes.
+#[test]
+fn whole_file_views_are_read_from_the_backing_file() {
+    require_fuse!();
+    let env = InProcess::new(&MountOptions::default());
+    let plain = fixture_bytes("roms/snes/cputest-full.sfc");
+    let headered = fixture_bytes("roms/snes/cputest-basic.smc");
+    let clean = fixture_bytes("roms/snes/cputest-basic.sfc");
+    let replace = |bytes: &[u8]| {
+        // A new file under the old name, as editors and copies do.
+        let staged = env.dirs.root().join("staged.sfc");
+        fs::write(&staged, bytes).unwrap();
+        fs::rename(&staged, env.dirs.backing.join("plain.sfc")).unwrap();
+    };
+    replace(&plain);
+    let deinterleaved = env.path("deinterleaved/plain.sfc");
+    assert!(fs::read(&deinterleaved).unwrap() == plain);
+    assert!(fs::read(env.path("normalized/plain.sfc")).unwrap() == plain);
+    if passthrough_expected() {
+        assert_eq!(cached_bytes(&env.dirs.mnt), 0, "an image was built");
+    }
+
+    let mut held = fs::File::open(&deinterleaved).unwrap();
+    replace(&headered);
+    // The copier header is dropped: no longer the file itself.
+    assert!(fs::read(&deinterleaved).unwrap() == clean);
+    assert_eq!(
+        fs::metadata(&deinterleaved).unwrap().len(),
+        clean.len() as u64
+    );
+    let mut old = Vec::new();
+    held.read_to_end(&mut old).unwrap();
+    assert!(old == plain, "an open file changed under its reader");
+    drop(held);
+    assert!(cached_bytes(&env.dirs.mnt) >= clean.len() as u64);
+
+    // The reverse: with a built image open (the kernel then refuses
+    // passthrough opens of that inode), the file itself again is served.
+    let held = fs::File::open(&deinterleaved).unwrap();
+    replace(&plain);
+    assert!(fs::read(&deinterleaved).unwrap() == plain);
+    drop(held);
+    assert!(fs::read(&deinterleaved).unwrap() == plain);
+}
+
 #[test]
 fn appearing_and_disappearing_backing_files() {
     require_fuse!();

@@ -232,6 +232,14 @@ proptest! {
                 prop_assert_eq!(norm.len(), layout.normalized_len());
                 let restored = system::restore(&norm, &layout).unwrap();
                 prop_assert_eq!(restored.len(), layout.restored_len(norm.len()));
+                // The mount hands these views to the kernel as the backing
+                // file itself: the claim must never be wrong.
+                if layout.normalized_is_raw() {
+                    prop_assert!(norm.as_ref() == raw.as_slice());
+                }
+                if layout.deinterleaved_is_raw() {
+                    prop_assert!(restored.as_ref() == raw.as_slice());
+                }
                 let _ = system::describe(&raw, &norm, &layout);
             }
         }

@@ -388,6 +388,23 @@ impl Layout {
         }
     }
 
+    /// True when the normalized image is the raw file itself, byte for byte.
+    pub fn normalized_is_raw(&self) -> bool {
+        self.header != Some(HeaderKind::Unif)
+            && self.normalized_is_slice()
+            && self.data_offset == 0
+            && self.data_len == self.raw_len
+    }
+
+    /// True when the deinterleaved image is the raw file itself: nothing is
+    /// converted, and a header, if any, is put back exactly where it was.
+    pub fn deinterleaved_is_raw(&self) -> bool {
+        self.header != Some(HeaderKind::Unif)
+            && self.normalized_is_slice()
+            && self.header_bytes.len() == self.data_offset
+            && self.data_offset + self.data_len == self.raw_len
+    }
+
     /// True when the normalized image is a plain slice of the raw file.
     pub fn normalized_is_slice(&self) -> bool {
         match self.header {

@@ -41,7 +41,7 @@ pub trait Scenario: Sync {
     fn folder(&self) -> PathBuf;
 }
 
-fn fixture(rel: &str) -> Vec<u8> {
+pub fn fixture_bytes(rel: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(rel);
@@ -70,33 +70,33 @@ impl Scenario for Roms {
         put(
             backing,
             "snes/Game.smc",
-            &fixture("roms/snes/cputest-basic.smc"),
+            &fixture_bytes("roms/snes/cputest-basic.smc"),
         );
         put(
             backing,
             "snes/Game.ips",
-            &fixture("patches/snes_cputest_basic2full.flips.ips"),
+            &fixture_bytes("patches/snes_cputest_basic2full.flips.ips"),
         );
         put(backing, "snes/Game.bps", b"BPS1\x80 not a whole patch");
         put(
             backing,
             "patches/Translation v1.2.bps",
-            &fixture("patches/snes_cputest_basic2full.flips-delta.bps"),
+            &fixture_bytes("patches/snes_cputest_basic2full.flips-delta.bps"),
         );
         put(
             backing,
             "n64/Mario.v64",
-            &fixture("roms/n64/bigbass1997_minimal.v64"),
+            &fixture_bytes("roms/n64/bigbass1997_minimal.v64"),
         );
         put(
             backing,
             "nes/Zelda.unf",
-            &fixture("roms/nes/nes15-NTSC.unf"),
+            &fixture_bytes("roms/nes/nes15-NTSC.unf"),
         );
         put(
             backing,
             "lynx/hello world.lnx",
-            &fixture("roms/lynx/cc65_tgi_hello.lnx"),
+            &fixture_bytes("roms/lynx/cc65_tgi_hello.lnx"),
         );
         put(backing, "notes.txt", b"not a ROM\n");
         fs::create_dir_all(backing.join("empty")).unwrap();
@@ -127,7 +127,7 @@ impl Scenario for Roms {
 
     fn change(&self, backing: &Path, round: u32) -> PathBuf {
         // The v64 is replaced by a big-endian image of another size.
-        let mut image = fixture("roms/n64/bigbass1997_minimal.z64");
+        let mut image = fixture_bytes("roms/n64/bigbass1997_minimal.z64");
         image.truncate(0x8000 * (round as usize + 1));
         image[0x20] = b'A' + round as u8;
         let file = backing.join("n64/Mario.v64");
@@ -390,4 +390,44 @@ pub fn fuse_unavailable() -> Option<String> {
             }
         })
         .clone()
+}
+
+/// Whether this kernel should let the mount pass reads of whole-file views
+/// straight to the backing file (FUSE passthrough: Linux 6.9 and later,
+/// built in, and the daemon running as root).
+pub fn passthrough_expected() -> bool {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if version < (6, 9) {
+        return false;
+    }
+    // Where the kernel says how it was built, it must include passthrough.
+    match Command::new("sh")
+        .arg("-c")
+        .arg("zcat /proc/config.gz 2>/dev/null")
+        .output()
+    {
+        Ok(out) if !out.stdout.is_empty() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line == "CONFIG_FUSE_PASSTHROUGH=y"),
+        _ => true,
+    }
+}
+
+/// Bytes of images the mounted filesystem holds in its cache, from statfs.
+pub fn cached_bytes(mnt: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mnt.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid out-buffer for statvfs.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and buffer.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stats) }, 0);
+    stats.f_blocks * stats.f_frsize
 }
