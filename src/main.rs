@@ -204,9 +204,12 @@ fn system_error(path: &Path) -> impl FnOnce(SystemError) -> CliError + '_ {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // fuser's session warns that it "failed to umount" whenever the mount
+    // was unmounted from outside (`ninja-fs unmount`, `umount`), which is
+    // the normal way: only -vv shows its messages below errors.
     let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,fuser::session=error",
+        1 => "info,fuser::session=error",
         2 => "debug",
         _ => "trace",
     };
