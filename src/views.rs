@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use rustc_hash::FxHashMap;
+
 use crate::apply::{self, ImageLayout};
 use crate::cache::{ImageCache, lock};
 use crate::digest::Digests;
@@ -90,6 +92,12 @@ enum Node {
 
 type Names = Arc<Vec<(String, Target)>>;
 
+struct Listing {
+    names: Names,
+    generation: u64,
+    files: Arc<Vec<DirEntry>>,
+}
+
 /// What an open handle reads from.
 #[derive(Clone)]
 enum OpenImage {
@@ -104,7 +112,7 @@ type NamesMemo = (u64, u64, Names);
 
 #[derive(Default)]
 struct Inodes {
-    by_path: HashMap<String, u64>,
+    by_path: FxHashMap<String, u64>,
     paths: Vec<String>,
 }
 
@@ -115,7 +123,13 @@ pub struct NinjaFs {
     cache: ImageCache<ImageKey>,
     inodes: Mutex<Inodes>,
     names: Mutex<HashMap<(View, String), NamesMemo>>,
-    sizes: Mutex<HashMap<ImageKey, u64>>,
+    sizes: Mutex<FxHashMap<ImageKey, u64>>,
+    /// The file entries of each folder listing, with the names they were
+    /// made from and the attribute generation they saw.
+    listings: Mutex<HashMap<(View, String), Listing>>,
+    /// Bumped whenever a file's size or inode number changes after it was
+    /// first given, so listings made before are made again.
+    attributes_generation: AtomicU64,
     handles: Mutex<HashMap<u64, OpenImage>>,
     next_handle: AtomicU64,
     last_opened: Mutex<HashMap<u64, ImageKey>>,
@@ -137,14 +151,16 @@ impl NinjaFs {
         // Inode 1 is the root; index 0 is unused.
         let inodes = Inodes {
             paths: vec![String::new(), String::new()],
-            by_path: HashMap::from([(String::new(), ROOT_INO)]),
+            by_path: FxHashMap::from_iter([(String::new(), ROOT_INO)]),
         };
         Ok(NinjaFs {
             library: Library::new(backing, limits),
             cache: ImageCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             inodes: Mutex::new(inodes),
             names: Mutex::new(HashMap::new()),
-            sizes: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(FxHashMap::default()),
+            listings: Mutex::new(HashMap::new()),
+            attributes_generation: AtomicU64::new(0),
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             last_opened: Mutex::new(HashMap::new()),
@@ -178,6 +194,43 @@ impl NinjaFs {
             Some(path) if ino >= ROOT_INO => Ok(path.clone()),
             _ => Err(FsError::NotFound),
         }
+    }
+
+    /// The file entries of virtual folder `path` (`rel_dir` in `view`),
+    /// made again only when its names or any file's attributes changed.
+    fn file_entries(
+        &self,
+        view: View,
+        rel_dir: &str,
+        path: &str,
+        names: Names,
+    ) -> Result<Arc<Vec<DirEntry>>, FsError> {
+        let memo_key = (view, rel_dir.to_string());
+        let generation = self.attributes_generation.load(Ordering::Acquire);
+        if let Some(listing) = lock(&self.listings).get(&memo_key)
+            && Arc::ptr_eq(&listing.names, &names)
+            && listing.generation == generation
+        {
+            return Ok(listing.files.clone());
+        }
+        let mut files = Vec::with_capacity(names.len());
+        for (name, target) in names.iter() {
+            let ino = self.ino_of(&join(path, name));
+            files.push(DirEntry {
+                name: name.into(),
+                attributes: self.file_attributes(ino, target)?,
+            });
+        }
+        let files = Arc::new(files);
+        lock(&self.listings).insert(
+            memo_key,
+            Listing {
+                names,
+                generation,
+                files: files.clone(),
+            },
+        );
+        Ok(files)
     }
 
     /// The virtual names of folder `rel_dir` in `view`, each with what it is
@@ -332,18 +385,35 @@ impl NinjaFs {
         match node {
             Node::Root => Ok(dir_attributes("")),
             Node::Dir { rel_dir, .. } => Ok(dir_attributes(rel_dir)),
-            Node::File(target) => Ok(Attributes {
-                ino,
-                kind: NodeKind::File,
-                size: self.size_of(target)?,
-                mtime: target
-                    .variant
-                    .iter()
-                    .flat_map(|v| &v.patches)
-                    .map(|p| p.id.mtime())
-                    .fold(target.rom.id.mtime(), SystemTime::max),
-            }),
+            Node::File(target) => self.file_attributes(ino, target),
         }
+    }
+
+    fn file_attributes(&self, ino: u64, target: &Target) -> Result<Attributes, FsError> {
+        Ok(Attributes {
+            ino,
+            kind: NodeKind::File,
+            size: self.size_of(target)?,
+            mtime: target
+                .variant
+                .iter()
+                .flat_map(|v| &v.patches)
+                .map(|p| p.id.mtime())
+                .fold(target.rom.id.mtime(), SystemTime::max),
+        })
+    }
+
+    /// Remembers the size of the image `key`; a size that differs from one
+    /// given before makes listings be made again.
+    fn record_size(&self, key: ImageKey, size: u64) {
+        let previous = lock(&self.sizes).insert(key, size);
+        if previous.is_some_and(|old| old != size) {
+            self.attributes_changed();
+        }
+    }
+
+    fn attributes_changed(&self) {
+        self.attributes_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The exact size of a virtual file: from headers and patch metadata
@@ -362,7 +432,7 @@ impl NinjaFs {
             _ => None,
         };
         if let Some(size) = predicted {
-            lock(&self.sizes).insert(key, size);
+            self.record_size(key, size);
             return Ok(size);
         }
         // A patch that fails is still listed; its size is 0 until it works.
@@ -370,7 +440,7 @@ impl NinjaFs {
             Ok(image) => image.len() as u64,
             Err(_) => 0,
         };
-        lock(&self.sizes).insert(key, size);
+        self.record_size(key, size);
         Ok(size)
     }
 
@@ -428,6 +498,8 @@ impl NinjaFs {
                         reason.clone(),
                     );
                 }
+                // The ROM's info/ report now lists the failure.
+                self.attributes_changed();
                 FsError::Io(reason)
             })
     }
@@ -647,14 +719,11 @@ impl VirtualFs for NinjaFs {
                 )?,
             });
         }
-        for (name, target) in names.iter() {
-            let child = join(&path, name);
-            let ino = self.ino_of(&child);
-            entries.push(DirEntry {
-                name: name.into(),
-                attributes: self.attributes(ino, &Node::File(target.clone()))?,
-            });
-        }
+        entries.extend(
+            self.file_entries(view, &rel_dir, &path, names)?
+                .iter()
+                .cloned(),
+        );
         Ok(entries)
     }
 
@@ -679,7 +748,7 @@ impl VirtualFs for NinjaFs {
                 (OpenImage::Built(image), size)
             }
         };
-        lock(&self.sizes).insert(key.clone(), size);
+        self.record_size(key.clone(), size);
         let keep_cache = lock(&self.last_opened).insert(ino, key.clone()) == Some(key);
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         lock(&self.handles).insert(handle, contents);
@@ -727,6 +796,8 @@ impl VirtualFs for NinjaFs {
             && inodes.by_path.get(&path) == Some(&ino)
         {
             inodes.by_path.remove(&path);
+            drop(inodes);
+            self.attributes_changed();
         }
     }
 

@@ -238,6 +238,13 @@ fn a_patch_that_does_not_verify_gives_eio_and_says_why() {
         &read_fixture("patches/nes15_ntsc2pal.flips-delta.bps"),
     );
     let fs = mount(dir.path());
+    let listed_size = |fs: &NinjaFs| {
+        let folder = lookup(fs, "info/snes").unwrap();
+        let entries = fs.readdir(folder.ino).unwrap();
+        assert_eq!(entries.len(), 1);
+        entries[0].attributes.size
+    };
+    let before = listed_size(&fs);
     let name = "patched/snes/Game [Game].sfc";
     assert_eq!(
         names(&fs, "patched/snes"),
@@ -258,6 +265,9 @@ fn a_patch_that_does_not_verify_gives_eio_and_says_why() {
         info.contains("fails: snes/Game.bps does not match this ROM"),
         "{info}"
     );
+    // The listing made before the failure is not served again.
+    assert_eq!(listed_size(&fs), info.len() as u64);
+    assert!(listed_size(&fs) > before);
     // The others still work.
     assert!(read_all(&fs, "patched/snes/Game [Game.ips].sfc").is_ok());
 }
