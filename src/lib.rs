@@ -8,6 +8,7 @@ pub mod digest;
 pub mod files;
 pub mod fs;
 pub mod library;
+pub mod logging;
 pub mod mount;
 pub mod patch;
 pub mod report;

@@ -213,7 +213,7 @@ fn main() -> ExitCode {
         2 => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    ninja_fs::logging::init(level);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

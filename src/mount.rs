@@ -491,6 +491,7 @@ pub fn mount<F: VirtualFs>(
                 // Let go of the terminal and of whoever waits on our
                 // output before the parent returns.
                 detach_stdio();
+                crate::logging::to_syslog();
                 let _ = std::env::set_current_dir("/");
                 report("OK");
             }
