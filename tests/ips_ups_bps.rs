@@ -304,6 +304,29 @@ fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Past 32 MiB the delta encoder indexes every 4th position only: moved
+/// blocks and edits are still found, and the patch stays small.
+#[test]
+fn bps_delta_on_a_large_image_finds_moved_blocks() {
+    const SIZE: usize = 40 << 20;
+    let source = pseudo_random(SIZE, 0x2545_F491_4F6C_DD1D);
+    let mut target = source.clone();
+    for at in (12_345..SIZE).step_by(1 << 20) {
+        target[at] ^= 0xA5;
+    }
+    // A block copied from elsewhere, at an offset of no alignment.
+    target.copy_within(7_000_001..7_065_537, 30_000_003);
+    let patch = bps::create(&source, &target).unwrap();
+    let out = bps::parse(&patch, &Limits::default())
+        .unwrap()
+        .apply(&source, &opts())
+        .unwrap();
+    assert!(out == target, "round trip");
+    // 40 one-byte edits and one block copy: a few hundred bytes. Literal
+    // bytes for the block would be 64 KiB.
+    assert!(patch.len() < 2048, "{} bytes", patch.len());
+}
+
 /// Times the BPS delta encoder on 4 MiB images of several shapes.
 /// Run with `cargo test --release --test ips_ups_bps -- --ignored --nocapture`.
 #[test]
