@@ -29,6 +29,14 @@ impl fmt::Display for ImageLayout {
     }
 }
 
+/// What stops a patch being created, without repeating the format's name.
+fn create_detail(error: &PatchError) -> String {
+    match error {
+        PatchError::Unsupported { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Why a patch could not be applied to a ROM.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -43,6 +51,13 @@ pub enum ApplyError {
         patch: String,
         expected: String,
         tried: Vec<(ImageLayout, String)>,
+    },
+
+    /// `create` could not write a patch of this format for these files.
+    #[error("cannot create the {format} patch: {}", create_detail(.source))]
+    Create {
+        format: &'static str,
+        source: PatchError,
     },
 
     #[error("{patch}: the patched image cannot be laid out again: {source}")]

@@ -56,8 +56,8 @@ pub fn create_for_files(
     forced: Option<SystemType>,
     info: &RupInfo,
 ) -> Result<Vec<u8>, ApplyError> {
-    let patch_error = |source| ApplyError::Patch {
-        patch: format.name().to_string(),
+    let patch_error = |source| ApplyError::Create {
+        format: format.name(),
         source,
     };
     let normalized = format == PatchFormat::Rup;
@@ -117,8 +117,8 @@ pub fn create_for_folders(
             target: &target.bytes,
         })
         .collect();
-    rup::create(&entries, info).map_err(|source| ApplyError::Patch {
-        patch: rup::NAME.to_string(),
+    rup::create(&entries, info).map_err(|source| ApplyError::Create {
+        format: rup::NAME,
         source,
     })
 }

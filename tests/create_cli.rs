@@ -55,7 +55,7 @@ fn every_format_made_here_applies_to_its_target() {
                 assert_eq!(
                     err,
                     format!(
-                        "ninja-fs: {name}: {name} patch cannot be used here: text patches change \
+                        "ninja-fs: cannot create the {name} patch: text patches change \
                          bytes in place and cannot turn a 65536-byte file into a 131072-byte one\n"
                     )
                 );
@@ -450,7 +450,7 @@ fn metadata_that_does_not_fit_is_refused() {
     let err = stderr_of(&mut create(&["--version", "123456789012"]));
     assert_eq!(
         err,
-        "ninja-fs: RUP: RUP patch cannot be used here: the version is 12 bytes long; its field holds at most 11\n"
+        "ninja-fs: cannot create the RUP patch: the version is 12 bytes long; its field holds at most 11\n"
     );
     assert!(!patch.exists());
     // Exactly the field's size fits (no terminator needed).
