@@ -698,7 +698,7 @@ fn truncated_patches_fail_cleanly_and_write_nothing() {
         (
             "patches/nes15_ntsc2pal.rompatcherjs.ppf",
             None,
-            "PPF patch is truncated: record data at byte 240 runs past the end",
+            "PPF patch is truncated: record data at byte 240 needs 1 byte, none are left",
         ),
     ];
     for (patch, len, message) in cases {

@@ -12,6 +12,7 @@
 
 use crc::{CRC_16_IBM_3740, Crc};
 
+use super::reader::ByteReader;
 use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "APS";
@@ -129,57 +130,10 @@ fn has_gba_shape(bytes: &[u8]) -> bool {
     bytes.len() >= GBA_HEADER_LEN && (bytes.len() - GBA_HEADER_LEN).is_multiple_of(GBA_RECORD_LEN)
 }
 
-/// Little-endian reader over the patch with errors that say what was cut.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], at: usize) -> Self {
-        Cursor { bytes, at }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.at >= self.bytes.len()
-    }
-
-    fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], PatchError> {
-        let slice = self
-            .at
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(self.at..end))
-            .ok_or_else(|| PatchError::Truncated {
-                format: NAME,
-                what: format!("{what} at byte {} is cut short", self.at),
-            })?;
-        self.at += len;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], PatchError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PatchError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    fn u16(&mut self, what: &str) -> Result<u16, PatchError> {
-        Ok(u16::from_le_bytes(self.array(what)?))
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, PatchError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-}
-
 fn parse_n64<'a>(bytes: &'a [u8], limits: &Limits) -> Result<ApsN64Patch<'a>, PatchError> {
-    let mut cursor = Cursor::new(bytes, N64_MAGIC.len());
-    let patch_type = cursor.u8("the patch type")?;
-    let encoding = cursor.u8("the encoding method")?;
+    let mut cursor = ByteReader::at(NAME, bytes, N64_MAGIC.len());
+    let patch_type = cursor.byte("the patch type")?;
+    let encoding = cursor.byte("the encoding method")?;
     if patch_type != TYPE_SIMPLE && patch_type != TYPE_N64 {
         return Err(PatchError::Unsupported {
             format: NAME,
@@ -194,13 +148,13 @@ fn parse_n64<'a>(bytes: &'a [u8], limits: &Limits) -> Result<ApsN64Patch<'a>, Pa
     }
     let description = cursor.take(DESCRIPTION_LEN, "the description")?;
     let cartridge = if patch_type == TYPE_N64 {
-        let image_format = match cursor.u8("the image format")? {
+        let image_format = match cursor.byte("the image format")? {
             0 => N64ImageFormat::DoctorV64,
             1 => N64ImageFormat::BigEndian,
             other => N64ImageFormat::Other(other),
         };
         let cart_id = cursor.array("the cartridge ID")?;
-        let country = cursor.u8("the country code")?;
+        let country = cursor.byte("the country code")?;
         let header_crc = cursor.array("the header CRC")?;
         cursor.take(N64_PAD_LEN, "the header padding")?;
         Some(N64Cartridge {
@@ -212,17 +166,17 @@ fn parse_n64<'a>(bytes: &'a [u8], limits: &Limits) -> Result<ApsN64Patch<'a>, Pa
     } else {
         None
     };
-    let output_size = cursor.u32("the output size")?;
+    let output_size = cursor.u32_le("the output size")?;
     limits.check(NAME, u64::from(output_size))?;
 
     let mut records = Vec::new();
     while !cursor.is_empty() {
-        let record_at = cursor.at;
-        let offset = cursor.u32("a record offset")?;
-        let length = cursor.u8("a record length")?;
+        let record_at = cursor.position();
+        let offset = cursor.u32_le("a record offset")?;
+        let length = cursor.byte("a record length")?;
         let record = if length == 0 {
-            let value = cursor.u8("a run value")?;
-            let count = cursor.u8("a run length")?;
+            let value = cursor.byte("a run value")?;
+            let count = cursor.byte("a run length")?;
             ApsN64Record::Run {
                 offset,
                 value,
@@ -262,15 +216,15 @@ fn record_len(record: &ApsN64Record<'_>) -> u64 {
 }
 
 fn parse_gba<'a>(bytes: &'a [u8], limits: &Limits) -> Result<ApsGbaPatch<'a>, PatchError> {
-    let mut cursor = Cursor::new(bytes, GBA_MAGIC.len());
-    let source_size = cursor.u32("the source size")?;
-    let target_size = cursor.u32("the target size")?;
+    let mut cursor = ByteReader::at(NAME, bytes, GBA_MAGIC.len());
+    let source_size = cursor.u32_le("the source size")?;
+    let target_size = cursor.u32_le("the target size")?;
     limits.check(NAME, u64::from(target_size))?;
     let mut blocks = Vec::new();
     while !cursor.is_empty() {
-        let offset = cursor.u32("a block offset")?;
-        let source_crc16 = cursor.u16("a block source CRC")?;
-        let target_crc16 = cursor.u16("a block target CRC")?;
+        let offset = cursor.u32_le("a block offset")?;
+        let source_crc16 = cursor.u16_le("a block source CRC")?;
+        let target_crc16 = cursor.u16_le("a block target CRC")?;
         let xor = cursor.take(GBA_BLOCK_SIZE, "a 64 KiB XOR block")?;
         blocks.push(ApsGbaBlock {
             offset,
@@ -676,7 +630,7 @@ mod tests {
             parse(&cut, &Limits::default()),
             Err(PatchError::Truncated {
                 format: "APS",
-                what: "record data at byte 66 is cut short".into()
+                what: "record data at byte 66 needs 4 bytes, 1 is left".into()
             })
         );
         assert!(matches!(

@@ -3,7 +3,8 @@
 //! from anywhere in the source or in the target written so far. The patch
 //! carries both sizes, free-form metadata and three CRC32s.
 
-use super::ups::{ByteReader, Header, corrupt, crc_mismatch, read_header, vlv_len, write_vlv};
+use super::reader::ByteReader;
+use super::ups::{Header, corrupt, crc_mismatch, read_header, vlv_len, write_vlv};
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "BPS";

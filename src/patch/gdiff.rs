@@ -17,6 +17,7 @@
 
 use rustc_hash::FxHashMap;
 
+use super::reader::ByteReader;
 use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "GDIFF";
@@ -66,11 +67,8 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<GdiffPatch<'a>, Pat
             reason: "it does not start with D1 FF D1 FF".into(),
         });
     }
-    let mut cursor = Cursor {
-        bytes,
-        at: MAGIC.len(),
-    };
-    let version = cursor.u8("the version")?;
+    let mut cursor = ByteReader::at(NAME, bytes, MAGIC.len());
+    let version = cursor.byte("the version")?;
     if version != VERSION {
         return Err(PatchError::Unsupported {
             format: NAME,
@@ -81,29 +79,35 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<GdiffPatch<'a>, Pat
     let mut output_size: u64 = 0;
     let mut min_source_size: u64 = 0;
     loop {
-        let command_at = cursor.at;
-        let code = cursor.u8("the next command (the end marker is missing)")?;
+        let command_at = cursor.position();
+        let code = cursor.byte("the next command or the end marker")?;
         let command = match code {
             END => break,
-            1..=DATA_INLINE_MAX => GdiffCommand::Data(cursor.take(u64::from(code), "DATA bytes")?),
+            1..=DATA_INLINE_MAX => {
+                GdiffCommand::Data(cursor.take_u64(u64::from(code), "DATA bytes")?)
+            }
             DATA_USHORT => {
-                let length = u64::from(cursor.u16("a DATA length")?);
-                GdiffCommand::Data(cursor.take(length, "DATA bytes")?)
+                let length = u64::from(u16_be(&mut cursor, "a DATA length")?);
+                GdiffCommand::Data(cursor.take_u64(length, "DATA bytes")?)
             }
             DATA_INT => {
-                let length = cursor.i32_length(command_at)?;
-                GdiffCommand::Data(cursor.take(length, "DATA bytes")?)
+                let length = i32_length(&mut cursor, command_at)?;
+                GdiffCommand::Data(cursor.take_u64(length, "DATA bytes")?)
             }
             _ => {
                 let offset = match code {
-                    COPY_USHORT_UBYTE..=COPY_USHORT_INT => u64::from(cursor.u16("a COPY offset")?),
-                    COPY_INT_UBYTE..=COPY_INT_INT => cursor.i32_length(command_at)?,
-                    _ => cursor.i64_offset(command_at)?,
+                    COPY_USHORT_UBYTE..=COPY_USHORT_INT => {
+                        u64::from(u16_be(&mut cursor, "a COPY offset")?)
+                    }
+                    COPY_INT_UBYTE..=COPY_INT_INT => i32_length(&mut cursor, command_at)?,
+                    _ => i64_offset(&mut cursor, command_at)?,
                 };
                 let length = match code {
-                    COPY_USHORT_UBYTE | COPY_INT_UBYTE => u64::from(cursor.u8("a COPY length")?),
-                    COPY_USHORT_USHORT | COPY_INT_USHORT => u64::from(cursor.u16("a COPY length")?),
-                    _ => cursor.i32_length(command_at)?,
+                    COPY_USHORT_UBYTE | COPY_INT_UBYTE => u64::from(cursor.byte("a COPY length")?),
+                    COPY_USHORT_USHORT | COPY_INT_USHORT => {
+                        u64::from(u16_be(&mut cursor, "a COPY length")?)
+                    }
+                    _ => i32_length(&mut cursor, command_at)?,
                 };
                 let end = offset
                     .checked_add(length)
@@ -119,13 +123,13 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<GdiffPatch<'a>, Pat
         limits.check(NAME, output_size)?;
         commands.push(command);
     }
-    if cursor.at < bytes.len() {
+    if cursor.position() < bytes.len() {
         return Err(PatchError::Corrupt {
             format: NAME,
             detail: format!(
                 "{} bytes follow the end marker at byte {}",
-                bytes.len() - cursor.at,
-                cursor.at - 1
+                bytes.len() - cursor.position(),
+                cursor.position() - 1
             ),
         });
     }
@@ -143,50 +147,19 @@ fn command_len(command: &GdiffCommand<'_>) -> u64 {
     }
 }
 
-/// Big-endian reader over the patch.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+fn u16_be(reader: &mut ByteReader<'_>, what: &str) -> Result<u16, PatchError> {
+    Ok(u16::from_be_bytes(reader.array(what)?))
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, len: u64, what: &str) -> Result<&'a [u8], PatchError> {
-        let slice = usize::try_from(len)
-            .ok()
-            .and_then(|len| self.at.checked_add(len))
-            .and_then(|end| self.bytes.get(self.at..end))
-            .ok_or_else(|| PatchError::Truncated {
-                format: NAME,
-                what: format!("{what} at byte {} are cut short", self.at),
-            })?;
-        self.at += slice.len();
-        Ok(slice)
-    }
+/// A signed 32-bit length or offset; negative is corrupt.
+fn i32_length(reader: &mut ByteReader<'_>, command_at: usize) -> Result<u64, PatchError> {
+    let value = i32::from_be_bytes(reader.array("a 32-bit field")?);
+    u64::try_from(value).map_err(|_| negative(command_at))
+}
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], PatchError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N as u64, what)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PatchError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    fn u16(&mut self, what: &str) -> Result<u16, PatchError> {
-        Ok(u16::from_be_bytes(self.array(what)?))
-    }
-
-    /// A signed 32-bit length or offset; negative is corrupt.
-    fn i32_length(&mut self, command_at: usize) -> Result<u64, PatchError> {
-        let value = i32::from_be_bytes(self.array("a 32-bit field")?);
-        u64::try_from(value).map_err(|_| negative(command_at))
-    }
-
-    fn i64_offset(&mut self, command_at: usize) -> Result<u64, PatchError> {
-        let value = i64::from_be_bytes(self.array("a 64-bit offset")?);
-        u64::try_from(value).map_err(|_| negative(command_at))
-    }
+fn i64_offset(reader: &mut ByteReader<'_>, command_at: usize) -> Result<u64, PatchError> {
+    let value = i64::from_be_bytes(reader.array("a 64-bit offset")?);
+    u64::try_from(value).map_err(|_| negative(command_at))
 }
 
 fn negative(command_at: usize) -> PatchError {
@@ -399,7 +372,7 @@ mod tests {
             parse(&no_end, &Limits::default()),
             Err(PatchError::Truncated {
                 format: "GDIFF",
-                what: "the next command (the end marker is missing) at byte 7 are cut short".into(),
+                what: "the next command or the end marker at byte 7 is missing".into(),
             })
         );
         let mut negative_len = header();

@@ -3,7 +3,8 @@
 //! extension (a 24-bit new length after the marker). IPS carries no
 //! checksums and no sizes, so the output size depends on the source.
 
-use super::ups::{ByteReader, corrupt};
+use super::reader::ByteReader;
+use super::ups::corrupt;
 use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "IPS";

@@ -12,6 +12,7 @@ pub mod gdiff;
 pub mod ips;
 pub mod pat;
 pub mod ppf;
+mod reader;
 pub mod rup;
 pub mod ups;
 pub mod vcdiff;

@@ -6,6 +6,7 @@
 //! original's size; 3.0 may carry the original bytes of every record ("undo"
 //! data), which lets a patched image be restored.
 
+use super::reader::ByteReader;
 use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "PPF";
@@ -129,54 +130,6 @@ pub struct PpfPatch<'a> {
     pub file_id_diz: Option<&'a [u8]>,
 }
 
-/// Checked little-endian reads over the patch bytes.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], position: usize) -> Self {
-        Cursor { bytes, position }
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.position)
-    }
-
-    fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8], PatchError> {
-        let end = self
-            .position
-            .checked_add(count)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| PatchError::Truncated {
-                format: NAME,
-                what: format!("{what} at byte {} runs past the end", self.position),
-            })?;
-        let slice = self.bytes.get(self.position..end).unwrap_or_default();
-        self.position = end;
-        Ok(slice)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PatchError> {
-        Ok(self.take(1, what)?.first().copied().unwrap_or_default())
-    }
-
-    fn u32_le(&mut self, what: &str) -> Result<u32, PatchError> {
-        let raw = self.take(4, what)?;
-        let mut array = [0u8; 4];
-        array.copy_from_slice(raw);
-        Ok(u32::from_le_bytes(array))
-    }
-
-    fn u64_le(&mut self, what: &str) -> Result<u64, PatchError> {
-        let raw = self.take(8, what)?;
-        let mut array = [0u8; 8];
-        array.copy_from_slice(raw);
-        Ok(u64::from_le_bytes(array))
-    }
-}
-
 pub fn matches(bytes: &[u8]) -> bool {
     [MAGIC_V1, MAGIC_V2, MAGIC_V3]
         .iter()
@@ -197,7 +150,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PpfPatch<'a>, Patch
         });
     };
 
-    let mut cursor = Cursor::new(bytes, DESCRIPTION_OFFSET);
+    let mut cursor = ByteReader::at(NAME, bytes, DESCRIPTION_OFFSET);
     let description = cursor.take(DESCRIPTION_LEN, "the header")?;
 
     let mut source_size = None;
@@ -211,7 +164,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PpfPatch<'a>, Patch
             has_block_check = true;
         }
         PpfVersion::V3 => {
-            image_type = match cursor.u8("the header")? {
+            image_type = match cursor.byte("the header")? {
                 0 => ImageType::Bin,
                 1 => ImageType::Gi,
                 other => {
@@ -221,9 +174,9 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PpfPatch<'a>, Patch
                     });
                 }
             };
-            has_block_check = flag(cursor.u8("the header")?, "block check")?;
-            has_undo = flag(cursor.u8("the header")?, "undo")?;
-            cursor.u8("the header")?;
+            has_block_check = flag(cursor.byte("the header")?, "block check")?;
+            has_undo = flag(cursor.byte("the header")?, "undo")?;
+            cursor.byte("the header")?;
         }
     }
 
@@ -238,12 +191,13 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PpfPatch<'a>, Patch
 
     let (records_end, file_id_diz) = match version {
         PpfVersion::V1 => (bytes.len(), None),
-        PpfVersion::V2 => find_file_id_diz(bytes, cursor.position, 4)?,
-        PpfVersion::V3 => find_file_id_diz(bytes, cursor.position, 2)?,
+        PpfVersion::V2 => find_file_id_diz(bytes, cursor.position(), 4)?,
+        PpfVersion::V3 => find_file_id_diz(bytes, cursor.position(), 2)?,
     };
-    let mut records_cursor = Cursor::new(
+    let mut records_cursor = ByteReader::at(
+        NAME,
         bytes.get(..records_end).unwrap_or_default(),
-        cursor.position,
+        cursor.position(),
     );
 
     let mut records = Vec::new();
@@ -252,7 +206,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PpfPatch<'a>, Patch
             PpfVersion::V3 => records_cursor.u64_le("a record offset")?,
             _ => u64::from(records_cursor.u32_le("a record offset")?),
         };
-        let length = records_cursor.u8("a record length")?;
+        let length = records_cursor.byte("a record length")?;
         let data = if length == 0 && version == PpfVersion::V1 {
             let run = records_cursor.take(2, "a run record")?;
             RecordBytes::Repeat {

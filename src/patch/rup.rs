@@ -10,6 +10,7 @@
 
 use md5::{Digest, Md5};
 
+use super::reader::ByteReader;
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "RUP";
@@ -181,67 +182,30 @@ pub struct CreateEntry<'a> {
     pub target: &'a [u8],
 }
 
-/// Checked reads over the patch bytes.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    position: usize,
+/// A NINJA2 number: a count byte, then that many bytes little-endian.
+fn read_number(reader: &mut ByteReader<'_>, what: &str) -> Result<u64, PatchError> {
+    let count = reader.byte(what)?;
+    if count > MAX_VLV_BYTES {
+        return Err(PatchError::Corrupt {
+            format: NAME,
+            detail: format!(
+                "{what} at byte {} claims {count} bytes; a number has at most 8",
+                reader.position() - 1
+            ),
+        });
+    }
+    let value = reader
+        .take(usize::from(count), what)?
+        .iter()
+        .rev()
+        .fold(0u64, |value, byte| (value << 8) | u64::from(*byte));
+    Ok(value)
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8], PatchError> {
-        let end = self
-            .position
-            .checked_add(count)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| PatchError::Truncated {
-                format: NAME,
-                what: format!("{what} at byte {} runs past the end", self.position),
-            })?;
-        let slice = self.bytes.get(self.position..end).unwrap_or_default();
-        self.position = end;
-        Ok(slice)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, PatchError> {
-        Ok(self.take(1, what)?.first().copied().unwrap_or_default())
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.position).copied()
-    }
-
-    fn md5(&mut self, what: &str) -> Result<[u8; 16], PatchError> {
-        let mut digest = [0u8; 16];
-        digest.copy_from_slice(self.take(16, what)?);
-        Ok(digest)
-    }
-
-    /// A count byte, then that many bytes little-endian.
-    fn vlv(&mut self, what: &str) -> Result<u64, PatchError> {
-        let count = self.u8(what)?;
-        if count > MAX_VLV_BYTES {
-            return Err(PatchError::Corrupt {
-                format: NAME,
-                detail: format!(
-                    "{what} at byte {} claims {count} bytes; a number has at most 8",
-                    self.position - 1
-                ),
-            });
-        }
-        let value = self
-            .take(usize::from(count), what)?
-            .iter()
-            .rev()
-            .fold(0u64, |value, byte| (value << 8) | u64::from(*byte));
-        Ok(value)
-    }
-
-    /// A VLV length, then that many bytes.
-    fn sized_slice(&mut self, what: &str) -> Result<&'a [u8], PatchError> {
-        let length = self.vlv(what)?;
-        let length = usize::try_from(length).unwrap_or(usize::MAX);
-        self.take(length, what)
-    }
+/// A NINJA2 length, then that many bytes.
+fn read_sized<'a>(reader: &mut ByteReader<'a>, what: &str) -> Result<&'a [u8], PatchError> {
+    let length = read_number(reader, what)?;
+    reader.take_u64(length, what)
 }
 
 pub fn matches(bytes: &[u8]) -> bool {
@@ -272,15 +236,12 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RupPatch<'a>, Patch
         })?;
     let info = read_info(header);
 
-    let mut cursor = Cursor {
-        bytes,
-        position: HEADER_LEN,
-    };
+    let mut cursor = ByteReader::at(NAME, bytes, HEADER_LEN);
     let mut entries: Vec<RupEntry<'a>> = Vec::new();
     loop {
-        let command_at = cursor.position;
+        let command_at = cursor.position();
         let command = cursor
-            .u8("the command stream")
+            .byte("the command stream")
             .map_err(|_| PatchError::Truncated {
                 format: NAME,
                 what: "the command stream ends without its END command".to_string(),
@@ -328,11 +289,11 @@ fn read_info(header: &[u8]) -> RupInfo {
 }
 
 fn read_open<'a>(
-    cursor: &mut Cursor<'a>,
+    cursor: &mut ByteReader<'a>,
     encoding: TextEncoding,
     limits: &Limits,
 ) -> Result<RupEntry<'a>, PatchError> {
-    let name_bytes = cursor.sized_slice("a file name")?;
+    let name_bytes = read_sized(cursor, "a file name")?;
     let name = if name_bytes.is_empty() {
         None
     } else {
@@ -343,13 +304,13 @@ fn read_open<'a>(
         })?;
         Some(name)
     };
-    let system_type = cursor.u8("a system type")?;
-    let source_size = cursor.vlv("a source size")?;
-    let target_size = cursor.vlv("a target size")?;
+    let system_type = cursor.byte("a system type")?;
+    let source_size = read_number(cursor, "a source size")?;
+    let target_size = read_number(cursor, "a target size")?;
     limits.check(NAME, source_size)?;
     limits.check(NAME, target_size)?;
-    let source_md5 = cursor.md5("the source MD5")?;
-    let target_md5 = cursor.md5("the target MD5")?;
+    let source_md5 = cursor.array("the source MD5")?;
+    let target_md5 = cursor.array("the target MD5")?;
 
     // Some hand-edited patches leave the block out; without it a size
     // change can only truncate, which the applier handles.
@@ -361,8 +322,8 @@ fn read_open<'a>(
         };
         match kind {
             Some(kind) => {
-                cursor.u8("an overflow letter")?;
-                let data = cursor.sized_slice("overflow data")?;
+                cursor.byte("an overflow letter")?;
+                let data = read_sized(cursor, "overflow data")?;
                 let size_difference = source_size.abs_diff(target_size);
                 if data.len() as u64 > size_difference {
                     return Err(PatchError::Corrupt {
@@ -394,11 +355,11 @@ fn read_open<'a>(
 }
 
 fn read_xor<'a>(
-    cursor: &mut Cursor<'a>,
+    cursor: &mut ByteReader<'a>,
     entry: &RupEntry<'a>,
 ) -> Result<XorRecord<'a>, PatchError> {
-    let offset = cursor.vlv("an XOR offset")?;
-    let data = cursor.sized_slice("XOR data")?;
+    let offset = read_number(cursor, "an XOR offset")?;
+    let data = read_sized(cursor, "XOR data")?;
     let larger_size = entry.source_size.max(entry.target_size);
     let end = offset.checked_add(data.len() as u64);
     if end.is_none_or(|end| end > larger_size) {

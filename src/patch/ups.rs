@@ -5,6 +5,7 @@
 //! This module also holds the bounds-checked byte reader and the
 //! variable-length number (VLV) coding that BPS shares with UPS.
 
+use super::reader::ByteReader;
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "UPS";
@@ -331,83 +332,14 @@ pub(crate) fn corrupt(format: &'static str, detail: impl Into<String>) -> PatchE
     }
 }
 
-/// A forward-only reader over patch bytes whose every read is checked.
-pub(crate) struct ByteReader<'a> {
-    format: &'static str,
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl<'a> ByteReader<'a> {
-    pub(crate) fn new(format: &'static str, bytes: &'a [u8]) -> Self {
-        ByteReader {
-            format,
-            bytes,
-            position: 0,
-        }
-    }
-
-    pub(crate) fn position(&self) -> usize {
-        self.position
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.position >= self.bytes.len()
-    }
-
-    /// The unread bytes.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.bytes.get(self.position..).unwrap_or_default()
-    }
-
-    pub(crate) fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8], PatchError> {
-        let taken = self
-            .position
-            .checked_add(count)
-            .and_then(|end| self.bytes.get(self.position..end))
-            .ok_or_else(|| PatchError::Truncated {
-                format: self.format,
-                what: format!(
-                    "{what} at byte {} needs {count} bytes, {} are left",
-                    self.position,
-                    self.bytes.len().saturating_sub(self.position)
-                ),
-            })?;
-        self.position += count;
-        Ok(taken)
-    }
-
-    /// Like `take` for a count read from the patch, which may not fit usize.
-    pub(crate) fn take_u64(&mut self, count: u64, what: &str) -> Result<&'a [u8], PatchError> {
-        let count = usize::try_from(count).unwrap_or(usize::MAX);
-        self.take(count, what)
-    }
-
-    pub(crate) fn byte(&mut self, what: &str) -> Result<u8, PatchError> {
-        let byte = self
-            .bytes
-            .get(self.position)
-            .copied()
-            .ok_or_else(|| PatchError::Truncated {
-                format: self.format,
-                what: format!("{what} at byte {} is missing", self.position),
-            })?;
-        self.position += 1;
-        Ok(byte)
-    }
-
-    /// Reads a big-endian unsigned number of `width` bytes (at most 8).
-    pub(crate) fn big_endian(&mut self, width: usize, what: &str) -> Result<u64, PatchError> {
-        let bytes = self.take(width, what)?;
-        Ok(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-    }
-
+/// UPS and BPS numbers, read with the shared checked reader.
+impl ByteReader<'_> {
     /// Reads a UPS/BPS variable-length number: seven bits per byte, least
     /// significant first, the high bit marking the last byte, and each
     /// continuation adding one more step so that no number has two codings.
     pub(crate) fn vlv(&mut self, what: &str) -> Result<u64, PatchError> {
-        let start = self.position;
-        let format = self.format;
+        let start = self.position();
+        let format = self.format();
         let overflow = || {
             corrupt(
                 format,
