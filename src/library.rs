@@ -4,7 +4,10 @@
 //!
 //! Everything is keyed on file identity (device, inode, size, modification
 //! and change time), so a changed file is read again and an unchanged one
-//! never is.
+//! never is, not even by the next mount when the header cache
+//! ([`header_cache`]) is on.
+
+pub mod header_cache;
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -13,8 +16,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use crate::apply::ImageLayout;
 use crate::cache::lock;
@@ -22,9 +27,10 @@ use crate::digest;
 use crate::patch::any::{Patch, PatchFormat};
 use crate::patch::{Checksum, Limits};
 use crate::system::{self, HeaderKind, Layout, SystemType};
+use header_cache::HeaderCache;
 
 /// What makes a file the same file: if any of these change, it is read again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
@@ -82,7 +88,7 @@ impl Rom {
 
 /// One way a patch can pair by checksum: a source (or, for NINJA2, a
 /// target) the patch was made from, by size and digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairKey {
     pub size: u64,
     pub checksum: Checksum,
@@ -161,10 +167,14 @@ pub struct Library {
     index: Mutex<Option<(Instant, PatchIndex)>>,
     /// Files whose bytes were read to classify them.
     header_reads: AtomicU64,
+    header_cache: OnceLock<Arc<HeaderCache>>,
 }
 
 struct ClassifiedEntry {
     classified: Classified,
+    /// Whether the next mount may reuse it: not when reading failed, which
+    /// may not happen again.
+    lasting: bool,
 }
 
 /// A folder entry as read from the folder, before any `stat`.
@@ -251,6 +261,31 @@ impl Library {
             hashes: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
             header_reads: AtomicU64::new(0),
+            header_cache: OnceLock::new(),
+        }
+    }
+
+    /// Keeps header analyses in a file under `cache_dir` (see
+    /// [`header_cache`]): loads what an earlier mount saved, and saves
+    /// what this one learns. Call once, before the first scan; later calls
+    /// change nothing.
+    pub fn use_header_cache(&self, cache_dir: &Path) {
+        if self.header_cache.get().is_none() {
+            let cache = HeaderCache::open(cache_dir, &self.root, self.limits);
+            let _ = self.header_cache.set(Arc::new(cache));
+        }
+    }
+
+    /// The header cache's file, if the cache is on.
+    pub fn header_cache_file(&self) -> Option<&Path> {
+        self.header_cache.get().map(|cache| cache.path())
+    }
+
+    /// Waits until what the scans learned so far is saved (saves run in
+    /// the background).
+    pub fn flush_header_cache(&self) {
+        if let Some(cache) = self.header_cache.get() {
+            cache.flush();
         }
     }
 
@@ -363,7 +398,9 @@ impl Library {
         // Inode order is close to the inode table's order on disk: cold
         // `stat`s then read it nearly in sequence rather than seeking.
         listed.sort_unstable_by_key(|entry| entry.ino);
-        let looked = parallel_map(&listed, STAT_THREADS, |entry| self.look(path, entry));
+        let looked = parallel_map(&listed, STAT_THREADS, |entry| {
+            self.look(rel_dir, path, entry)
+        });
         let listed_len = listed.len();
         let mut current = HashMap::new();
         let mut unknown = Vec::new();
@@ -396,6 +433,11 @@ impl Library {
             }
         }
         contents.subdirs.sort();
+        if let Some(cache) = self.header_cache.get()
+            && cache.record_dir(rel_dir, &current, &contents.subdirs)
+        {
+            cache.save_soon();
+        }
         contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         contents
             .patches
@@ -410,11 +452,11 @@ impl Library {
         contents
     }
 
-    /// `stat`s one entry of the folder at `path` and says what is
+    /// `stat`s one entry of folder `rel_dir` (at `path`) and says what is
     /// known of it. For a file that must be read, the reads detection will
     /// make are asked of the kernel at once, so that the disk queue fills
     /// while the other entries are `stat`ed.
-    fn look(&self, path: &Path, entry: &Listed) -> Looked {
+    fn look(&self, rel_dir: &str, path: &Path, entry: &Listed) -> Looked {
         let file_path = path.join(&entry.name);
         let Ok(meta) = std::fs::metadata(&file_path) else {
             return Looked::Skipped;
@@ -430,7 +472,7 @@ impl Library {
             return Looked::Skipped;
         }
         let id = FileId::of(&meta);
-        if let Some(known) = self.known(&file_path, id) {
+        if let Some(known) = self.known(rel_dir, &entry.name, &file_path, id) {
             return Looked::Known(entry.name.clone(), id, known);
         }
         if PatchFormat::from_extension(&entry.name).is_some() {
@@ -441,12 +483,22 @@ impl Library {
         Looked::Unknown(entry.name.clone(), meta)
     }
 
-    /// What an earlier scan learned of this file.
-    fn known(&self, path: &Path, id: FileId) -> Option<Arc<ClassifiedEntry>> {
-        match lock(&self.files).get(path) {
-            Some((known, entry)) if *known == id => Some(entry.clone()),
-            _ => None,
+    /// What an earlier scan, or an earlier mount, learned of this file.
+    fn known(
+        &self,
+        rel_dir: &str,
+        name: &str,
+        path: &Path,
+        id: FileId,
+    ) -> Option<Arc<ClassifiedEntry>> {
+        if let Some((known, entry)) = lock(&self.files).get(path)
+            && *known == id
+        {
+            return Some(entry.clone());
         }
+        let entry = self.header_cache.get()?.get(rel_dir, name, id)?;
+        lock(&self.files).insert(path.to_path_buf(), (id, entry.clone()));
+        Some(entry)
     }
 
     /// Reads the file to classify it (unless a scan running at the same
@@ -454,15 +506,19 @@ impl Library {
     fn classify(&self, rel_dir: &str, name: &str, id: FileId) -> Arc<ClassifiedEntry> {
         let rel_path = join(rel_dir, name);
         let path = self.path_of(&rel_path);
-        if let Some(entry) = self.known(&path, id) {
+        if let Some(entry) = self.known(rel_dir, name, &path, id) {
             return entry;
         }
         let entry = match self.read_classification(&rel_path, name, &path, id) {
-            Ok(classified) => ClassifiedEntry { classified },
+            Ok((classified, lasting)) => ClassifiedEntry {
+                classified,
+                lasting,
+            },
             Err(error) => {
                 log::warn!("{}: skipped: {error}", path.display());
                 ClassifiedEntry {
                     classified: Classified::Other,
+                    lasting: false,
                 }
             }
         };
@@ -471,26 +527,28 @@ impl Library {
         entry
     }
 
+    /// What the file is, and whether that is worth keeping for the next
+    /// mount.
     fn read_classification(
         &self,
         rel_path: &str,
         name: &str,
         path: &Path,
         id: FileId,
-    ) -> io::Result<Classified> {
+    ) -> io::Result<(Classified, bool)> {
         let (stem, ext) = split_name(name);
         if PatchFormat::from_extension(name).is_some() {
             return Ok(self.read_patch(rel_path, name, path, id));
         }
         if id.size > self.limits.max_image_size {
-            return Ok(Classified::Other);
+            return Ok((Classified::Other, true));
         }
         self.header_reads.fetch_add(1, Ordering::Relaxed);
         let head = read_for_detection(path, id.size)?;
         let by_name = system::system_for_extension(name).is_some()
             || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
         if !by_name && system::sniff(&head) == SystemType::Raw {
-            return Ok(Classified::Other);
+            return Ok((Classified::Other, true));
         }
         let layout = system::detect(Some(name), &head);
         let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, &head);
@@ -503,10 +561,18 @@ impl Library {
             normalized_ext,
             deinterleaved_ext,
         };
-        Ok(Classified::Rom(Arc::new(rom)))
+        Ok((Classified::Rom(Arc::new(rom)), true))
     }
 
-    fn read_patch(&self, rel_path: &str, name: &str, path: &Path, id: FileId) -> Classified {
+    /// The patch as far as pairing needs it; `false` when the file could
+    /// not be read (that may pass), `true` when it was.
+    fn read_patch(
+        &self,
+        rel_path: &str,
+        name: &str,
+        path: &Path,
+        id: FileId,
+    ) -> (Classified, bool) {
         let (stem, ext) = split_name(name);
         let mut patch = PatchFile {
             rel_path: rel_path.to_string(),
@@ -521,9 +587,13 @@ impl Library {
             target_size: None,
             error: None,
         };
+        let mut lasting = true;
         self.header_reads.fetch_add(1, Ordering::Relaxed);
         match std::fs::read(path) {
-            Err(error) => patch.error = Some(error.to_string()),
+            Err(error) => {
+                patch.error = Some(error.to_string());
+                lasting = false;
+            }
             Ok(bytes) => match PatchFormat::detect(Some(name), &bytes) {
                 None => patch.error = Some("not a patch this tool can read".into()),
                 Some(format) => {
@@ -541,7 +611,7 @@ impl Library {
                 }
             },
         }
-        Classified::Patch(Arc::new(patch))
+        (Classified::Patch(Arc::new(patch)), lasting)
     }
 
     /// Every patch under the root that can pair by checksum, refreshed at
@@ -731,6 +801,14 @@ impl Library {
                 }
             }
         }
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // A save cut short by the process exiting would leave a temporary
+        // file behind.
+        self.flush_header_cache();
     }
 }
 
