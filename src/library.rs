@@ -74,6 +74,8 @@ pub struct Rom {
     pub layout: Layout,
     pub normalized_ext: String,
     pub deinterleaved_ext: String,
+    /// See [`Library::report_len`].
+    report_len: OnceLock<u64>,
 }
 
 impl Rom {
@@ -290,9 +292,28 @@ impl Library {
     }
 
     /// How many files had their bytes read to be classified (headers of
-    /// ROMs, whole patches) since this library was made.
+    /// ROMs, whole patches) or for [`Library::report_len`] since this
+    /// library was made.
     pub fn header_reads(&self) -> u64 {
         self.header_reads.load(Ordering::Relaxed)
+    }
+
+    /// The length of the part of a ROM's report made from its header
+    /// regions alone (`compute` reads them and makes it): computed once
+    /// per file identity and, with the header cache, kept for the next
+    /// mount, which then sizes `info/` files without reading any.
+    pub fn report_len(&self, rom: &Rom, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        if let Some(&len) = rom.report_len.get() {
+            return Some(len);
+        }
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
+        let len = compute()?;
+        if rom.report_len.set(len).is_ok()
+            && let Some(cache) = self.header_cache.get()
+        {
+            cache.changed_since_save();
+        }
+        Some(len)
     }
 
     pub fn root(&self) -> &Path {
@@ -560,6 +581,7 @@ impl Library {
             layout,
             normalized_ext,
             deinterleaved_ext,
+            report_len: OnceLock::new(),
         };
         Ok((Classified::Rom(Arc::new(rom)), true))
     }

@@ -12,6 +12,8 @@ use ninja_fs::library::header_cache::{self, HeaderCacheError};
 use ninja_fs::library::{DirContents, Library};
 use ninja_fs::patch::Limits;
 use ninja_fs::system::SystemType;
+use ninja_fs::vfs::{NodeKind, ROOT_INO, VirtualFs};
+use ninja_fs::views::NinjaFs;
 use proptest::prelude::*;
 
 /// A temporary backing folder holding a copy of every fixture file (ROMs
@@ -466,4 +468,54 @@ fn small_cache() -> (tempfile::TempDir, Vec<u8>) {
         2
     );
     (root, bytes)
+}
+
+/// Every file under `info/` with the size a listing gives it.
+fn info_sizes(fs: &NinjaFs) -> Vec<(String, u64, u64)> {
+    let root = fs.readdir(ROOT_INO).unwrap();
+    let info = root.iter().find(|e| e.name == "info").unwrap();
+    let mut found = Vec::new();
+    let mut pending = vec![(info.attributes.ino, String::from("info"))];
+    while let Some((ino, path)) = pending.pop() {
+        for entry in fs.readdir(ino).unwrap() {
+            let name = format!("{path}/{}", entry.name.to_string_lossy());
+            match entry.attributes.kind {
+                NodeKind::Directory => pending.push((entry.attributes.ino, name)),
+                _ => found.push((name, entry.attributes.ino, entry.attributes.size)),
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn info_sizes_come_from_the_cache_too() {
+    let (backing, files) = backing();
+    let cache = tempfile::tempdir().unwrap();
+    let core = || {
+        let fs = NinjaFs::new(backing.path(), 64 << 20, Limits::default()).unwrap();
+        fs.library().use_header_cache(cache.path());
+        fs
+    };
+    let first = core();
+    let sizes = info_sizes(&first);
+    // Every file classified, and one report made from each ROM's headers.
+    assert_eq!(first.library().header_reads(), files + sizes.len() as u64);
+    drop(first);
+
+    let second = core();
+    let again = info_sizes(&second);
+    assert_eq!(
+        again.iter().map(|(n, _, s)| (n, s)).collect::<Vec<_>>(),
+        sizes.iter().map(|(n, _, s)| (n, s)).collect::<Vec<_>>()
+    );
+    assert_eq!(second.library().header_reads(), 0);
+    // The sizes are those of the reports a read makes.
+    for (name, ino, size) in &again {
+        let opened = second.open(*ino).unwrap();
+        let bytes = second.read(opened.handle, 0, u32::MAX).unwrap();
+        second.release(opened.handle);
+        assert_eq!(bytes.len() as u64, *size, "{name}");
+    }
 }

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -34,6 +35,9 @@ const MAGIC: &str = "ninja-fs header cache";
 
 /// Bump when what is stored, or what the scan makes of a file, changes.
 const FORMAT: u32 = 1;
+
+/// More than any report a ROM's headers make.
+const MAX_REPORT_LEN: u64 = 1 << 20;
 
 /// The extensions a view may give a ROM besides its own (see
 /// `view_extensions`).
@@ -123,6 +127,7 @@ enum What {
         layout: Layout,
         normalized_ext: String,
         deinterleaved_ext: String,
+        report_len: Option<u64>,
     },
     Patch {
         format: PatchFormat,
@@ -142,6 +147,7 @@ impl Entry {
                 layout: rom.layout.clone(),
                 normalized_ext: rom.normalized_ext.clone(),
                 deinterleaved_ext: rom.deinterleaved_ext.clone(),
+                report_len: rom.report_len.get().copied(),
             },
             Classified::Patch(patch) => What::Patch {
                 format: patch.format,
@@ -176,6 +182,7 @@ impl Entry {
                 layout,
                 normalized_ext,
                 deinterleaved_ext,
+                report_len,
             } => {
                 let ext_fits = |view_ext: &str| {
                     view_ext == ext.to_ascii_lowercase() || VIEW_EXTENSIONS.contains(&view_ext)
@@ -185,6 +192,7 @@ impl Entry {
                     || !sound_layout(&layout, self.id.size)
                     || !ext_fits(&normalized_ext)
                     || !ext_fits(&deinterleaved_ext)
+                    || report_len.is_some_and(|len| len > MAX_REPORT_LEN)
                 {
                     return None;
                 }
@@ -196,6 +204,7 @@ impl Entry {
                     layout,
                     normalized_ext,
                     deinterleaved_ext,
+                    report_len: report_len.map(OnceLock::from).unwrap_or_default(),
                 }))
             }
             What::Patch {
@@ -401,6 +410,8 @@ pub(super) struct HeaderCache {
     header: Header,
     /// Folder (relative) -> file name -> entry.
     dirs: Mutex<HashMap<String, HashMap<String, Known>>>,
+    /// Something changed since the last save began.
+    unsaved: AtomicBool,
     saver: Mutex<Saver>,
 }
 
@@ -457,6 +468,7 @@ impl HeaderCache {
             path,
             header,
             dirs: Mutex::new(dirs),
+            unsaved: AtomicBool::new(false),
             saver: Mutex::new(Saver::default()),
         }
     }
@@ -521,7 +533,17 @@ impl HeaderCache {
                 dirs.insert(rel_dir.to_string(), lasting);
             }
         }
+        if changed {
+            self.changed_since_save();
+        }
         changed
+    }
+
+    /// Notes a change to save at the next save (after a scan, or when the
+    /// library goes) without starting one: for changes that come by the
+    /// thousand, such as report lengths while `info/` is listed.
+    pub(super) fn changed_since_save(&self) {
+        self.unsaved.store(true, Ordering::Relaxed);
     }
 
     /// Saves from a thread of its own (a save takes milliseconds to tens
@@ -562,7 +584,7 @@ impl HeaderCache {
         }
     }
 
-    /// Waits for the saves asked for so far.
+    /// Waits for the saves asked for so far, then saves what changed since.
     pub(super) fn flush(&self) {
         loop {
             let thread = lock(&self.saver).thread.take();
@@ -570,8 +592,13 @@ impl HeaderCache {
                 Some(thread) => {
                     let _ = thread.join();
                 }
-                None => return,
+                None => break,
             }
+        }
+        if self.unsaved.load(Ordering::Relaxed)
+            && let Err(error) = self.save()
+        {
+            log::warn!("header cache not saved: {error}");
         }
     }
 
@@ -580,6 +607,7 @@ impl HeaderCache {
     /// the new one. No fsync: a file torn by a crash fails its checksum
     /// and is ignored.
     fn save(&self) -> Result<(), HeaderCacheError> {
+        self.unsaved.store(false, Ordering::Relaxed);
         let known: Vec<(String, Known)> = lock(&self.dirs)
             .iter()
             .flat_map(|(dir, files)| {
