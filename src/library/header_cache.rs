@@ -404,7 +404,8 @@ struct Saver {
 }
 
 /// The cache of one backing folder: what the file held when the mount
-/// started, updated by every scan, saved after scans that changed it.
+/// started, updated by every scan, saved after scans that changed it and
+/// when the library is dropped (if anything changed since).
 pub(super) struct HeaderCache {
     path: PathBuf,
     header: Header,
