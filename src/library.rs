@@ -3,16 +3,23 @@
 //! patches pair with which ROM (by name, by folder, by checksum).
 //!
 //! Everything is keyed on file identity (device, inode, size, modification
-//! time), so a changed file is read again and an unchanged one never is.
+//! and change time), so a changed file is read again and an unchanged one
+//! never is, not even by the next mount when the header cache
+//! ([`header_cache`]) is on.
+
+pub mod header_cache;
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use crate::apply::ImageLayout;
 use crate::cache::lock;
@@ -20,23 +27,29 @@ use crate::digest;
 use crate::patch::any::{Patch, PatchFormat};
 use crate::patch::{Checksum, Limits};
 use crate::system::{self, HeaderKind, Layout, SystemType};
+use header_cache::HeaderCache;
 
 /// What makes a file the same file: if any of these change, it is read again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
     pub mtime_ns: i128,
+    /// A rewrite that puts size and mtime back (`touch -d`) still moves
+    /// the change time, which no one can set.
+    pub ctime_ns: i128,
 }
 
 impl FileId {
     pub fn of(meta: &Metadata) -> FileId {
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
         }
     }
 
@@ -61,6 +74,8 @@ pub struct Rom {
     pub layout: Layout,
     pub normalized_ext: String,
     pub deinterleaved_ext: String,
+    /// See [`Library::report_len`].
+    report_len: OnceLock<u64>,
 }
 
 impl Rom {
@@ -75,7 +90,7 @@ impl Rom {
 
 /// One way a patch can pair by checksum: a source (or, for NINJA2, a
 /// target) the patch was made from, by size and digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairKey {
     pub size: u64,
     pub checksum: Checksum,
@@ -152,9 +167,32 @@ pub struct Library {
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
     hashes: Mutex<HashMap<FileId, Arc<RomHashes>>>,
     index: Mutex<Option<(Instant, PatchIndex)>>,
+    /// Files whose bytes were read to classify them.
+    header_reads: AtomicU64,
+    header_cache: OnceLock<Arc<HeaderCache>>,
 }
 
-struct ClassifiedEntry(Classified);
+struct ClassifiedEntry {
+    classified: Classified,
+    /// Whether the next mount may reuse it: not when reading failed, which
+    /// may not happen again.
+    lasting: bool,
+}
+
+/// A folder entry as read from the folder, before any `stat`.
+struct Listed {
+    name: String,
+    ino: u64,
+    linked: bool,
+}
+
+/// A folder entry after its `stat`.
+enum Looked {
+    Dir(String),
+    Known(String, FileId, Arc<ClassifiedEntry>),
+    Unknown(String, Metadata),
+    Skipped,
+}
 
 /// Every patch in the tree that can pair by checksum.
 #[derive(Debug)]
@@ -168,9 +206,11 @@ pub type PatchIndex = Arc<PatchIndexData>;
 /// Counts folder scans and index builds, to tell results apart.
 static SCANS: AtomicU64 = AtomicU64::new(1);
 
-/// Threads that read headers when a large folder is scanned, and the
-/// number of files below which one thread does it alone.
+/// Threads that read headers when a large folder is scanned, threads that
+/// `stat` its entries, and the number of files below which one thread does
+/// either alone.
 const SCAN_THREADS: usize = 8;
+const STAT_THREADS: usize = 4;
 const SCAN_BATCH: usize = 64;
 
 /// How often the whole tree is walked again for checksum pairing.
@@ -188,6 +228,11 @@ const DETECTION_REGIONS: [(u64, u64); 5] = [
     (0xFC00, 0x1_0200),
     (0x40_FC00, 0x41_0200),
 ];
+
+/// The detection regions as the disk should be asked for them: the
+/// first three in one request (one 33 KiB read costs about what one 1 KiB
+/// read does; three requests cost three).
+const PREFETCH_REGIONS: [(u64, u64); 3] = [(0, 0x8400), (0xFC00, 0x1_0200), (0x40_FC00, 0x41_0200)];
 
 /// Extensions that say a file is a ROM of unknown system.
 const RAW_ROM_EXTENSIONS: [&str; 2] = ["bin", "rom"];
@@ -217,7 +262,58 @@ impl Library {
             files: Mutex::new(HashMap::new()),
             hashes: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
+            header_reads: AtomicU64::new(0),
+            header_cache: OnceLock::new(),
         }
+    }
+
+    /// Keeps header analyses in a file under `cache_dir` (see
+    /// [`header_cache`]): loads what an earlier mount saved, and saves
+    /// what this one learns. Call once, before the first scan; later calls
+    /// change nothing.
+    pub fn use_header_cache(&self, cache_dir: &Path) {
+        if self.header_cache.get().is_none() {
+            let cache = HeaderCache::open(cache_dir, &self.root, self.limits);
+            let _ = self.header_cache.set(Arc::new(cache));
+        }
+    }
+
+    /// The header cache's file, if the cache is on.
+    pub fn header_cache_file(&self) -> Option<&Path> {
+        self.header_cache.get().map(|cache| cache.path())
+    }
+
+    /// Waits until what the scans learned so far is saved (saves run in
+    /// the background).
+    pub fn flush_header_cache(&self) {
+        if let Some(cache) = self.header_cache.get() {
+            cache.flush();
+        }
+    }
+
+    /// How many files had their bytes read to be classified (headers of
+    /// ROMs, whole patches) or for [`Library::report_len`] since this
+    /// library was made.
+    pub fn header_reads(&self) -> u64 {
+        self.header_reads.load(Ordering::Relaxed)
+    }
+
+    /// The length of the part of a ROM's report made from its header
+    /// regions alone (`compute` reads them and makes it): computed once
+    /// per file identity and, with the header cache, kept for the next
+    /// mount, which then sizes `info/` files without reading any.
+    pub fn report_len(&self, rom: &Rom, compute: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        if let Some(&len) = rom.report_len.get() {
+            return Some(len);
+        }
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
+        let len = compute()?;
+        if rom.report_len.set(len).is_ok()
+            && let Some(cache) = self.header_cache.get()
+        {
+            cache.changed_since_save();
+        }
+        Some(len)
     }
 
     pub fn root(&self) -> &Path {
@@ -294,6 +390,7 @@ impl Library {
     }
 
     fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {
+        let started = Instant::now();
         let mut contents = DirContents {
             generation: SCANS.fetch_add(1, Ordering::Relaxed),
             ..DirContents::default()
@@ -301,7 +398,7 @@ impl Library {
         let Ok(entries) = std::fs::read_dir(path) else {
             return contents;
         };
-        let mut files = Vec::new();
+        let mut listed = Vec::new();
         for entry in entries.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
                 log::warn!("{}: skipped: its name is not UTF-8", entry.path().display());
@@ -310,96 +407,173 @@ impl Library {
             if name.starts_with('.') {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(entry.path()) else {
-                continue;
-            };
             // A linked file is shown; a linked folder is not followed, so
             // a link back up the tree cannot make the walk endless.
             let linked = entry.file_type().is_ok_and(|kind| kind.is_symlink());
-            if meta.is_dir() && !linked {
-                contents.subdirs.push(name);
-            } else if meta.is_file() {
-                files.push((name, meta));
+            listed.push(Listed {
+                name,
+                ino: entry.ino(),
+                linked,
+            });
+        }
+        // Inode order is close to the inode table's order on disk: cold
+        // `stat`s then read it nearly in sequence rather than seeking.
+        listed.sort_unstable_by_key(|entry| entry.ino);
+        let looked = parallel_map(&listed, STAT_THREADS, |entry| {
+            self.look(rel_dir, path, entry)
+        });
+        let listed_len = listed.len();
+        let mut current = HashMap::new();
+        let mut unknown = Vec::new();
+        for looked in looked {
+            match looked {
+                Looked::Dir(name) => contents.subdirs.push(name),
+                Looked::Known(name, id, entry) => {
+                    current.insert(name, (id, entry));
+                }
+                Looked::Unknown(name, meta) => unknown.push((name, meta)),
+                Looked::Skipped => {}
             }
         }
+        let looked_at = started.elapsed();
         // Reading headers is I/O-bound on a cold cache: several readers
         // keep the disk busy while one waits.
-        let workers = files.len().div_ceil(SCAN_BATCH).clamp(1, SCAN_THREADS);
-        let chunk = files.len().div_ceil(workers).max(1);
-        let classified: Vec<Arc<ClassifiedEntry>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(name, meta)| self.classify(rel_dir, name, meta))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
+        let read = parallel_map(&unknown, SCAN_THREADS, |(name, meta)| {
+            let id = FileId::of(meta);
+            (name.clone(), id, self.classify(rel_dir, name, id))
         });
-        for entry in classified {
-            match &entry.0 {
+        current.extend(
+            read.into_iter()
+                .map(|(name, id, entry)| (name, (id, entry))),
+        );
+        for (_, entry) in current.values() {
+            match &entry.classified {
                 Classified::Rom(rom) => contents.roms.push(rom.clone()),
                 Classified::Patch(patch) => contents.patches.push(patch.clone()),
                 Classified::Other => {}
             }
         }
         contents.subdirs.sort();
+        if let Some(cache) = self.header_cache.get()
+            && cache.record_dir(rel_dir, &current, &contents.subdirs)
+        {
+            cache.save_soon();
+        }
         contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         contents
             .patches
             .sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        log::debug!(
+            "scanned /{rel_dir}: {} entries in {:?} ({:?} listing and stat), {} files read",
+            listed_len,
+            started.elapsed(),
+            looked_at,
+            unknown.len()
+        );
         contents
     }
 
-    fn classify(&self, rel_dir: &str, name: &str, meta: &Metadata) -> Arc<ClassifiedEntry> {
-        let rel_path = join(rel_dir, name);
-        let path = self.path_of(&rel_path);
-        let id = FileId::of(meta);
-        if let Some((known, entry)) = lock(&self.files).get(&path)
-            && *known == id
-        {
-            return entry.clone();
+    /// `stat`s one entry of folder `rel_dir` (at `path`) and says what is
+    /// known of it. For a file that must be read, the reads detection will
+    /// make are asked of the kernel at once, so that the disk queue fills
+    /// while the other entries are `stat`ed.
+    fn look(&self, rel_dir: &str, path: &Path, entry: &Listed) -> Looked {
+        let file_path = path.join(&entry.name);
+        let Ok(meta) = std::fs::metadata(&file_path) else {
+            return Looked::Skipped;
+        };
+        if meta.is_dir() {
+            return if entry.linked {
+                Looked::Skipped
+            } else {
+                Looked::Dir(entry.name.clone())
+            };
         }
-        let classified = Arc::new(ClassifiedEntry(
-            self.read_classification(&rel_path, name, &path, id)
-                .unwrap_or_else(|error| {
-                    log::warn!("{}: skipped: {error}", path.display());
-                    Classified::Other
-                }),
-        ));
-        lock(&self.files).insert(path, (id, classified.clone()));
-        classified
+        if !meta.is_file() {
+            return Looked::Skipped;
+        }
+        let id = FileId::of(&meta);
+        if let Some(known) = self.known(rel_dir, &entry.name, &file_path, id) {
+            return Looked::Known(entry.name.clone(), id, known);
+        }
+        if PatchFormat::from_extension(&entry.name).is_some() {
+            prefetch(&file_path, id.size, &[(0, id.size)]);
+        } else if id.size <= self.limits.max_image_size {
+            prefetch(&file_path, id.size, &PREFETCH_REGIONS);
+        }
+        Looked::Unknown(entry.name.clone(), meta)
     }
 
+    /// What an earlier scan, or an earlier mount, learned of this file.
+    fn known(
+        &self,
+        rel_dir: &str,
+        name: &str,
+        path: &Path,
+        id: FileId,
+    ) -> Option<Arc<ClassifiedEntry>> {
+        if let Some((known, entry)) = lock(&self.files).get(path)
+            && *known == id
+        {
+            return Some(entry.clone());
+        }
+        let entry = self.header_cache.get()?.get(rel_dir, name, id)?;
+        lock(&self.files).insert(path.to_path_buf(), (id, entry.clone()));
+        Some(entry)
+    }
+
+    /// Reads the file to classify it (unless a scan running at the same
+    /// time just did).
+    fn classify(&self, rel_dir: &str, name: &str, id: FileId) -> Arc<ClassifiedEntry> {
+        let rel_path = join(rel_dir, name);
+        let path = self.path_of(&rel_path);
+        if let Some(entry) = self.known(rel_dir, name, &path, id) {
+            return entry;
+        }
+        let entry = match self.read_classification(&rel_path, name, &path, id) {
+            Ok((classified, lasting)) => ClassifiedEntry {
+                classified,
+                lasting,
+            },
+            Err(error) => {
+                log::warn!("{}: skipped: {error}", path.display());
+                ClassifiedEntry {
+                    classified: Classified::Other,
+                    lasting: false,
+                }
+            }
+        };
+        let entry = Arc::new(entry);
+        lock(&self.files).insert(path, (id, entry.clone()));
+        entry
+    }
+
+    /// What the file is, and whether that is worth keeping for the next
+    /// mount.
     fn read_classification(
         &self,
         rel_path: &str,
         name: &str,
         path: &Path,
         id: FileId,
-    ) -> io::Result<Classified> {
+    ) -> io::Result<(Classified, bool)> {
         let (stem, ext) = split_name(name);
         if PatchFormat::from_extension(name).is_some() {
             return Ok(self.read_patch(rel_path, name, path, id));
         }
         if id.size > self.limits.max_image_size {
-            return Ok(Classified::Other);
+            return Ok((Classified::Other, true));
         }
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
         let head = read_for_detection(path, id.size)?;
         let by_name = system::system_for_extension(name).is_some()
             || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
         if !by_name && system::sniff(&head) == SystemType::Raw {
-            return Ok(Classified::Other);
+            return Ok((Classified::Other, true));
         }
         let layout = system::detect(Some(name), &head);
         let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, &head);
-        Ok(Classified::Rom(Arc::new(Rom {
+        let rom = Rom {
             rel_path: rel_path.to_string(),
             file_name: name.to_string(),
             stem: stem.to_string(),
@@ -407,10 +581,20 @@ impl Library {
             layout,
             normalized_ext,
             deinterleaved_ext,
-        })))
+            report_len: OnceLock::new(),
+        };
+        Ok((Classified::Rom(Arc::new(rom)), true))
     }
 
-    fn read_patch(&self, rel_path: &str, name: &str, path: &Path, id: FileId) -> Classified {
+    /// The patch as far as pairing needs it; `false` when the file could
+    /// not be read (that may pass), `true` when it was.
+    fn read_patch(
+        &self,
+        rel_path: &str,
+        name: &str,
+        path: &Path,
+        id: FileId,
+    ) -> (Classified, bool) {
         let (stem, ext) = split_name(name);
         let mut patch = PatchFile {
             rel_path: rel_path.to_string(),
@@ -425,8 +609,13 @@ impl Library {
             target_size: None,
             error: None,
         };
+        let mut lasting = true;
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
         match std::fs::read(path) {
-            Err(error) => patch.error = Some(error.to_string()),
+            Err(error) => {
+                patch.error = Some(error.to_string());
+                lasting = false;
+            }
             Ok(bytes) => match PatchFormat::detect(Some(name), &bytes) {
                 None => patch.error = Some("not a patch this tool can read".into()),
                 Some(format) => {
@@ -444,7 +633,7 @@ impl Library {
                 }
             },
         }
-        Classified::Patch(Arc::new(patch))
+        (Classified::Patch(Arc::new(patch)), lasting)
     }
 
     /// Every patch under the root that can pair by checksum, refreshed at
@@ -633,6 +822,65 @@ impl Library {
                     break;
                 }
             }
+        }
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // A save cut short by the process exiting would leave a temporary
+        // file behind.
+        self.flush_header_cache();
+    }
+}
+
+/// `f` over `items` from up to `threads` threads (one for a small folder),
+/// each taking a contiguous share; the results in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = items.len().div_ceil(SCAN_BATCH).clamp(1, threads);
+    if workers == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(workers);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Asks the kernel to start reading `regions` of a file of `size` bytes
+/// (clipped to it) into the page cache, without waiting: a later read
+/// finds them there or already on the way.
+fn prefetch(path: &Path, size: u64, regions: &[(u64, u64)]) {
+    let Ok(file) = File::open(path) else {
+        return;
+    };
+    for &(start, end) in regions {
+        let end = end.min(size);
+        if start >= end {
+            continue;
+        }
+        let (Ok(start), Ok(len)) = (
+            libc::off_t::try_from(start),
+            libc::off_t::try_from(end - start),
+        ) else {
+            continue;
+        };
+        // SAFETY: the descriptor is open for the call; fadvise only
+        // advises and reads nothing into our memory.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), start, len, libc::POSIX_FADV_WILLNEED);
         }
     }
 }

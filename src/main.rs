@@ -535,6 +535,10 @@ struct MountArgs {
     /// Let other users read the mount.
     #[arg(long)]
     allow_other: bool,
+    /// Do not keep header analyses in ~/.cache/ninja-fs (every mount then
+    /// reads every file's headers again).
+    #[arg(long)]
+    no_header_cache: bool,
 }
 
 impl From<ninja_fs::mount::MountError> for CliError {
@@ -572,8 +576,23 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    let header_cache = if args.no_header_cache {
+        None
+    } else {
+        let dir = ninja_fs::library::header_cache::default_dir();
+        if dir.is_none() {
+            log::warn!("no header cache: neither XDG_CACHE_HOME nor HOME is an absolute path");
+        }
+        dir
+    };
     mount::mount(
-        || NinjaFs::new(&backing, cache_size, Limits::default()),
+        || {
+            let fs = NinjaFs::new(&backing, cache_size, Limits::default())?;
+            if let Some(dir) = &header_cache {
+                fs.library().use_header_cache(dir);
+            }
+            Ok(fs)
+        },
         &args.mountpoint,
         &opts,
     )?;

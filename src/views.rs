@@ -460,13 +460,23 @@ impl NinjaFs {
     /// same width. Building the real report corrects it if a dump's
     /// headers lie outside the regions detection reads.
     fn predict_info_size(&self, rom: &Rom) -> Option<u64> {
-        let path = self.library.path_of(&rom.rel_path);
-        let head = crate::library::read_for_detection(&path, rom.id.size).ok()?;
-        let normalized = system::normalize(&head, &rom.layout).ok()?;
-        Some(
-            self.info_text(rom, &head, &normalized, &Digests::PLACEHOLDER)
-                .len() as u64,
-        )
+        // The ROM's part depends on the file alone: the library keeps its
+        // length (with the header cache, across mounts).
+        let report = self.library.report_len(rom, || {
+            let path = self.library.path_of(&rom.rel_path);
+            let head = crate::library::read_for_detection(&path, rom.id.size).ok()?;
+            let normalized = system::normalize(&head, &rom.layout).ok()?;
+            let placeholder = &Digests::PLACEHOLDER;
+            let text = RomReport::with_digests(
+                &rom.rel_path,
+                &head,
+                &normalized,
+                &rom.layout,
+                placeholder,
+            );
+            Some(text.to_text().len() as u64)
+        })?;
+        Some(report + self.patches_text(rom).len() as u64)
     }
 
     /// The backing ROM, open, when `target` is that file byte for byte
@@ -605,6 +615,13 @@ impl NinjaFs {
     fn info_text(&self, rom: &Rom, raw: &[u8], normalized: &[u8], digests: &Digests) -> String {
         let mut text =
             RomReport::with_digests(&rom.rel_path, raw, normalized, &rom.layout, digests).to_text();
+        text.push_str(&self.patches_text(rom));
+        text
+    }
+
+    /// The end of the `info/` report: the ROM's patches.
+    fn patches_text(&self, rom: &Rom) -> String {
+        let mut text = String::new();
         let rel_dir = rom.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
         let Some(dir) = self.library.dir(rel_dir) else {
             return text;

@@ -723,3 +723,92 @@ fn the_shipped_samples_mount_with_their_patches_applied() {
     assert!(info.contains("[nes15 PAL] patches/nes15 PAL.rup: its source MD5 f53af989e2c9c37f01d9a276d8aec04a matches"), "{info}");
     mounted.unmount().unwrap();
 }
+
+/// Mounts through the binary with `XDG_CACHE_HOME` set to `cache_home`,
+/// reads every file, unmounts and waits for the daemon to exit (it saves
+/// the header cache before it does).
+fn mount_read_unmount(
+    dirs: &Dirs,
+    cache_home: &Path,
+    extra: &[&str],
+) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let output = run(ninja()
+        .arg("mount")
+        .args(extra)
+        .arg(&dirs.backing)
+        .arg(&dirs.mnt)
+        .env("XDG_CACHE_HOME", cache_home));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    let guard = MountGuard {
+        path: dirs.mnt.clone(),
+    };
+    let pid = daemon_pid(&dirs.mnt).expect("the daemon's pid");
+    let shown = read_tree(&dirs.mnt);
+    let output = run(ninja().arg("unmount").arg(&dirs.mnt));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(wait_until(Duration::from_secs(10), || gone(pid)));
+    drop(guard);
+    shown
+}
+
+#[test]
+fn a_second_mount_lists_what_the_header_cache_holds() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let expected = expected_readable(&dirs.backing);
+    let cache_home = dirs.root().join("cache-home");
+    fs::create_dir(&cache_home).unwrap();
+
+    // Turned off, nothing is written.
+    let shown = mount_read_unmount(&dirs, &cache_home, &["--no-header-cache"]);
+    assert!(shown == expected);
+    assert_eq!(fs::read_dir(&cache_home).unwrap().count(), 0);
+
+    let shown = mount_read_unmount(&dirs, &cache_home, &[]);
+    assert!(shown == expected);
+    let folder = cache_home.join("ninja-fs");
+    let file = ninja_fs::library::header_cache::file_in(&folder, &dirs.backing);
+    let names: Vec<_> = fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![file.file_name().unwrap().to_os_string()]);
+    let saved = fs::read(&file).unwrap();
+    // One entry per backing file. (The file is checked against the
+    // daemon's build, so the test reads it as JSON.)
+    let newline = saved.iter().position(|&b| b == b'\n').unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&saved[newline + 1..]).unwrap();
+    let mut paths: Vec<&str> = entries
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, files_below(&dirs.backing, ""));
+
+    let again = mount_read_unmount(&dirs, &cache_home, &[]);
+    assert!(again == shown);
+    // The second mount learned nothing new: the file is as it was.
+    assert_eq!(fs::read(&file).unwrap(), saved);
+}
+
+/// The files under `dir`, relative, sorted.
+fn files_below(dir: &Path, rel: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir.join(rel)).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(files_below(dir, &path));
+        } else {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}

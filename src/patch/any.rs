@@ -6,7 +6,9 @@ use super::{
     rup, ups, vcdiff,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PatchFormat {
     Ips,
     Ebp,

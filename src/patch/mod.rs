@@ -105,7 +105,7 @@ pub struct ApplyOptions {
 }
 
 /// A checksum a patch carries for its source or target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Checksum {
     Crc32(u32),
     Md5([u8; 16]),

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 mod gb;
 mod lynx;
 mod n64;
@@ -22,7 +24,7 @@ pub use snes::{CHART_20MBIT, CHART_24MBIT, CHART_48MBIT};
 
 /// The console families NINJA 2.0 knows; the discriminant is NINJA2's
 /// `FILE_TYPE` byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SystemType {
     Raw = 0,
     Nes = 1,
@@ -164,7 +166,7 @@ pub enum SystemError {
 }
 
 /// A header found in front of (or, for UNIF, around) the game data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HeaderKind {
     /// iNES (or NES 2.0), 16 bytes, kept.
     Ines,
@@ -219,7 +221,7 @@ impl HeaderKind {
 }
 
 /// Which SNES copier wrote a 512-byte header, as far as its bytes tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Copier {
     GameDoctor,
     SuperUfo,
@@ -241,7 +243,7 @@ impl Copier {
 }
 
 /// How the game data is shuffled in the dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Interleave {
     None,
     /// SNES HiROM stored with the 20 Mbit chart.
@@ -270,7 +272,7 @@ impl Interleave {
 }
 
 /// Byte order of an N64 dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ByteOrder {
     /// Big-endian (.z64), the native order.
     Big,
@@ -291,7 +293,7 @@ impl ByteOrder {
 }
 
 /// One piece of a UNIF file: bytes kept verbatim, or a PRG/CHR chunk's data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UnifPiece {
     Kept { offset: usize, len: usize },
     Rom { offset: usize, len: usize },
@@ -299,7 +301,7 @@ pub enum UnifPiece {
 
 /// What [`analyze`] found in a dump: everything needed to normalize it and to
 /// restore the deinterleaved layout, and the exact sizes of both.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub system: SystemType,
     pub raw_len: usize,

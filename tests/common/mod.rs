@@ -38,9 +38,15 @@ pub const PAIRS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// The binary under test.
+/// The binary under test (a mount's header cache goes under the build's
+/// temporary folder, not into the real ~/.cache).
 pub fn ninja() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("ninja-fs").unwrap()
+    let mut command = assert_cmd::Command::cargo_bin("ninja-fs").unwrap();
+    command.env(
+        "XDG_CACHE_HOME",
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    command
 }
 
 /// Runs a command that must fail; returns its stderr (it wrote no stdout).

@@ -162,9 +162,15 @@ pub fn make_fs(backing: &Path) -> impl VirtualFs {
     core(backing)
 }
 
-/// The binary.
+/// The binary, with its header cache under the build's temporary folder
+/// rather than in the real ~/.cache.
 pub fn ninja() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ninja-fs"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ninja-fs"));
+    command.env(
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    command
 }
 
 /// A temporary backing folder (populated) and an empty mount point.
@@ -188,6 +194,11 @@ impl Dirs {
 
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The XDG_CACHE_HOME of this test's daemons (gone with the folders).
+    pub fn cache_home(&self) -> PathBuf {
+        self.root.path().join("xdg-cache")
     }
 }
 
@@ -239,6 +250,7 @@ pub fn mount_daemon(dirs: &Dirs) -> MountGuard {
         .arg("mount")
         .arg(&dirs.backing)
         .arg(&dirs.mnt)
+        .env("XDG_CACHE_HOME", dirs.cache_home())
         .output()
         .unwrap();
     assert!(

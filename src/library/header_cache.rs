@@ -1,0 +1,644 @@
+//! The header cache: what scans learned from each file's bytes, kept on
+//! disk so that the next mount of the same backing folder lists it without
+//! reading any file.
+//!
+//! One file per backing folder, named by the MD5 of its canonical path, in
+//! `$XDG_CACHE_HOME/ninja-fs/` (else `~/.cache/ninja-fs/`). Its first line
+//! (JSON) says which build wrote it, for which folder and limits, and the
+//! length and CRC32 of the rest; the rest (JSON) holds one entry per file:
+//! its path, its identity (device, inode, size, modification and change
+//! time) and what it is (a ROM's layout and view extensions, a patch's
+//! pairing data, or neither). No game data: the only bytes kept are the
+//! headers a deinterleaved image puts back (iNES, LNX...), which belong to
+//! a layout. A file of another build, or damaged, is ignored with a log
+//! line; an entry is used only for a file of the same identity and only if
+//! it is sound for that file. Deleting the file is always safe.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, join, split_name};
+use crate::cache::lock;
+use crate::digest;
+use crate::patch::Limits;
+use crate::patch::any::PatchFormat;
+use crate::system::{ByteOrder, HeaderKind, Interleave, Layout, SystemType, UnifPiece};
+
+const MAGIC: &str = "ninja-fs header cache";
+
+/// Bump when what is stored, or what the scan makes of a file, changes.
+const FORMAT: u32 = 1;
+
+/// More than any report a ROM's headers make.
+const MAX_REPORT_LEN: u64 = 1 << 20;
+
+/// The extensions a view may give a ROM besides its own (see
+/// `view_extensions`).
+const VIEW_EXTENSIONS: [&str; 13] = [
+    "fds", "nes", "unf", "sfc", "z64", "gb", "gbc", "sms", "gg", "md", "pce", "lyx", "lnx",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderCacheError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot encode the entries: {0}")]
+    Encode(serde_json::Error),
+    #[error("no header line: truncated, or not a header cache")]
+    NoHeader,
+    #[error("unreadable header line: {0}")]
+    BadHeader(serde_json::Error),
+    #[error("written by another build ({0})")]
+    OtherBuild(String),
+    #[error("written for another backing folder or other limits")]
+    OtherRoot,
+    #[error("{found} bytes of entries where the header says {expected}: truncated?")]
+    Length { expected: u64, found: u64 },
+    #[error("the entries' CRC32 is not the header's: the file is damaged")]
+    Checksum,
+    #[error("unreadable entries: {0}")]
+    BadEntries(serde_json::Error),
+}
+
+/// The first line of a cache file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    magic: String,
+    version: String,
+    format: u32,
+    /// The running executable's size and mtime: builds of one version
+    /// may classify differently while it is being worked on.
+    build: String,
+    root: String,
+    max_image_size: u64,
+    entries_len: u64,
+    entries_crc32: u32,
+}
+
+impl Header {
+    fn expected(root: &Path, limits: Limits) -> Header {
+        Header {
+            magic: MAGIC.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            format: FORMAT,
+            build: build().into(),
+            root: root.to_string_lossy().into_owned(),
+            max_image_size: limits.max_image_size,
+            entries_len: 0,
+            entries_crc32: 0,
+        }
+    }
+}
+
+fn build() -> &'static str {
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .map(|meta| {
+                let id = FileId::of(&meta);
+                format!("{} bytes, mtime {}", id.size, id.mtime_ns)
+            })
+            .unwrap_or_else(|_| "unknown".into())
+    })
+}
+
+/// One file, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    /// Relative to the backing folder, with `/`.
+    path: String,
+    id: FileId,
+    what: What,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum What {
+    Rom {
+        layout: Layout,
+        normalized_ext: String,
+        deinterleaved_ext: String,
+        report_len: Option<u64>,
+    },
+    Patch {
+        format: PatchFormat,
+        pair_keys: Vec<PairKey>,
+        verifies_source: bool,
+        source_size: Option<u64>,
+        target_size: Option<u64>,
+        error: Option<String>,
+    },
+    Other,
+}
+
+impl Entry {
+    fn of(path: String, id: FileId, classified: &Classified) -> Entry {
+        let what = match classified {
+            Classified::Rom(rom) => What::Rom {
+                layout: rom.layout.clone(),
+                normalized_ext: rom.normalized_ext.clone(),
+                deinterleaved_ext: rom.deinterleaved_ext.clone(),
+                report_len: rom.report_len.get().copied(),
+            },
+            Classified::Patch(patch) => What::Patch {
+                format: patch.format,
+                pair_keys: patch.pair_keys.clone(),
+                verifies_source: patch.verifies_source,
+                source_size: patch.source_size,
+                target_size: patch.target_size,
+                error: patch.error.clone(),
+            },
+            Classified::Other => What::Other,
+        };
+        Entry { path, id, what }
+    }
+
+    /// The entry as the scan would have made it: (folder, name, entry);
+    /// `None` if anything in it is not what a scan of that file can give.
+    fn into_known(self, limits: Limits) -> Option<(String, String, Known)> {
+        if self.path.is_empty()
+            || !self
+                .path
+                .split('/')
+                .all(|part| !part.is_empty() && !part.starts_with('.'))
+        {
+            return None;
+        }
+        let (dir, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
+        let (dir, name) = (dir.to_string(), name.to_string());
+        let (stem, ext) = split_name(&name);
+        let is_patch = PatchFormat::from_extension(&name).is_some();
+        let classified = match self.what {
+            What::Rom {
+                layout,
+                normalized_ext,
+                deinterleaved_ext,
+                report_len,
+            } => {
+                let ext_fits = |view_ext: &str| {
+                    view_ext == ext.to_ascii_lowercase() || VIEW_EXTENSIONS.contains(&view_ext)
+                };
+                if is_patch
+                    || self.id.size > limits.max_image_size
+                    || !sound_layout(&layout, self.id.size)
+                    || !ext_fits(&normalized_ext)
+                    || !ext_fits(&deinterleaved_ext)
+                    || report_len.is_some_and(|len| len > MAX_REPORT_LEN)
+                {
+                    return None;
+                }
+                Classified::Rom(Arc::new(Rom {
+                    rel_path: self.path.clone(),
+                    file_name: name.clone(),
+                    stem: stem.to_string(),
+                    id: self.id,
+                    layout,
+                    normalized_ext,
+                    deinterleaved_ext,
+                    report_len: report_len.map(OnceLock::from).unwrap_or_default(),
+                }))
+            }
+            What::Patch {
+                format,
+                pair_keys,
+                verifies_source,
+                source_size,
+                target_size,
+                error,
+            } => {
+                if !is_patch {
+                    return None;
+                }
+                Classified::Patch(Arc::new(PatchFile {
+                    rel_path: self.path.clone(),
+                    file_name: name.clone(),
+                    stem: stem.to_string(),
+                    ext: ext.to_ascii_lowercase(),
+                    id: self.id,
+                    format,
+                    pair_keys,
+                    verifies_source,
+                    source_size,
+                    target_size,
+                    error,
+                }))
+            }
+            What::Other if is_patch => return None,
+            What::Other => Classified::Other,
+        };
+        let entry = ClassifiedEntry {
+            classified,
+            lasting: true,
+        };
+        Some((dir, name, (self.id, Arc::new(entry))))
+    }
+}
+
+/// Whether a stored layout fits a file of `size` bytes the way `analyze`
+/// makes layouts: normalizing and restoring with it stay inside the file
+/// and give the sizes the views announce.
+fn sound_layout(layout: &Layout, size: u64) -> bool {
+    if layout.raw_len as u64 != size {
+        return false;
+    }
+    let order_fits = layout.byte_order == ByteOrder::Big || layout.system == SystemType::N64;
+    let interleave_fits = match layout.interleave {
+        Interleave::None => true,
+        Interleave::Smd => matches!(layout.system, SystemType::Sms | SystemType::Mega),
+        Interleave::SnesChart20
+        | Interleave::SnesChart24
+        | Interleave::SnesChart48
+        | Interleave::SnesGeneric => layout.system == SystemType::Snes,
+    };
+    let shape_fits = if layout.header == Some(HeaderKind::Unif) {
+        sound_unif(layout)
+    } else {
+        let kept = match layout.header {
+            Some(kind) if kind.kept() => layout.data_offset,
+            _ => 0,
+        };
+        layout.unif.is_empty()
+            && layout.unif_kept.is_empty()
+            && layout.data_offset.checked_add(layout.data_len) == Some(layout.raw_len)
+            && layout.header_bytes.len() == kept
+            && (layout.header.is_some() || layout.data_offset == 0)
+    };
+    order_fits && interleave_fits && shape_fits
+}
+
+/// A UNIF layout's pieces cover the file in order, the kept bytes are as
+/// long as its kept pieces, and there is game data.
+fn sound_unif(layout: &Layout) -> bool {
+    if layout.system != SystemType::Nes
+        || layout.data_offset != 0
+        || layout.data_len != 0
+        || !layout.header_bytes.is_empty()
+    {
+        return false;
+    }
+    let (mut at, mut kept, mut roms) = (0usize, 0usize, 0usize);
+    for piece in &layout.unif {
+        let (offset, len) = match piece {
+            UnifPiece::Kept { offset, len } => {
+                kept = match kept.checked_add(*len) {
+                    Some(kept) => kept,
+                    None => return false,
+                };
+                (*offset, *len)
+            }
+            UnifPiece::Rom { offset, len } => {
+                roms += 1;
+                (*offset, *len)
+            }
+        };
+        if offset != at {
+            return false;
+        }
+        at = match at.checked_add(len) {
+            Some(at) => at,
+            None => return false,
+        };
+    }
+    at == layout.raw_len && kept == layout.unif_kept.len() && roms > 0
+}
+
+/// `$XDG_CACHE_HOME/ninja-fs`, else `$HOME/.cache/ninja-fs` (relative
+/// values are ignored, as the XDG specification says).
+pub fn default_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("ninja-fs"))
+}
+
+fn canonical(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
+}
+
+/// The cache file of backing folder `root` in `cache_dir`.
+pub fn file_in(cache_dir: &Path, root: &Path) -> PathBuf {
+    let root = canonical(root);
+    let name = digest::hex(&digest::md5(root.as_os_str().as_bytes()));
+    cache_dir.join(format!("{name}.json"))
+}
+
+/// How many entries a cache file's bytes would give a mount of `root`:
+/// an error if the file would be ignored.
+pub fn check(bytes: &[u8], root: &Path, limits: Limits) -> Result<usize, HeaderCacheError> {
+    let expected = Header::expected(&canonical(root), limits);
+    let entries = decode(bytes, &expected)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| entry.into_known(limits))
+        .count())
+}
+
+fn decode(bytes: &[u8], expected: &Header) -> Result<Vec<Entry>, HeaderCacheError> {
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(HeaderCacheError::NoHeader)?;
+    let header: Header =
+        serde_json::from_slice(&bytes[..newline]).map_err(HeaderCacheError::BadHeader)?;
+    if header.magic != expected.magic
+        || header.version != expected.version
+        || header.format != expected.format
+        || header.build != expected.build
+    {
+        return Err(HeaderCacheError::OtherBuild(format!(
+            "version {} format {}, {}",
+            header.version, header.format, header.build
+        )));
+    }
+    if header.root != expected.root || header.max_image_size != expected.max_image_size {
+        return Err(HeaderCacheError::OtherRoot);
+    }
+    let entries = &bytes[newline + 1..];
+    if entries.len() as u64 != header.entries_len {
+        return Err(HeaderCacheError::Length {
+            expected: header.entries_len,
+            found: entries.len() as u64,
+        });
+    }
+    if crc32fast::hash(entries) != header.entries_crc32 {
+        return Err(HeaderCacheError::Checksum);
+    }
+    serde_json::from_slice(entries).map_err(HeaderCacheError::BadEntries)
+}
+
+fn encode(template: &Header, entries: &[Entry]) -> Result<Vec<u8>, HeaderCacheError> {
+    let payload = serde_json::to_vec(entries).map_err(HeaderCacheError::Encode)?;
+    let header = Header {
+        entries_len: payload.len() as u64,
+        entries_crc32: crc32fast::hash(&payload),
+        ..template.clone()
+    };
+    let mut out = serde_json::to_vec(&header).map_err(HeaderCacheError::Encode)?;
+    out.push(b'\n');
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// A file's identity and what it is.
+pub(super) type Known = (FileId, Arc<ClassifiedEntry>);
+
+#[derive(Default)]
+struct Saver {
+    /// A save was asked for since the running one started.
+    requested: bool,
+    running: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The cache of one backing folder: what the file held when the mount
+/// started, updated by every scan, saved after scans that changed it and
+/// when the library is dropped (if anything changed since).
+pub(super) struct HeaderCache {
+    path: PathBuf,
+    header: Header,
+    /// Folder (relative) -> file name -> entry.
+    dirs: Mutex<HashMap<String, HashMap<String, Known>>>,
+    /// Something changed since the last save began.
+    unsaved: AtomicBool,
+    saver: Mutex<Saver>,
+}
+
+impl HeaderCache {
+    /// The cache of `root` in `cache_dir`, with what its file holds (an
+    /// unreadable or unsound file is ignored with a log line).
+    pub(super) fn open(cache_dir: &Path, root: &Path, limits: Limits) -> HeaderCache {
+        let started = std::time::Instant::now();
+        let root = canonical(root);
+        let path = file_in(cache_dir, &root);
+        let header = Header::expected(&root, limits);
+        let mut dirs: HashMap<String, HashMap<String, Known>> = HashMap::new();
+        match std::fs::read(&path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => log::warn!(
+                "{}",
+                HeaderCacheError::Read {
+                    path: path.clone(),
+                    source
+                }
+            ),
+            Ok(bytes) => match decode(&bytes, &header) {
+                Ok(entries) => {
+                    let total = entries.len();
+                    let mut unsound = 0;
+                    for entry in entries {
+                        match entry.into_known(limits) {
+                            Some((dir, name, known)) => {
+                                dirs.entry(dir).or_default().insert(name, known);
+                            }
+                            None => unsound += 1,
+                        }
+                    }
+                    if unsound > 0 {
+                        log::warn!(
+                            "{}: {unsound} of {total} entries are unsound: those files are read again",
+                            path.display()
+                        );
+                    }
+                    log::debug!(
+                        "{}: {} entries loaded in {:?}",
+                        path.display(),
+                        total - unsound,
+                        started.elapsed()
+                    );
+                }
+                Err(error @ HeaderCacheError::OtherBuild(_)) => {
+                    log::info!("{}: ignored: {error}", path.display());
+                }
+                Err(error) => log::warn!("{}: ignored: {error}", path.display()),
+            },
+        }
+        HeaderCache {
+            path,
+            header,
+            dirs: Mutex::new(dirs),
+            unsaved: AtomicBool::new(false),
+            saver: Mutex::new(Saver::default()),
+        }
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the cache knows of file `name` in folder `rel_dir`, if the
+    /// file is still the one it was learned from.
+    pub(super) fn get(
+        &self,
+        rel_dir: &str,
+        name: &str,
+        id: FileId,
+    ) -> Option<Arc<ClassifiedEntry>> {
+        let dirs = lock(&self.dirs);
+        let (known, entry) = dirs.get(rel_dir)?.get(name)?;
+        (*known == id).then(|| entry.clone())
+    }
+
+    /// Makes the cache's view of folder `rel_dir` what its scan found:
+    /// `files` (only what may last is kept) and `subdirs` (entries of
+    /// folders no longer there go). Whether anything changed.
+    pub(super) fn record_dir(
+        &self,
+        rel_dir: &str,
+        files: &HashMap<String, Known>,
+        subdirs: &[String],
+    ) -> bool {
+        let lasting: HashMap<String, Known> = files
+            .iter()
+            .filter(|(_, (_, entry))| entry.lasting)
+            .map(|(name, known)| (name.clone(), known.clone()))
+            .collect();
+        let subdirs: HashSet<&str> = subdirs.iter().map(String::as_str).collect();
+        let prefix = if rel_dir.is_empty() {
+            String::new()
+        } else {
+            format!("{rel_dir}/")
+        };
+        let mut dirs = lock(&self.dirs);
+        let before = dirs.len();
+        dirs.retain(|dir, _| match dir.strip_prefix(&prefix) {
+            Some(below) if !below.is_empty() => {
+                subdirs.contains(below.split('/').next().unwrap_or(below))
+            }
+            _ => true,
+        });
+        let mut changed = dirs.len() != before;
+        let old = dirs.get(rel_dir);
+        let same = lasting.len() == old.map_or(0, HashMap::len)
+            && lasting.iter().all(|(name, (id, _))| {
+                old.and_then(|old| old.get(name))
+                    .is_some_and(|(old_id, _)| old_id == id)
+            });
+        if !same {
+            changed = true;
+            if lasting.is_empty() {
+                dirs.remove(rel_dir);
+            } else {
+                dirs.insert(rel_dir.to_string(), lasting);
+            }
+        }
+        if changed {
+            self.changed_since_save();
+        }
+        changed
+    }
+
+    /// Notes a change to save at the next save (after a scan, or when the
+    /// library goes) without starting one: for changes that come by the
+    /// thousand, such as report lengths while `info/` is listed.
+    pub(super) fn changed_since_save(&self) {
+        self.unsaved.store(true, Ordering::Relaxed);
+    }
+
+    /// Saves from a thread of its own (a save takes milliseconds to tens
+    /// of them for large folders: not on a request's path). Saves asked
+    /// for while one runs make one more save after it.
+    pub(super) fn save_soon(self: &Arc<Self>) {
+        let mut saver = lock(&self.saver);
+        saver.requested = true;
+        if saver.running {
+            return;
+        }
+        let cache = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("ninja-fs-header-cache".into())
+            .spawn(move || cache.save_while_asked());
+        match spawned {
+            Ok(thread) => {
+                saver.running = true;
+                saver.thread = Some(thread);
+            }
+            Err(error) => log::warn!("{}: not saved: {error}", self.path.display()),
+        }
+    }
+
+    fn save_while_asked(&self) {
+        loop {
+            {
+                let mut saver = lock(&self.saver);
+                if !saver.requested {
+                    saver.running = false;
+                    return;
+                }
+                saver.requested = false;
+            }
+            if let Err(error) = self.save() {
+                log::warn!("header cache not saved: {error}");
+            }
+        }
+    }
+
+    /// Waits for the saves asked for so far, then saves what changed since.
+    pub(super) fn flush(&self) {
+        loop {
+            let thread = lock(&self.saver).thread.take();
+            match thread {
+                Some(thread) => {
+                    let _ = thread.join();
+                }
+                None => break,
+            }
+        }
+        if self.unsaved.load(Ordering::Relaxed)
+            && let Err(error) = self.save()
+        {
+            log::warn!("header cache not saved: {error}");
+        }
+    }
+
+    /// Writes every entry to a temporary file beside the cache file and
+    /// renames it over the cache file, so a reader sees the old file or
+    /// the new one. No fsync: a file torn by a crash fails its checksum
+    /// and is ignored.
+    fn save(&self) -> Result<(), HeaderCacheError> {
+        self.unsaved.store(false, Ordering::Relaxed);
+        let known: Vec<(String, Known)> = lock(&self.dirs)
+            .iter()
+            .flat_map(|(dir, files)| {
+                files
+                    .iter()
+                    .map(move |(name, known)| (join(dir, name), known.clone()))
+            })
+            .collect();
+        let mut entries: Vec<Entry> = known
+            .into_iter()
+            .map(|(path, (id, entry))| Entry::of(path, id, &entry.classified))
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let bytes = encode(&self.header, &entries)?;
+        let write_error = |source| HeaderCacheError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(folder).map_err(write_error)?;
+        let mut file = tempfile::NamedTempFile::new_in(folder).map_err(write_error)?;
+        file.write_all(&bytes).map_err(write_error)?;
+        file.persist(&self.path)
+            .map_err(|error| write_error(error.error))?;
+        log::debug!(
+            "{}: saved {} entries ({} bytes)",
+            self.path.display(),
+            entries.len(),
+            bytes.len()
+        );
+        Ok(())
+    }
+}
