@@ -53,6 +53,17 @@ impl FileId {
         }
     }
 
+    pub fn of_stat(stat: &rustix::fs::Stat) -> FileId {
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        FileId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: u64::try_from(stat.st_size).unwrap_or(u64::MAX),
+            mtime_ns: ns(stat.st_mtime, stat.st_mtime_nsec as i64),
+            ctime_ns: ns(stat.st_ctime, stat.st_ctime_nsec as i64),
+        }
+    }
+
     pub fn mtime(&self) -> SystemTime {
         let secs = self.mtime_ns.div_euclid(1_000_000_000);
         let nanos = self.mtime_ns.rem_euclid(1_000_000_000);
@@ -365,7 +376,7 @@ impl Library {
     pub fn forget_dir_if_files_changed(&self, rel_dir: &str) {
         let cached = lock(&self.dirs).get(rel_dir).map(|c| c.contents.clone());
         if let Some(contents) = cached
-            && !self.files_unchanged(&contents)
+            && !self.files_unchanged(rel_dir, &contents)
         {
             lock(&self.dirs).remove(rel_dir);
         }
@@ -376,17 +387,28 @@ impl Library {
         std::fs::metadata(self.path_of(rel_path)).is_ok_and(|meta| FileId::of(&meta) == *id)
     }
 
-    /// Whether every file of a scanned folder is still the same file (a
-    /// rewrite in place does not change the folder's mtime).
-    fn files_unchanged(&self, contents: &DirContents) -> bool {
-        contents
-            .roms
-            .iter()
-            .all(|r| self.is_current(&r.rel_path, &r.id))
+    /// Whether every file of the scanned folder `rel_dir` is still the same
+    /// file (a rewrite in place does not change the folder's mtime).
+    fn files_unchanged(&self, rel_dir: &str, contents: &DirContents) -> bool {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        // Each listing checks every file: stat them by name in the open
+        // folder rather than walking the whole path each time.
+        let Ok(dir) = rustix::fs::open(
+            self.path_of(rel_dir),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return false;
+        };
+        let unchanged = |name: &str, id: &FileId| {
+            rustix::fs::statat(&dir, name, AtFlags::empty())
+                .is_ok_and(|stat| FileId::of_stat(&stat) == *id)
+        };
+        contents.roms.iter().all(|r| unchanged(&r.file_name, &r.id))
             && contents
                 .patches
                 .iter()
-                .all(|p| self.is_current(&p.rel_path, &p.id))
+                .all(|p| unchanged(&p.file_name, &p.id))
     }
 
     fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {
