@@ -224,6 +224,9 @@ const SCAN_THREADS: usize = 8;
 const STAT_THREADS: usize = 4;
 const SCAN_BATCH: usize = 64;
 
+/// Files a scan must have read for the header cache to be saved at once.
+const SAVE_AFTER_READS: usize = 64;
+
 /// How often the whole tree is walked again for checksum pairing.
 const INDEX_REFRESH: Duration = Duration::from_secs(1);
 
@@ -479,7 +482,14 @@ impl Library {
         if let Some(cache) = self.header_cache.get()
             && cache.record_dir(rel_dir, &current, &contents.subdirs)
         {
-            cache.save_soon();
+            // A save rewrites the whole file, which for a large library
+            // costs more than reading a few files again on the next mount:
+            // a scan that read few is saved with the rest at unmount.
+            if unknown.len() >= SAVE_AFTER_READS {
+                cache.save_soon();
+            } else {
+                cache.changed_since_save();
+            }
         }
         contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         contents

@@ -519,3 +519,39 @@ fn info_sizes_come_from_the_cache_too() {
         assert_eq!(bytes.len() as u64, *size, "{name}");
     }
 }
+
+/// A scan that read many files saves the cache at once (from a thread of
+/// its own); one that read a few leaves the whole-file rewrite to when the
+/// library goes.
+#[test]
+fn only_scans_that_read_many_files_save_at_once() {
+    let backing = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let rom = fs::read(common::fixture("roms/gb/sdcc_makebin.gbc")).unwrap();
+    fs::create_dir(backing.path().join("few")).unwrap();
+    fs::create_dir(backing.path().join("many")).unwrap();
+    for i in 0..3 {
+        fs::write(backing.path().join(format!("few/g{i}.gbc")), &rom).unwrap();
+    }
+    let file = cache_file(backing.path(), cache.path());
+    let first = library(backing.path(), Some(cache.path()));
+    assert_eq!(first.dir("few").unwrap().roms.len(), 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!file.exists(), "saved after reading 3 files");
+
+    for i in 0..64 {
+        fs::write(backing.path().join(format!("many/g{i:02}.gbc")), &rom).unwrap();
+    }
+    assert_eq!(first.dir("many").unwrap().roms.len(), 64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(file.exists(), "not saved after reading 64 files");
+    drop(first);
+    // Dropping the library saved the rest: a new one reads nothing.
+    let again = library(backing.path(), Some(cache.path()));
+    assert_eq!(again.dir("few").unwrap().roms.len(), 3);
+    assert_eq!(again.dir("many").unwrap().roms.len(), 64);
+    assert_eq!(again.header_reads(), 0);
+}
