@@ -158,6 +158,28 @@ pub struct DirContents {
     pub subdirs: Vec<String>,
     pub roms: Vec<Arc<Rom>>,
     pub patches: Vec<Arc<PatchFile>>,
+    /// Positions in `patches` by stem, made on first use: pairing by name
+    /// would otherwise compare every ROM with every patch.
+    by_stem: OnceLock<HashMap<String, Vec<usize>>>,
+}
+
+impl DirContents {
+    /// The folder's patches whose name without extension is `stem`, in
+    /// file-name order.
+    pub fn patches_named<'a>(&'a self, stem: &str) -> impl Iterator<Item = &'a Arc<PatchFile>> {
+        let by_stem = self.by_stem.get_or_init(|| {
+            let mut by_stem: HashMap<String, Vec<usize>> = HashMap::new();
+            for (at, patch) in self.patches.iter().enumerate() {
+                by_stem.entry(patch.stem.clone()).or_default().push(at);
+            }
+            by_stem
+        });
+        by_stem
+            .get(stem)
+            .into_iter()
+            .flatten()
+            .filter_map(|&at| self.patches.get(at))
+    }
 }
 
 struct DirEntryCache {
@@ -210,6 +232,27 @@ enum Looked {
 pub struct PatchIndexData {
     pub generation: u64,
     pub patches: Vec<Arc<PatchFile>>,
+    /// Positions in `patches` by the image sizes their checksums are for.
+    by_size: HashMap<u64, Vec<usize>>,
+}
+
+impl PatchIndexData {
+    /// The patches with a checksum for an image of one of `sizes`, each
+    /// once, in index order.
+    fn for_sizes(&self, sizes: &[u64]) -> Vec<&Arc<PatchFile>> {
+        let mut found: Vec<usize> = sizes
+            .iter()
+            .filter_map(|size| self.by_size.get(size))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+            .iter()
+            .filter_map(|&at| self.patches.get(at))
+            .collect()
+    }
 }
 
 pub type PatchIndex = Arc<PatchIndexData>;
@@ -691,9 +734,19 @@ impl Library {
             );
             pending.extend(contents.subdirs.iter().map(|d| join(&rel_dir, d)));
         }
+        let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (at, patch) in found.iter().enumerate() {
+            for key in &patch.pair_keys {
+                let positions = by_size.entry(key.size).or_default();
+                if positions.last() != Some(&at) {
+                    positions.push(at);
+                }
+            }
+        }
         let index = Arc::new(PatchIndexData {
             generation: SCANS.fetch_add(1, Ordering::Relaxed),
             patches: found,
+            by_size,
         });
         *lock(&self.index) = Some((Instant::now(), index.clone()));
         index
@@ -753,8 +806,7 @@ impl Library {
             reversed: false,
             reason: reason.to_string(),
         };
-        let sidecars: Vec<&Arc<PatchFile>> =
-            dir.patches.iter().filter(|p| p.stem == rom.stem).collect();
+        let sidecars: Vec<&Arc<PatchFile>> = dir.patches_named(&rom.stem).collect();
         let mut stacks: HashMap<String, Vec<(u32, Arc<PatchFile>)>> = HashMap::new();
         for patch in &sidecars {
             let base = patch.ext.trim_end_matches(|c: char| c.is_ascii_digit());
@@ -802,14 +854,13 @@ impl Library {
         let index = self.checksum_patches();
         let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
         let candidates: Vec<&Arc<PatchFile>> = index
-            .patches
-            .iter()
+            .for_sizes(&sizes)
+            .into_iter()
             .filter(|p| {
                 !variants
                     .iter()
                     .any(|v| v.patches.iter().any(|q| q.rel_path == p.rel_path))
             })
-            .filter(|p| p.pair_keys.iter().any(|k| sizes.contains(&k.size)))
             .collect();
         if candidates.is_empty() {
             return;

@@ -653,9 +653,8 @@ impl NinjaFs {
             }
         }
         let unusable: Vec<&Arc<PatchFile>> = dir
-            .patches
-            .iter()
-            .filter(|p| p.stem == rom.stem && p.error.is_some())
+            .patches_named(&rom.stem)
+            .filter(|p| p.error.is_some())
             .collect();
         for patch in unusable {
             if !variants
