@@ -12,7 +12,7 @@ use crate::patch::{ApplyOptions, PatchError};
 use crate::system::{self, Layout, SystemError, SystemType};
 
 /// The three forms of a ROM a patch may have been made against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ImageLayout {
     Raw,
     Normalized,

@@ -87,6 +87,8 @@ pub struct Rom {
     pub deinterleaved_ext: String,
     /// See [`Library::report_len`].
     report_len: OnceLock<u64>,
+    /// See [`Library::hashes`].
+    hashes: OnceLock<Arc<RomHashes>>,
 }
 
 impl Rom {
@@ -145,7 +147,7 @@ pub struct Variant {
 }
 
 /// The digests of a ROM's three layouts, computed once per file identity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RomHashes {
     pub layouts: Vec<(ImageLayout, u64, u32, [u8; 16])>,
 }
@@ -198,10 +200,10 @@ pub struct Library {
     limits: Limits,
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
-    hashes: Mutex<HashMap<FileId, Arc<RomHashes>>>,
     index: Mutex<Option<(Instant, PatchIndex)>>,
     /// Files whose bytes were read to classify them.
     header_reads: AtomicU64,
+    roms_hashed: AtomicU64,
     header_cache: OnceLock<Arc<HeaderCache>>,
 }
 
@@ -317,9 +319,9 @@ impl Library {
             limits,
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
-            hashes: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
             header_reads: AtomicU64::new(0),
+            roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
         }
     }
@@ -353,6 +355,12 @@ impl Library {
     /// library was made.
     pub fn header_reads(&self) -> u64 {
         self.header_reads.load(Ordering::Relaxed)
+    }
+
+    /// How many ROMs were read whole to be hashed (for checksum pairing)
+    /// since this library was made.
+    pub fn roms_hashed(&self) -> u64 {
+        self.roms_hashed.load(Ordering::Relaxed)
     }
 
     /// The length of the part of a ROM's report made from its header
@@ -657,6 +665,7 @@ impl Library {
             normalized_ext,
             deinterleaved_ext,
             report_len: OnceLock::new(),
+            hashes: OnceLock::new(),
         };
         Ok((Classified::Rom(Arc::new(rom)), true))
     }
@@ -754,9 +763,10 @@ impl Library {
 
     /// The digests of a ROM's layouts (read once per file identity).
     pub fn hashes(&self, rom: &Rom) -> io::Result<Arc<RomHashes>> {
-        if let Some(hashes) = lock(&self.hashes).get(&rom.id) {
+        if let Some(hashes) = rom.hashes.get() {
             return Ok(hashes.clone());
         }
+        self.roms_hashed.fetch_add(1, Ordering::Relaxed);
         let raw = self.read_rom(rom)?;
         let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
         let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
@@ -775,7 +785,11 @@ impl Library {
                 digest_of(ImageLayout::Deinterleaved, &deinterleaved),
             ],
         });
-        lock(&self.hashes).insert(rom.id, hashes.clone());
+        if rom.hashes.set(hashes.clone()).is_ok()
+            && let Some(cache) = self.header_cache.get()
+        {
+            cache.changed_since_save();
+        }
         Ok(hashes)
     }
 

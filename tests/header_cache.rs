@@ -132,6 +132,7 @@ fn scanned_once() -> (tempfile::TempDir, u64, tempfile::TempDir, Vec<String>) {
     let first = library(backing.path(), Some(cache.path()));
     let found = describe(&first);
     assert_eq!(first.header_reads(), files);
+    assert!(first.roms_hashed() > 0);
     drop(first);
     (backing, files, cache, found)
 }
@@ -159,6 +160,9 @@ fn a_second_library_reads_no_file() {
     assert_eq!(second.header_cache_file(), Some(file.as_path()));
     assert_eq!(describe(&second), found);
     assert_eq!(second.header_reads(), 0);
+    // The ROMs that checksum patches could pair with were hashed by the
+    // first library; their digests came from the cache too.
+    assert_eq!(second.roms_hashed(), 0);
     drop(second);
     // Nothing new was learned: the file was not written again.
     assert_eq!(fs::read(&file).unwrap(), bytes);

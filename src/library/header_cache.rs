@@ -24,7 +24,10 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, join, split_name};
+use super::{
+    Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, RomHashes, join, split_name,
+};
+use crate::apply::ImageLayout;
 use crate::cache::lock;
 use crate::digest;
 use crate::patch::Limits;
@@ -34,7 +37,7 @@ use crate::system::{ByteOrder, HeaderKind, Interleave, Layout, SystemType, UnifP
 const MAGIC: &str = "ninja-fs header cache";
 
 /// Bump when what is stored, or what the scan makes of a file, changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// More than any report a ROM's headers make.
 const MAX_REPORT_LEN: u64 = 1 << 20;
@@ -128,6 +131,8 @@ enum What {
         normalized_ext: String,
         deinterleaved_ext: String,
         report_len: Option<u64>,
+        /// The digests of its layouts, once a checksum patch asked.
+        hashes: Option<RomHashes>,
     },
     Patch {
         format: PatchFormat,
@@ -148,6 +153,7 @@ impl Entry {
                 normalized_ext: rom.normalized_ext.clone(),
                 deinterleaved_ext: rom.deinterleaved_ext.clone(),
                 report_len: rom.report_len.get().copied(),
+                hashes: rom.hashes.get().map(|h| RomHashes::clone(h)),
             },
             Classified::Patch(patch) => What::Patch {
                 format: patch.format,
@@ -183,6 +189,7 @@ impl Entry {
                 normalized_ext,
                 deinterleaved_ext,
                 report_len,
+                hashes,
             } => {
                 let ext_fits = |view_ext: &str| {
                     view_ext == ext.to_ascii_lowercase() || VIEW_EXTENSIONS.contains(&view_ext)
@@ -193,6 +200,9 @@ impl Entry {
                     || !ext_fits(&normalized_ext)
                     || !ext_fits(&deinterleaved_ext)
                     || report_len.is_some_and(|len| len > MAX_REPORT_LEN)
+                    || hashes
+                        .as_ref()
+                        .is_some_and(|h| !sound_hashes(h, &layout, self.id.size))
                 {
                     return None;
                 }
@@ -205,6 +215,9 @@ impl Entry {
                     normalized_ext,
                     deinterleaved_ext,
                     report_len: report_len.map(OnceLock::from).unwrap_or_default(),
+                    hashes: hashes
+                        .map(|h| OnceLock::from(Arc::new(h)))
+                        .unwrap_or_default(),
                 }))
             }
             What::Patch {
@@ -241,6 +254,26 @@ impl Entry {
         };
         Some((dir, name, (self.id, Arc::new(entry))))
     }
+}
+
+/// Whether stored digests are for the three layouts of a file of `size`
+/// bytes laid out as `layout`, in the order `Library::hashes` gives them.
+fn sound_hashes(hashes: &RomHashes, layout: &Layout, size: u64) -> bool {
+    let normalized = layout.normalized_len();
+    let expected = [
+        (ImageLayout::Raw, size),
+        (ImageLayout::Normalized, normalized as u64),
+        (
+            ImageLayout::Deinterleaved,
+            layout.restored_len(normalized) as u64,
+        ),
+    ];
+    hashes.layouts.len() == expected.len()
+        && hashes
+            .layouts
+            .iter()
+            .zip(expected)
+            .all(|((kind, len, ..), (want_kind, want_len))| *kind == want_kind && *len == want_len)
 }
 
 /// Whether a stored layout fits a file of `size` bytes the way `analyze`
@@ -640,5 +673,43 @@ impl HeaderCache {
             bytes.len()
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system;
+
+    #[test]
+    fn stored_digests_must_fit_the_layout() {
+        // A headered SNES dump: raw 512 bytes longer than the other two.
+        let mut raw = vec![0u8; 512 + 0x8000];
+        raw[512 + 0x7FD5] = 0x20;
+        raw[512 + 0x7FDC..512 + 0x7FE0].copy_from_slice(&[0xFF, 0xFF, 0, 0]);
+        let layout = system::detect(Some("game.smc"), &raw);
+        let size = raw.len() as u64;
+        let digests = |sizes: [(ImageLayout, u64); 3]| RomHashes {
+            layouts: sizes
+                .iter()
+                .map(|&(kind, len)| (kind, len, 0, [0; 16]))
+                .collect(),
+        };
+        let good = [
+            (ImageLayout::Raw, size),
+            (ImageLayout::Normalized, 0x8000),
+            (ImageLayout::Deinterleaved, 0x8000),
+        ];
+        assert!(sound_hashes(&digests(good), &layout, size));
+        let mut swapped = good;
+        swapped.swap(0, 1);
+        assert!(!sound_hashes(&digests(swapped), &layout, size));
+        let mut wrong_size = good;
+        wrong_size[1].1 = size;
+        assert!(!sound_hashes(&digests(wrong_size), &layout, size));
+        let short = RomHashes {
+            layouts: digests(good).layouts[..2].to_vec(),
+        };
+        assert!(!sound_hashes(&short, &layout, size));
     }
 }
