@@ -137,24 +137,20 @@ unmount_fs
 #    Cold: page cache dropped and a fresh mount before each run. First
 #    mount: the header cache deleted too, so every file's headers are read
 #    (and the cache saved). Later mounts: the cache the first one saved.
-for view in normalized deinterleaved info patched; do
-    hyperfine -N --runs 5 --export-json "$work/lsc.json" \
-        --prepare "$work/remount fresh" \
-        "ls -l $mnt/$view/many" \
-        --prepare "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'" \
-        "ls -l $work/b/many" >/dev/null
-    echo "| ls -l 10,000 ROMs, cold first mount (page cache dropped, no header cache), $view (mount / backing) | $(mean_ms "$work/lsc.json") | $(ratio "$work/lsc.json") |" >> "$report"
-done
+cold_listings() {  # cold_listings REMOUNT-ARGUMENT DESCRIPTION
+    for view in normalized deinterleaved info patched; do
+        hyperfine -N --runs 5 --export-json "$work/lsc.json" \
+            --prepare "$work/remount $1" \
+            "ls -l $mnt/$view/many" \
+            --prepare "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'" \
+            "ls -l $work/b/many" >/dev/null
+        echo "| ls -l 10,000 ROMs, cold $2, $view (mount / backing) | $(mean_ms "$work/lsc.json") | $(ratio "$work/lsc.json") |" >> "$report"
+    done
+}
+cold_listings fresh "first mount (page cache dropped, no header cache)"
 "$work/remount" fresh
 ls -l "$mnt"/*/many > /dev/null
-for view in normalized deinterleaved info patched; do
-    hyperfine -N --runs 5 --export-json "$work/lsc.json" \
-        --prepare "$work/remount" \
-        "ls -l $mnt/$view/many" \
-        --prepare "sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'" \
-        "ls -l $work/b/many" >/dev/null
-    echo "| ls -l 10,000 ROMs, cold later mount (page cache dropped, header cache kept), $view (mount / backing) | $(mean_ms "$work/lsc.json") | $(ratio "$work/lsc.json") |" >> "$report"
-done
+cold_listings "" "later mount (page cache dropped, header cache kept)"
 mountpoint -q "$mnt" && unmount_fs
 
 # 4. Peak memory reading 1,000 distinct patched variants through a 64 MiB cache.
