@@ -43,24 +43,39 @@ pub struct FileId {
 
 impl FileId {
     pub fn of(meta: &Metadata) -> FileId {
-        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        }
+        Self::from_parts(
+            (meta.dev(), meta.ino(), meta.len()),
+            (meta.mtime(), meta.mtime_nsec()),
+            (meta.ctime(), meta.ctime_nsec()),
+        )
     }
 
     pub fn of_stat(stat: &rustix::fs::Stat) -> FileId {
-        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        Self::from_parts(
+            (
+                stat.st_dev,
+                stat.st_ino,
+                u64::try_from(stat.st_size).unwrap_or(u64::MAX),
+            ),
+            (stat.st_mtime, stat.st_mtime_nsec as i64),
+            (stat.st_ctime, stat.st_ctime_nsec as i64),
+        )
+    }
+
+    /// From (device, inode, size) and the modification and change times
+    /// as (seconds, nanoseconds).
+    fn from_parts(
+        (dev, ino, size): (u64, u64, u64),
+        mtime: (i64, i64),
+        ctime: (i64, i64),
+    ) -> FileId {
+        let ns = |(secs, nanos): (i64, i64)| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
         FileId {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            size: u64::try_from(stat.st_size).unwrap_or(u64::MAX),
-            mtime_ns: ns(stat.st_mtime, stat.st_mtime_nsec as i64),
-            ctime_ns: ns(stat.st_ctime, stat.st_ctime_nsec as i64),
+            dev,
+            ino,
+            size,
+            mtime_ns: ns(mtime),
+            ctime_ns: ns(ctime),
         }
     }
 
