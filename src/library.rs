@@ -948,7 +948,7 @@ impl Drop for Library {
 
 /// `f` over `items` from up to `threads` threads (one for a small folder),
 /// each taking a contiguous share; the results in the order of `items`.
-fn parallel_map<T: Sync, R: Send>(
+pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,

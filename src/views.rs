@@ -213,6 +213,15 @@ impl NinjaFs {
         {
             return Ok(listing.files.clone());
         }
+        if view == View::Info {
+            // Each report length not known yet needs its ROM's header
+            // regions read again and described: spread that over threads
+            // first (the lengths are kept), then list as for any view.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            crate::library::parallel_map(&names, threads, |(_, target)| {
+                self.header_report_len(&target.rom)
+            });
+        }
         let mut files = Vec::with_capacity(names.len());
         for (name, target) in names.iter() {
             let ino = self.ino_of(&join(path, name));
@@ -460,9 +469,15 @@ impl NinjaFs {
     /// same width. Building the real report corrects it if a dump's
     /// headers lie outside the regions detection reads.
     fn predict_info_size(&self, rom: &Rom) -> Option<u64> {
-        // The ROM's part depends on the file alone: the library keeps its
-        // length (with the header cache, across mounts).
-        let report = self.library.report_len(rom, || {
+        let report = self.header_report_len(rom)?;
+        Some(report + self.patches_text(rom).len() as u64)
+    }
+
+    /// The length of the ROM's part of its report, which depends on the
+    /// file alone: the library keeps it (with the header cache, across
+    /// mounts).
+    fn header_report_len(&self, rom: &Rom) -> Option<u64> {
+        self.library.report_len(rom, || {
             let path = self.library.path_of(&rom.rel_path);
             let head = crate::library::read_for_detection(&path, rom.id.size).ok()?;
             let normalized = system::normalize(&head, &rom.layout).ok()?;
@@ -475,8 +490,7 @@ impl NinjaFs {
                 placeholder,
             );
             Some(text.to_text().len() as u64)
-        })?;
-        Some(report + self.patches_text(rom).len() as u64)
+        })
     }
 
     /// The backing ROM, open, when `target` is that file byte for byte
