@@ -816,15 +816,11 @@ impl VirtualFs for NinjaFs {
     }
 
     fn renumber(&self, ino: u64) {
+        let Ok(path) = self.path_of(ino) else {
+            return;
+        };
         let mut inodes = lock(&self.inodes);
-        let path = usize::try_from(ino)
-            .ok()
-            .and_then(|i| inodes.paths.get(i))
-            .cloned();
-        if let Some(path) = path
-            && ino != ROOT_INO
-            && inodes.by_path.get(&path) == Some(&ino)
-        {
+        if ino != ROOT_INO && inodes.by_path.get(&path) == Some(&ino) {
             inodes.by_path.remove(&path);
             drop(inodes);
             self.attributes_changed();
