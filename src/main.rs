@@ -446,12 +446,7 @@ fn apply_to_folder(
             "a folder takes exactly one multi-file .rup patch".into(),
         ));
     };
-    if output.exists() && !force {
-        return Err(FileError::OutputExists {
-            path: output.to_path_buf(),
-        }
-        .into());
-    }
+    files::check_folder_output(dir, output, force)?;
     let file = read_patch(patch_path)?;
     let Patch::Rup(rup) = parse_patch(&file, &opts.limits)? else {
         return Err(CliError::Reported(format!(
