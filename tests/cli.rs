@@ -253,3 +253,80 @@ fn info_json_is_stable() {
     assert_eq!(gb["internal"]["header_checksum_valid"], true);
     assert_eq!(gb["normalized"]["crc32"], "c72fa15b");
 }
+
+#[test]
+fn info_shows_an_xdelta3_patchs_file_names_as_text() {
+    let patch = fixture("patches/nes15_ntsc2pal.xdelta3-default.vcdiff");
+    let out = ninja().arg("info").arg(&patch).assert().success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        format!(
+            "{}\n\
+             \x20 format                 VCDIFF\n\
+             \x20 windows                1\n\
+             \x20 secondary compression  LZMA\n\
+             \x20 target name            nes15-PAL.nes\n\
+             \x20 source name            nes15-NTSC.nes\n\
+             \x20 target size            28688\n",
+            patch.display()
+        )
+    );
+}
+
+#[test]
+fn info_escapes_file_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    if let Err(e) = std::process::Command::new("xdelta3").arg("-V").output() {
+        println!(
+            "skipped: xdelta3 is not on PATH ({e}); install Debian's xdelta3 to run this test"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A Latin-1 name, as an old disk may hold: byte 0xE9 alone is not UTF-8.
+    let source = std::ffi::OsStr::from_bytes(b"caf\xe9.nes");
+    let target = "Zelda (PAL).nes";
+    std::fs::copy(fixture("roms/nes/nes15-NTSC.nes"), dir.path().join(source)).unwrap();
+    std::fs::copy(fixture("roms/nes/nes15-PAL.nes"), dir.path().join(target)).unwrap();
+    let status = std::process::Command::new("xdelta3")
+        .current_dir(dir.path())
+        .args(["-e", "-S", "none", "-s"])
+        .arg(source)
+        .args([target, "out.vcdiff"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "xdelta3 -e failed");
+    let patch = dir.path().join("out.vcdiff");
+
+    let out = ninja().arg("info").arg(&patch).assert().success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        format!(
+            "{}\n\
+             \x20 format       VCDIFF\n\
+             \x20 windows      1\n\
+             \x20 target name  Zelda (PAL).nes\n\
+             \x20 source name  caf\\xe9.nes\n\
+             \x20 target size  28688\n",
+            patch.display()
+        )
+    );
+
+    let out = ninja()
+        .args(["info", "--json"])
+        .arg(&patch)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json[0]["patch"]["format"], "VCDIFF");
+    assert_eq!(
+        json[0]["patch"]["details"],
+        serde_json::json!([
+            ["format", "VCDIFF"],
+            ["windows", "1"],
+            ["target name", "Zelda (PAL).nes"],
+            ["source name", "caf\\xe9.nes"],
+            ["target size", "28688"],
+        ])
+    );
+}

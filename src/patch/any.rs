@@ -335,11 +335,19 @@ impl<'a> Patch<'a> {
             }
             Patch::Vcdiff(p) => {
                 push("windows", p.windows.len().to_string());
-                if let Some(secondary) = &p.secondary {
-                    push("secondary compression", format!("{secondary:?}"));
+                if let Some(secondary) = p.secondary {
+                    push("secondary compression", secondary.name().to_string());
                 }
-                if let Some(names) = p.app_header_names() {
-                    push("file names", format!("{names:?}"));
+                match (p.app_header_names(), p.app_header) {
+                    (Some(names), _) => {
+                        for (label, value) in names.rows() {
+                            push(label, value);
+                        }
+                    }
+                    (None, Some(header)) => {
+                        push("application header", vcdiff::bytes_as_text(header));
+                    }
+                    (None, None) => {}
                 }
             }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}

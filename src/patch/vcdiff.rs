@@ -62,6 +62,17 @@ pub enum SecondaryCompressor {
     Fgk,
 }
 
+impl SecondaryCompressor {
+    /// Its name as xdelta3's documentation writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecondaryCompressor::Djw => "DJW",
+            SecondaryCompressor::Lzma => "LZMA",
+            SecondaryCompressor::Fgk => "FGK",
+        }
+    }
+}
+
 /// Where a window's COPY instructions may read besides the window itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyWindow {
@@ -119,6 +130,60 @@ pub struct AppHeaderNames<'a> {
     /// Absent when the patch was made without a source file.
     pub source_name: Option<&'a [u8]>,
     pub source_compression: Option<&'a [u8]>,
+}
+
+impl AppHeaderNames<'_> {
+    /// (label, value) rows for `info`: the names as text, and a compressor
+    /// only where one is named.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![("target name", bytes_as_text(self.target_name))];
+        if !self.target_compression.is_empty() {
+            rows.push((
+                "target compression",
+                compression_text(self.target_compression),
+            ));
+        }
+        if let Some(name) = self.source_name {
+            rows.push(("source name", bytes_as_text(name)));
+        }
+        if let Some(code) = self.source_compression.filter(|c| !c.is_empty()) {
+            rows.push(("source compression", compression_text(code)));
+        }
+        rows
+    }
+}
+
+/// xdelta3's letter for an external compressor, with its name.
+fn compression_text(code: &[u8]) -> String {
+    let name = match code {
+        b"G" => "gzip",
+        b"B" => "bzip2",
+        b"Z" => "compress",
+        b"Y" => "xz",
+        _ => return bytes_as_text(code),
+    };
+    format!("{name} ({})", bytes_as_text(code))
+}
+
+/// Bytes from a patch shown as text: UTF-8 as it is, every byte that is
+/// not UTF-8 as `\xNN`, control characters and `\` escaped, so the text
+/// is one line and tells the bytes exactly.
+pub fn bytes_as_text(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' || c.is_control() {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(text, "\\x{byte:02x}");
+        }
+    }
+    text
 }
 
 /// A parsed VCDIFF patch.
@@ -1350,6 +1415,26 @@ mod tests {
                 .app_header_names(),
             None
         );
+    }
+
+    #[test]
+    fn app_header_names_read_as_text() {
+        let mut header = b"caf\xc3\xa9 \xff\xfe.sfc/G/a\\b\n.smc/".to_vec();
+        let mut patch = vec![0xD6, 0xC3, 0xC4, 0, HEADER_APP_HEADER];
+        write_varint(&mut patch, header.len() as u64);
+        patch.append(&mut header);
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(
+            parsed.app_header_names().unwrap().rows(),
+            vec![
+                ("target name", "caf\u{e9} \\xff\\xfe.sfc".to_string()),
+                ("target compression", "gzip (G)".to_string()),
+                ("source name", "a\\\\b\\n.smc".to_string()),
+            ]
+        );
+        assert_eq!(bytes_as_text(b"\x80ok\xc3"), "\\x80ok\\xc3");
+        assert_eq!(bytes_as_text(b"x/Q"), "x/Q");
+        assert_eq!(compression_text(b"Q\x01"), "Q\\u{1}");
     }
 
     #[test]
