@@ -44,9 +44,6 @@ const MAX_REQUEST: u32 = 1 << 20;
 /// cat) then ask for large reads, which FUSE serves much faster.
 const BLOCK_SIZE: u32 = 128 * 1024;
 
-const FILE_MODE: u16 = 0o444;
-const DIR_MODE: u16 = 0o555;
-
 /// Maps a core error to the errno the caller sees.
 pub fn errno(error: &FsError) -> Errno {
     match error {
@@ -69,8 +66,6 @@ struct DirSnapshot {
 /// The `fuser::Filesystem` over any [`VirtualFs`].
 pub struct FuseAdapter<F: VirtualFs> {
     fs: F,
-    uid: u32,
-    gid: u32,
     /// Set once the session exists; used to drop the kernel's cached
     /// attributes of a file whose source changed.
     notifier: Arc<OnceLock<Notifier>>,
@@ -145,19 +140,10 @@ impl IoModes {
 }
 
 impl<F: VirtualFs> FuseAdapter<F> {
-    /// An adapter whose files belong to the current (mounting) user.
+    /// An adapter over `fs`, whose nodes carry their own owners.
     pub fn new(fs: F) -> Self {
-        // SAFETY: getuid and getgid take no arguments, cannot fail and
-        // touch no memory of ours.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        Self::with_owner(fs, uid, gid)
-    }
-
-    pub fn with_owner(fs: F, uid: u32, gid: u32) -> Self {
         FuseAdapter {
             fs,
-            uid,
-            gid,
             notifier: Arc::new(OnceLock::new()),
             dirs: Mutex::new(HashMap::new()),
             next_dir_handle: AtomicU64::new(1),
@@ -260,9 +246,9 @@ impl<F: VirtualFs> FuseAdapter<F> {
     }
 
     fn attr(&self, a: &Attributes) -> FileAttr {
-        let (kind, perm, nlink) = match a.kind {
-            NodeKind::Directory => (FileType::Directory, DIR_MODE, 2),
-            NodeKind::File => (FileType::RegularFile, FILE_MODE, 1),
+        let (kind, nlink) = match a.kind {
+            NodeKind::Directory => (FileType::Directory, 2),
+            NodeKind::File => (FileType::RegularFile, 1),
         };
         FileAttr {
             ino: INodeNo(a.ino),
@@ -273,10 +259,11 @@ impl<F: VirtualFs> FuseAdapter<F> {
             ctime: a.mtime,
             crtime: a.mtime,
             kind,
-            perm,
+            // The core never offers a write bit; masking keeps it so.
+            perm: a.perm & 0o555,
             nlink,
-            uid: self.uid,
-            gid: self.gid,
+            uid: a.uid,
+            gid: a.gid,
             rdev: 0,
             blksize: BLOCK_SIZE,
             flags: 0,
@@ -539,6 +526,9 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
             kind: NodeKind::Directory,
             size: 0,
             mtime: SystemTime::UNIX_EPOCH,
+            uid: 0,
+            gid: 0,
+            perm: 0,
         };
         for (index, (child, kind, name, attributes)) in
             self.listing(&snapshot).enumerate().skip(skip)

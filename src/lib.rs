@@ -2,6 +2,7 @@
 //! people download today, and a filesystem that shows both.
 
 pub mod apply;
+pub mod backing;
 pub mod cache;
 pub mod create;
 pub mod digest;

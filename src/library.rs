@@ -9,85 +9,30 @@
 
 pub mod header_cache;
 
-use std::collections::HashMap;
-use std::fs::{File, Metadata};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use rustix::fs::FileType;
 
 use serde::{Deserialize, Serialize};
 
 use crate::apply::ImageLayout;
+pub use crate::backing::FileId;
+use crate::backing::{self, Access, Listed, LocalFolder, ReadError};
 use crate::cache::lock;
 use crate::digest;
 use crate::patch::any::{Patch, PatchFormat};
 use crate::patch::{Checksum, Limits};
 use crate::system::{self, HeaderKind, Layout, SystemType};
 use header_cache::HeaderCache;
-
-/// What makes a file the same file: if any of these change, it is read again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-    /// A rewrite that puts size and mtime back (`touch -d`) still moves
-    /// the change time, which no one can set.
-    pub ctime_ns: i128,
-}
-
-impl FileId {
-    pub fn of(meta: &Metadata) -> FileId {
-        Self::from_parts(
-            (meta.dev(), meta.ino(), meta.len()),
-            (meta.mtime(), meta.mtime_nsec()),
-            (meta.ctime(), meta.ctime_nsec()),
-        )
-    }
-
-    pub fn of_stat(stat: &rustix::fs::Stat) -> FileId {
-        Self::from_parts(
-            (
-                stat.st_dev,
-                stat.st_ino,
-                u64::try_from(stat.st_size).unwrap_or(u64::MAX),
-            ),
-            (stat.st_mtime, stat.st_mtime_nsec as i64),
-            (stat.st_ctime, stat.st_ctime_nsec as i64),
-        )
-    }
-
-    /// From (device, inode, size) and the modification and change times
-    /// as (seconds, nanoseconds).
-    fn from_parts(
-        (dev, ino, size): (u64, u64, u64),
-        mtime: (i64, i64),
-        ctime: (i64, i64),
-    ) -> FileId {
-        let ns = |(secs, nanos): (i64, i64)| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-        FileId {
-            dev,
-            ino,
-            size,
-            mtime_ns: ns(mtime),
-            ctime_ns: ns(ctime),
-        }
-    }
-
-    pub fn mtime(&self) -> SystemTime {
-        let secs = self.mtime_ns.div_euclid(1_000_000_000);
-        let nanos = self.mtime_ns.rem_euclid(1_000_000_000);
-        match u64::try_from(secs) {
-            Ok(secs) => SystemTime::UNIX_EPOCH + Duration::new(secs, nanos as u32),
-            Err(_) => SystemTime::UNIX_EPOCH,
-        }
-    }
-}
 
 /// A ROM in the backing folder.
 #[derive(Debug)]
@@ -175,6 +120,10 @@ pub struct DirContents {
     pub subdirs: Vec<String>,
     pub roms: Vec<Arc<Rom>>,
     pub patches: Vec<Arc<PatchFile>>,
+    /// Owner and mode of the folder itself.
+    pub access: Access,
+    /// Names of the ROMs and patches that are links (to files inside).
+    linked: HashSet<String>,
     /// Positions in `patches` by stem, made on first use: pairing by name
     /// would otherwise compare every ROM with every patch.
     by_stem: OnceLock<HashMap<String, Vec<usize>>>,
@@ -200,10 +149,13 @@ impl DirContents {
 }
 
 struct DirEntryCache {
-    mtime_ns: i128,
+    /// The folder's own identity when it was scanned: its mtime moves when
+    /// entries come and go, its change time when its owner or mode do.
+    id: FileId,
     contents: Arc<DirContents>,
 }
 
+#[derive(Clone)]
 enum Classified {
     Rom(Arc<Rom>),
     Patch(Arc<PatchFile>),
@@ -211,7 +163,7 @@ enum Classified {
 }
 
 pub struct Library {
-    root: PathBuf,
+    backing: LocalFolder,
     limits: Limits,
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
@@ -227,21 +179,26 @@ struct ClassifiedEntry {
     /// Whether the next mount may reuse it: not when reading failed, which
     /// may not happen again.
     lasting: bool,
-}
-
-/// A folder entry as read from the folder, before any `stat`.
-struct Listed {
-    name: String,
-    ino: u64,
-    linked: bool,
+    /// Why the file is left out though it may be a ROM or patch (it could
+    /// not be read), for the log.
+    problem: Option<String>,
 }
 
 /// A folder entry after its `stat`.
 enum Looked {
     Dir(String),
-    Known(String, FileId, Arc<ClassifiedEntry>),
-    Unknown(String, Metadata),
-    Skipped,
+    Known(Found, Arc<ClassifiedEntry>),
+    Unknown(Found),
+    /// Left out, and why (`None`: nothing worth saying, such as `.` files
+    /// that are no ROM).
+    Skipped(String, Option<String>),
+}
+
+/// A file of a folder being scanned.
+struct Found {
+    name: String,
+    id: FileId,
+    linked: bool,
 }
 
 /// Every patch in the tree that can pair by checksum.
@@ -328,9 +285,10 @@ pub(crate) fn join(rel_dir: &str, name: &str) -> String {
 }
 
 impl Library {
-    pub fn new(root: &Path, limits: Limits) -> Library {
-        Library {
-            root: root.to_path_buf(),
+    /// The library of the folder `root`; an error if it cannot be opened.
+    pub fn new(root: &Path, limits: Limits) -> io::Result<Library> {
+        Ok(Library {
+            backing: LocalFolder::new(root)?,
             limits,
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
@@ -338,7 +296,7 @@ impl Library {
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
-        }
+        })
     }
 
     /// Keeps header analyses in a file under `cache_dir` (see
@@ -347,7 +305,7 @@ impl Library {
     /// change nothing.
     pub fn use_header_cache(&self, cache_dir: &Path) {
         if self.header_cache.get().is_none() {
-            let cache = HeaderCache::open(cache_dir, &self.root, self.limits);
+            let cache = HeaderCache::open(cache_dir, self.backing.root(), self.limits);
             let _ = self.header_cache.set(Arc::new(cache));
         }
     }
@@ -397,37 +355,33 @@ impl Library {
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.backing.root()
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
+    /// The path of `rel_path`, for messages: reads go through the backing.
     pub fn path_of(&self, rel_path: &str) -> PathBuf {
-        if rel_path.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel_path)
-        }
+        self.backing.path_of(rel_path)
     }
 
     /// The folder `rel_dir` (relative, `/`-separated; empty for the root),
     /// scanned again if it changed. `None` if it is not a folder.
     pub fn dir(&self, rel_dir: &str) -> Option<Arc<DirContents>> {
-        let path = self.path_of(rel_dir);
-        let meta = std::fs::metadata(&path).ok().filter(Metadata::is_dir)?;
-        let mtime_ns = FileId::of(&meta).mtime_ns;
+        let dir = self.backing.open_dir(rel_dir).ok()?;
+        let id = LocalFolder::stat_fd(&dir).ok()?;
         if let Some(cached) = lock(&self.dirs).get(rel_dir)
-            && cached.mtime_ns == mtime_ns
+            && cached.id == id
         {
             return Some(cached.contents.clone());
         }
-        let contents = Arc::new(self.scan_dir(rel_dir, &path));
+        let contents = Arc::new(self.scan_dir(rel_dir, &dir, id.access));
         lock(&self.dirs).insert(
             rel_dir.to_string(),
             DirEntryCache {
-                mtime_ns,
+                id,
                 contents: contents.clone(),
             },
         );
@@ -451,27 +405,38 @@ impl Library {
         }
     }
 
+    /// The identity (with owner and mode) of the folder `rel_dir`.
+    pub fn folder_id(&self, rel_dir: &str) -> io::Result<FileId> {
+        self.backing.stat(rel_dir)
+    }
+
+    /// The backing file of `rom`, open, if it is still the version scanned.
+    pub fn open_rom(&self, rom: &Rom) -> Option<File> {
+        let file = self.backing.open_file(&rom.rel_path).ok()?;
+        let meta = file.metadata().ok()?;
+        (FileId::of(&meta) == rom.id).then_some(file)
+    }
+
     /// Whether the file at `rel_path` is still the file `id` describes.
     pub fn is_current(&self, rel_path: &str, id: &FileId) -> bool {
-        std::fs::metadata(self.path_of(rel_path)).is_ok_and(|meta| FileId::of(&meta) == *id)
+        self.backing.stat(rel_path).is_ok_and(|now| now == *id)
     }
 
     /// Whether every file of the scanned folder `rel_dir` is still the same
     /// file (a rewrite in place does not change the folder's mtime).
     fn files_unchanged(&self, rel_dir: &str, contents: &DirContents) -> bool {
-        use rustix::fs::{AtFlags, Mode, OFlags};
         // Each listing checks every file: stat them by name in the open
         // folder rather than walking the whole path each time.
-        let Ok(dir) = rustix::fs::open(
-            self.path_of(rel_dir),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let Ok(dir) = self.backing.open_dir(rel_dir) else {
             return false;
         };
         let unchanged = |name: &str, id: &FileId| {
-            rustix::fs::statat(&dir, name, AtFlags::empty())
-                .is_ok_and(|stat| FileId::of_stat(&stat) == *id)
+            let now = if contents.linked.contains(name) {
+                self.backing.stat(&join(rel_dir, name))
+            } else {
+                LocalFolder::stat_entry(&dir, OsStr::new(name))
+            };
+            now.is_ok_and(|now| now == *id)
         };
         contents.roms.iter().all(|r| unchanged(&r.file_name, &r.id))
             && contents
@@ -480,38 +445,25 @@ impl Library {
                 .all(|p| unchanged(&p.file_name, &p.id))
     }
 
-    fn scan_dir(&self, rel_dir: &str, path: &Path) -> DirContents {
+    fn scan_dir(&self, rel_dir: &str, dir: &OwnedFd, access: Access) -> DirContents {
         let started = Instant::now();
         let mut contents = DirContents {
             generation: SCANS.fetch_add(1, Ordering::Relaxed),
+            access,
             ..DirContents::default()
         };
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return contents;
-        };
-        let mut listed = Vec::new();
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                log::warn!("{}: skipped: its name is not UTF-8", entry.path().display());
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
+        let mut listed = match LocalFolder::list(dir) {
+            Ok(listed) => listed,
+            Err(error) => {
+                log::warn!("{}: cannot list: {error}", self.path_of(rel_dir).display());
+                return contents;
             }
-            // A linked file is shown; a linked folder is not followed, so
-            // a link back up the tree cannot make the walk endless.
-            let linked = entry.file_type().is_ok_and(|kind| kind.is_symlink());
-            listed.push(Listed {
-                name,
-                ino: entry.ino(),
-                linked,
-            });
-        }
+        };
         // Inode order is close to the inode table's order on disk: cold
         // `stat`s then read it nearly in sequence rather than seeking.
         listed.sort_unstable_by_key(|entry| entry.ino);
         let looked = parallel_map(&listed, STAT_THREADS, |entry| {
-            self.look(rel_dir, path, entry)
+            self.look(rel_dir, dir, entry)
         });
         let listed_len = listed.len();
         let mut current = HashMap::new();
@@ -519,29 +471,44 @@ impl Library {
         for looked in looked {
             match looked {
                 Looked::Dir(name) => contents.subdirs.push(name),
-                Looked::Known(name, id, entry) => {
-                    current.insert(name, (id, entry));
+                Looked::Known(found, entry) => {
+                    if found.linked {
+                        contents.linked.insert(found.name.clone());
+                    }
+                    current.insert(found.name, (found.id, entry));
                 }
-                Looked::Unknown(name, meta) => unknown.push((name, meta)),
-                Looked::Skipped => {}
+                Looked::Unknown(found) => {
+                    if found.linked {
+                        contents.linked.insert(found.name.clone());
+                    }
+                    unknown.push(found);
+                }
+                Looked::Skipped(name, Some(reason)) => log::info!(
+                    "{}: left out: {reason}",
+                    self.path_of(&join(rel_dir, &name)).display()
+                ),
+                Looked::Skipped(_, None) => {}
             }
         }
         let looked_at = started.elapsed();
         // Reading headers is I/O-bound on a cold cache: several readers
         // keep the disk busy while one waits.
-        let read = parallel_map(&unknown, SCAN_THREADS, |(name, meta)| {
-            let id = FileId::of(meta);
-            (name.clone(), id, self.classify(rel_dir, name, id))
+        let read = parallel_map(&unknown, SCAN_THREADS, |found| {
+            (
+                found.name.clone(),
+                found.id,
+                self.classify(rel_dir, &found.name, found.id),
+            )
         });
         current.extend(
             read.into_iter()
                 .map(|(name, id, entry)| (name, (id, entry))),
         );
-        for (_, entry) in current.values() {
+        for (name, (id, entry)) in &current {
             match &entry.classified {
                 Classified::Rom(rom) => contents.roms.push(rom.clone()),
                 Classified::Patch(patch) => contents.patches.push(patch.clone()),
-                Classified::Other => {}
+                Classified::Other => self.log_left_out(rel_dir, name, id, entry),
             }
         }
         contents.subdirs.sort();
@@ -571,35 +538,102 @@ impl Library {
         contents
     }
 
-    /// `stat`s one entry of folder `rel_dir` (at `path`) and says what is
-    /// known of it. For a file that must be read, the reads detection will
-    /// make are asked of the kernel at once, so that the disk queue fills
-    /// while the other entries are `stat`ed.
-    fn look(&self, rel_dir: &str, path: &Path, entry: &Listed) -> Looked {
-        let file_path = path.join(&entry.name);
-        let Ok(meta) = std::fs::metadata(&file_path) else {
-            return Looked::Skipped;
+    /// Says in the log why a file that is neither ROM nor patch is not
+    /// shown: at info level where it might have been one, else at debug.
+    fn log_left_out(&self, rel_dir: &str, name: &str, id: &FileId, entry: &ClassifiedEntry) {
+        let path = self.path_of(&join(rel_dir, name));
+        if let Some(problem) = &entry.problem {
+            log::warn!("{}: left out: {problem}", path.display());
+        } else if id.size > self.limits.max_image_size {
+            log::info!(
+                "{}: left out: larger ({} bytes) than the largest image allowed ({} bytes, --max-size)",
+                path.display(),
+                id.size,
+                self.limits.max_image_size
+            );
+        } else {
+            log::debug!("{}: left out: not a ROM or patch", path.display());
+        }
+    }
+
+    /// `stat`s one entry of folder `rel_dir` (open as `dir`) and says what
+    /// is known of it. For a file that must be read, the reads detection
+    /// will make are asked of the kernel at once, so that the disk queue
+    /// fills while the other entries are `stat`ed.
+    fn look(&self, rel_dir: &str, dir: &OwnedFd, entry: &Listed) -> Looked {
+        let Some(name) = entry.name.to_str() else {
+            return Looked::Skipped(
+                entry.name.to_string_lossy().into_owned(),
+                Some("its name is not valid UTF-8 (rename it to show it)".into()),
+            );
         };
-        if meta.is_dir() {
-            return if entry.linked {
-                Looked::Skipped
-            } else {
-                Looked::Dir(entry.name.clone())
-            };
+        let skipped = |reason: &str| Looked::Skipped(name.to_string(), Some(reason.to_string()));
+        let rel_path = join(rel_dir, name);
+        if name.starts_with('.') {
+            // Hidden files are mostly other programs' (`.DS_Store`, `._x`):
+            // say so only of those named like a ROM or patch.
+            let (_, ext) = split_name(name.trim_start_matches('.'));
+            let rom_like = system::system_for_extension(name).is_some()
+                || PatchFormat::from_extension(name).is_some()
+                || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
+            return Looked::Skipped(
+                name.to_string(),
+                rom_like
+                    .then(|| "its name starts with a dot (hidden); rename it to show it".into()),
+            );
         }
-        if !meta.is_file() {
-            return Looked::Skipped;
+        let file_type = match entry.file_type {
+            FileType::Unknown => match LocalFolder::entry_type(dir, &entry.name) {
+                Ok(file_type) => file_type,
+                Err(error) => return skipped(&format!("cannot be read: {error}")),
+            },
+            known => known,
+        };
+        let linked = file_type == FileType::Symlink;
+        let id = match file_type {
+            FileType::Directory => return Looked::Dir(name.to_string()),
+            FileType::RegularFile => LocalFolder::stat_entry(dir, &entry.name),
+            FileType::Symlink => match self.backing.stat_with_type(&rel_path) {
+                // Only a folder's own folders are walked, so that a link
+                // back up the tree cannot make the walk endless.
+                Ok((_, FileType::Directory)) => {
+                    return skipped("a link to a folder (links to folders are not followed)");
+                }
+                Ok((id, FileType::RegularFile)) => Ok(id),
+                Ok(_) => return skipped("a link to something that is no regular file"),
+                Err(error) => Err(error),
+            },
+            FileType::Fifo => return skipped("a FIFO, not a regular file"),
+            FileType::Socket => return skipped("a socket, not a regular file"),
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                return skipped("a device, not a regular file");
+            }
+            FileType::Unknown => return skipped("of a kind that is no file or folder"),
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(error) if backing::leads_outside(&error) => {
+                return skipped("a link that leads outside the backing folder (not followed)");
+            }
+            Err(error) if linked && error.kind() == io::ErrorKind::NotFound => {
+                return skipped("a link to nothing (its target does not exist)");
+            }
+            Err(error) => return skipped(&format!("cannot be read: {error}")),
+        };
+        let found = Found {
+            name: name.to_string(),
+            id,
+            linked,
+        };
+        if let Some(known) = self.known(rel_dir, name, &self.path_of(&rel_path), id) {
+            return Looked::Known(found, known);
         }
-        let id = FileId::of(&meta);
-        if let Some(known) = self.known(rel_dir, &entry.name, &file_path, id) {
-            return Looked::Known(entry.name.clone(), id, known);
-        }
-        if PatchFormat::from_extension(&entry.name).is_some() {
-            prefetch(&file_path, id.size, &[(0, id.size)]);
+        if PatchFormat::from_extension(name).is_some() {
+            self.backing.prefetch(&rel_path, id.size, &[(0, id.size)]);
         } else if id.size <= self.limits.max_image_size {
-            prefetch(&file_path, id.size, &PREFETCH_REGIONS);
+            self.backing.prefetch(&rel_path, id.size, &PREFETCH_REGIONS);
         }
-        Looked::Unknown(entry.name.clone(), meta)
+        Looked::Unknown(found)
     }
 
     /// What an earlier scan, or an earlier mount, learned of this file.
@@ -628,21 +662,43 @@ impl Library {
         if let Some(entry) = self.known(rel_dir, name, &path, id) {
             return entry;
         }
-        let entry = match self.read_classification(&rel_path, name, &path, id) {
+        let entry = match self.read_classification(&rel_path, name, id) {
             Ok((classified, lasting)) => ClassifiedEntry {
                 classified,
                 lasting,
+                problem: None,
             },
             Err(error) => {
-                log::warn!("{}: skipped: {error}", path.display());
-                ClassifiedEntry {
-                    classified: Classified::Other,
-                    lasting: false,
+                let previous = lock(&self.files).get(&path).map(|(_, known)| known.clone());
+                match previous {
+                    // A file being rewritten: until it settles it is shown
+                    // as the version last read, whose builds then fail
+                    // with EIO and this reason, rather than vanish.
+                    Some(previous)
+                        if matches!(
+                            error,
+                            ReadError::Changed { .. } | ReadError::Unsettled { .. }
+                        ) =>
+                    {
+                        ClassifiedEntry {
+                            classified: previous.classified.clone(),
+                            lasting: false,
+                            problem: Some(error.to_string()),
+                        }
+                    }
+                    _ => ClassifiedEntry {
+                        classified: Classified::Other,
+                        lasting: false,
+                        problem: Some(error.to_string()),
+                    },
                 }
             }
         };
         let entry = Arc::new(entry);
-        lock(&self.files).insert(path, (id, entry.clone()));
+        // A read that failed is tried again by the next scan.
+        if entry.lasting {
+            lock(&self.files).insert(path, (id, entry.clone()));
+        }
         entry
     }
 
@@ -652,18 +708,17 @@ impl Library {
         &self,
         rel_path: &str,
         name: &str,
-        path: &Path,
         id: FileId,
-    ) -> io::Result<(Classified, bool)> {
+    ) -> Result<(Classified, bool), ReadError> {
         let (stem, ext) = split_name(name);
         if PatchFormat::from_extension(name).is_some() {
-            return Ok(self.read_patch(rel_path, name, path, id));
+            return Ok(self.read_patch(rel_path, name, id));
         }
         if id.size > self.limits.max_image_size {
             return Ok((Classified::Other, true));
         }
         self.header_reads.fetch_add(1, Ordering::Relaxed);
-        let head = read_for_detection(path, id.size)?;
+        let head = self.read_head(rel_path, &id)?;
         let by_name = system::system_for_extension(name).is_some()
             || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
         if !by_name && system::sniff(&head) == SystemType::Raw {
@@ -687,13 +742,7 @@ impl Library {
 
     /// The patch as far as pairing needs it; `false` when the file could
     /// not be read (that may pass), `true` when it was.
-    fn read_patch(
-        &self,
-        rel_path: &str,
-        name: &str,
-        path: &Path,
-        id: FileId,
-    ) -> (Classified, bool) {
+    fn read_patch(&self, rel_path: &str, name: &str, id: FileId) -> (Classified, bool) {
         let (stem, ext) = split_name(name);
         let mut patch = PatchFile {
             rel_path: rel_path.to_string(),
@@ -710,7 +759,7 @@ impl Library {
         };
         let mut lasting = true;
         self.header_reads.fetch_add(1, Ordering::Relaxed);
-        match std::fs::read(path) {
+        match self.backing.read_whole(rel_path, &id) {
             Err(error) => {
                 patch.error = Some(error.to_string());
                 lasting = false;
@@ -782,7 +831,7 @@ impl Library {
             return Ok(hashes.clone());
         }
         self.roms_hashed.fetch_add(1, Ordering::Relaxed);
-        let raw = self.read_rom(rom)?;
+        let raw = self.read_rom(rom).map_err(io::Error::other)?;
         let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
         let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
         let digest_of = |layout, bytes: &[u8]| {
@@ -809,17 +858,20 @@ impl Library {
     }
 
     /// The ROM's bytes, checked to be the file that was analyzed.
-    pub fn read_rom(&self, rom: &Rom) -> io::Result<Vec<u8>> {
-        let path = self.path_of(&rom.rel_path);
-        let bytes = std::fs::read(&path)?;
-        let meta = std::fs::metadata(&path)?;
-        if FileId::of(&meta) != rom.id || bytes.len() as u64 != rom.id.size {
-            return Err(io::Error::other(format!(
-                "{} changed while it was being read",
-                path.display()
-            )));
-        }
-        Ok(bytes)
+    pub fn read_rom(&self, rom: &Rom) -> Result<Vec<u8>, ReadError> {
+        self.backing.read_whole(&rom.rel_path, &rom.id)
+    }
+
+    /// The patch's bytes, checked to be the file that was analyzed.
+    pub fn read_patch_bytes(&self, patch: &PatchFile) -> Result<Vec<u8>, ReadError> {
+        self.backing.read_whole(&patch.rel_path, &patch.id)
+    }
+
+    /// The regions of file `rel_path` (the version `id`) that detection
+    /// reads, in a buffer as long as the file (see [`detection_regions`]).
+    pub fn read_head(&self, rel_path: &str, id: &FileId) -> Result<Vec<u8>, ReadError> {
+        self.backing
+            .read_consistent(rel_path, id, detection_regions)
     }
 
     /// The patched variants of `rom`, which lives in folder `rel_dir`
@@ -971,32 +1023,6 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     })
 }
 
-/// Asks the kernel to start reading `regions` of a file of `size` bytes
-/// (clipped to it) into the page cache, without waiting: a later read
-/// finds them there or already on the way.
-fn prefetch(path: &Path, size: u64, regions: &[(u64, u64)]) {
-    let Ok(file) = File::open(path) else {
-        return;
-    };
-    for &(start, end) in regions {
-        let end = end.min(size);
-        if start >= end {
-            continue;
-        }
-        let (Ok(start), Ok(len)) = (
-            libc::off_t::try_from(start),
-            libc::off_t::try_from(end - start),
-        ) else {
-            continue;
-        };
-        // SAFETY: the descriptor is open for the call; fadvise only
-        // advises and reads nothing into our memory.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), start, len, libc::POSIX_FADV_WILLNEED);
-        }
-    }
-}
-
 /// Two variants with one label: the later ones are told apart by their
 /// patch's file name (unique in its folder), then by its whole path.
 fn resolve_label_collisions(variants: &mut [Variant]) {
@@ -1064,8 +1090,7 @@ fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
 /// the rest stays zero pages the allocator never touches, so detection
 /// costs a few kilobytes of I/O whatever the file's size. UNIF files, whose
 /// chunk headers are spread through the file, are read whole.
-pub fn read_for_detection(path: &Path, size: u64) -> io::Result<Vec<u8>> {
-    let file = File::open(path)?;
+fn detection_regions(file: &File, size: u64) -> io::Result<Vec<u8>> {
     let len = usize::try_from(size).map_err(io::Error::other)?;
     let mut buffer = vec![0u8; len];
     let read_region = |buffer: &mut [u8], start: u64, end: u64| -> io::Result<()> {

@@ -208,6 +208,8 @@ fn main() -> ExitCode {
     // was unmounted from outside (`ninja-fs unmount`, `umount`), which is
     // the normal way: only -vv shows its messages below errors.
     let level = match cli.verbose {
+        // The mount's info lines say which files it leaves out and why.
+        0 if matches!(cli.command, Command::Mount(_)) => "warn,ninja_fs=info,fuser::session=error",
         0 => "warn,fuser::session=error",
         1 => "info,fuser::session=error",
         2 => "debug",
@@ -546,6 +548,7 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
     use ninja_fs::mount::{self, MountOptions};
     mount::check_backing(&args.backing)?;
     mount::check_mount_point(&args.mountpoint)?;
+    mount::check_outside_backing(&args.backing, &args.mountpoint)?;
     // The background process works from /: hand the core an absolute path.
     let backing = std::fs::canonicalize(&args.backing).map_err(|error| {
         CliError::Reported(format!(

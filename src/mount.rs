@@ -70,6 +70,16 @@ pub enum MountError {
     MountPointNotFolder(PathBuf),
     #[error("mount point {} is not empty", .0.display())]
     MountPointNotEmpty(PathBuf),
+    #[error(
+        "mount point {} is inside the backing folder {}: the mount would read itself \
+         (and hang); choose a mount point outside it",
+        mountpoint.display(),
+        backing.display()
+    )]
+    MountPointInsideBacking {
+        mountpoint: PathBuf,
+        backing: PathBuf,
+    },
     #[error("cannot use {}: {source}", path.display())]
     Inaccessible { path: PathBuf, source: io::Error },
     #[error("cannot mount {}: /dev/fuse is missing (is the fuse kernel module loaded?)", .0.display())]
@@ -134,6 +144,26 @@ pub fn check_mount_point(path: &Path) -> Result<(), MountError> {
     let mut entries = fs::read_dir(path).map_err(inaccessible)?;
     if entries.next().is_some() {
         return Err(MountError::MountPointNotEmpty(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The mount point is not the backing folder nor anywhere below it (with
+/// links resolved): the daemon reading its backing folder would otherwise
+/// send requests into its own mount, and wait on itself forever.
+pub fn check_outside_backing(backing: &Path, mountpoint: &Path) -> Result<(), MountError> {
+    let canonical = |path: &Path| {
+        fs::canonicalize(path).map_err(|source| MountError::Inaccessible {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let (backing_path, mountpoint_path) = (canonical(backing)?, canonical(mountpoint)?);
+    if mountpoint_path.starts_with(&backing_path) {
+        return Err(MountError::MountPointInsideBacking {
+            mountpoint: mountpoint.to_path_buf(),
+            backing: backing.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -535,8 +565,10 @@ fn serve<F: VirtualFs>(
     });
     match started {
         Ok((watcher, mounted)) => {
-            log::info!("mounted {}", mounted.mountpoint().display());
+            // After `ready`: a daemon's log goes to the system log by then,
+            // and `ninja-fs mount` stays quiet when it works.
             ready(Ok(()));
+            log::info!("mounted {}", mounted.mountpoint().display());
             let result = mounted.wait();
             drop(watcher);
             log::info!("unmounted {}", mountpoint.display());

@@ -38,13 +38,18 @@ pub enum NodeKind {
 }
 
 /// What `stat` shows of a node. `size` is exact: a full read returns that
-/// many bytes.
+/// many bytes. Owner, group and permission bits are those of what the node
+/// is made from; the kernel checks them (`default_permissions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attributes {
     pub ino: u64,
     pub kind: NodeKind,
     pub size: u64,
     pub mtime: SystemTime,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (never a write bit).
+    pub perm: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use rustc_hash::FxHashMap;
 
 use crate::apply::{self, ImageLayout};
+use crate::backing::Access;
 use crate::cache::{ImageCache, lock};
 use crate::digest::Digests;
 use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant, join};
@@ -23,7 +24,7 @@ use crate::system::{self, HeaderKind};
 use crate::vfs::{Attributes, DirEntry, FsError, FsStats, NodeKind, Opened, ROOT_INO, VirtualFs};
 
 /// The four views at the mount's root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum View {
     Normalized,
     Deinterleaved,
@@ -59,7 +60,7 @@ pub struct Target {
 
 impl Target {
     /// The cache key: everything the image's bytes depend on.
-    fn key(&self, failures: usize) -> ImageKey {
+    fn key(&self, failures: u64) -> ImageKey {
         ImageKey {
             failures,
             view: self.view,
@@ -80,8 +81,8 @@ pub struct ImageKey {
     rom_path: String,
     rom: FileId,
     patches: Vec<(String, FileId)>,
-    /// `info/` only: how many failures its report lists.
-    failures: usize,
+    /// `info/` only: a digest of the failures its report lists.
+    failures: u64,
 }
 
 enum Node {
@@ -133,7 +134,9 @@ pub struct NinjaFs {
     handles: Mutex<HashMap<u64, OpenImage>>,
     next_handle: AtomicU64,
     last_opened: Mutex<HashMap<u64, ImageKey>>,
-    failures: Mutex<HashMap<(String, String), String>>,
+    /// Why the last build of a file failed, by ROM, view and variant label
+    /// (empty but in `patched/`); cleared when a build succeeds.
+    failures: Mutex<HashMap<FailureKey, String>>,
     mounted_at: SystemTime,
 }
 
@@ -154,7 +157,8 @@ impl NinjaFs {
             by_path: FxHashMap::from_iter([(String::new(), ROOT_INO)]),
         };
         Ok(NinjaFs {
-            library: Library::new(backing, limits),
+            library: Library::new(backing, limits)
+                .map_err(|e| format!("backing folder {}: {e}", backing.display()))?,
             cache: ImageCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             inodes: Mutex::new(inodes),
             names: Mutex::new(HashMap::new()),
@@ -380,15 +384,21 @@ impl NinjaFs {
     }
 
     fn attributes(&self, ino: u64, node: &Node) -> Result<Attributes, FsError> {
+        // A folder the backing no longer has is shown as root's alone
+        // until the kernel forgets it.
         let dir_attributes = |rel: &str| {
-            let mtime = std::fs::metadata(self.library.path_of(rel))
-                .and_then(|m| m.modified())
-                .unwrap_or(self.mounted_at);
+            let (mtime, access) = match self.library.folder_id(rel) {
+                Ok(id) => (id.mtime(), id.access.as_folder()),
+                Err(_) => (self.mounted_at, Access::default()),
+            };
             Attributes {
                 ino,
                 kind: NodeKind::Directory,
                 size: 0,
                 mtime,
+                uid: access.uid,
+                gid: access.gid,
+                perm: access.mode as u16,
             }
         };
         match node {
@@ -399,6 +409,7 @@ impl NinjaFs {
     }
 
     fn file_attributes(&self, ino: u64, target: &Target) -> Result<Attributes, FsError> {
+        let access = self.access_of(target);
         Ok(Attributes {
             ino,
             kind: NodeKind::File,
@@ -409,7 +420,29 @@ impl NinjaFs {
                 .flat_map(|v| &v.patches)
                 .map(|p| p.id.mtime())
                 .fold(target.rom.id.mtime(), SystemTime::max),
+            uid: access.uid,
+            gid: access.gid,
+            perm: access.mode as u16,
         })
+    }
+
+    /// Who may read the file made from `target`: the ROM's owner, group and
+    /// read bits, narrowed so that only readers of every patch in its stack
+    /// remain, counting the folders that lead to each patch from the ROM's
+    /// own (the mount mirrors the ROM's folders, which guard it already).
+    fn access_of(&self, target: &Target) -> Access {
+        let mut access = target.rom.id.access.as_file();
+        let rom_dir = parent_dir(&target.rom.rel_path);
+        for patch in target.variant.iter().flat_map(|v| &v.patches) {
+            access = access.narrowed_by(patch.id.access, false);
+            for folder in folders_from(rom_dir, parent_dir(&patch.rel_path)) {
+                access = match self.library.folder_id(&folder) {
+                    Ok(id) => access.narrowed_by(id.access, true),
+                    Err(_) => Access { mode: 0, ..access },
+                };
+            }
+        }
+        access
     }
 
     /// Remembers the size of the image `key`; a size that differs from one
@@ -455,10 +488,18 @@ impl NinjaFs {
 
     fn key_of(&self, target: &Target) -> ImageKey {
         let failures = match target.view {
-            View::Info => lock(&self.failures)
-                .keys()
-                .filter(|(rom, _)| *rom == target.rom.rel_path)
-                .count(),
+            View::Info => {
+                use std::hash::{Hash, Hasher};
+                let failures = lock(&self.failures);
+                let mut listed: Vec<_> = failures
+                    .iter()
+                    .filter(|((rom, ..), _)| *rom == target.rom.rel_path)
+                    .collect();
+                listed.sort_unstable();
+                let mut hasher = rustc_hash::FxHasher::default();
+                listed.hash(&mut hasher);
+                hasher.finish()
+            }
             _ => 0,
         };
         target.key(failures)
@@ -478,8 +519,7 @@ impl NinjaFs {
     /// mounts).
     fn header_report_len(&self, rom: &Rom) -> Option<u64> {
         self.library.report_len(rom, || {
-            let path = self.library.path_of(&rom.rel_path);
-            let head = crate::library::read_for_detection(&path, rom.id.size).ok()?;
+            let head = self.library.read_head(&rom.rel_path, &rom.id).ok()?;
             let normalized = system::normalize(&head, &rom.layout).ok()?;
             let placeholder = &Digests::PLACEHOLDER;
             let text = RomReport::with_digests(
@@ -505,36 +545,35 @@ impl NinjaFs {
         if !whole_file {
             return None;
         }
-        let file = File::open(self.library.path_of(&target.rom.rel_path)).ok()?;
-        let meta = file.metadata().ok()?;
-        (FileId::of(&meta) == target.rom.id).then_some(file)
+        self.library.open_rom(&target.rom)
     }
 
     fn build(&self, target: &Target) -> Result<Arc<Vec<u8>>, FsError> {
         let key = self.key_of(target);
-        self.cache
-            .get_or_build(&key, || self.materialize(target))
-            .map_err(|reason| {
-                log::warn!("{}: {reason}", target.rom.rel_path);
-                if let Some(variant) = &target.variant {
-                    lock(&self.failures).insert(
-                        (target.rom.rel_path.clone(), variant.label.clone()),
-                        reason.clone(),
-                    );
+        let failure = failure_key(target);
+        match self.cache.get_or_build(&key, || self.materialize(target)) {
+            Ok(image) => {
+                // A failure of an earlier try (a file changing while it was
+                // read) is over: the ROM's info/ report no longer lists it.
+                if lock(&self.failures).remove(&failure).is_some() {
+                    self.attributes_changed();
                 }
+                Ok(image)
+            }
+            Err(reason) => {
+                log::warn!("{}: {reason}", target.rom.rel_path);
+                lock(&self.failures).insert(failure, reason.clone());
                 // The ROM's info/ report now lists the failure.
                 self.attributes_changed();
-                FsError::Io(reason)
-            })
+                Err(FsError::Io(reason))
+            }
+        }
     }
 
     /// Builds the bytes of a virtual file from the backing files.
     fn materialize(&self, target: &Target) -> Result<Vec<u8>, String> {
         let rom = &target.rom;
-        let raw = self
-            .library
-            .read_rom(rom)
-            .map_err(|e| format!("cannot read {}: {e}", rom.rel_path))?;
+        let raw = self.library.read_rom(rom).map_err(|e| e.to_string())?;
         let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
         match (&target.view, &target.variant) {
             (View::Normalized, _) => Ok(normalized.into_owned()),
@@ -559,15 +598,10 @@ impl NinjaFs {
             if let Some(error) = &patch.error {
                 return Err(format!("{}: {error}", patch.rel_path));
             }
-            let path = self.library.path_of(&patch.rel_path);
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", patch.rel_path))?;
-            if bytes.len() as u64 != patch.id.size {
-                return Err(format!(
-                    "{} changed while it was being read",
-                    patch.rel_path
-                ));
-            }
+            let bytes = self
+                .library
+                .read_patch_bytes(patch)
+                .map_err(|e| e.to_string())?;
             files.push((patch.rel_path.clone(), bytes));
         }
         let parsed = files
@@ -599,7 +633,7 @@ impl NinjaFs {
         {
             let mut size = rom.deinterleaved_len();
             for patch in &variant.patches {
-                let bytes = std::fs::read(self.library.path_of(&patch.rel_path)).ok()?;
+                let bytes = self.library.read_patch_bytes(patch).ok()?;
                 let parsed = Patch::parse(patch.format, &bytes, &self.library.limits()).ok()?;
                 size = parsed.output_size(size);
             }
@@ -633,7 +667,8 @@ impl NinjaFs {
         text
     }
 
-    /// The end of the `info/` report: the ROM's patches.
+    /// The end of the `info/` report: the ROM's patches, and the views of
+    /// it that could not be read the last time they were asked for.
     fn patches_text(&self, rom: &Rom) -> String {
         let mut text = String::new();
         let rel_dir = rom.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
@@ -661,7 +696,7 @@ impl NinjaFs {
             if let Some(error) = variant.patches.iter().find_map(|p| p.error.as_ref()) {
                 text.push_str(&format!("    cannot be read: {error}\n"));
             } else if let Some(reason) =
-                failures.get(&(rom.rel_path.clone(), variant.label.clone()))
+                failures.get(&(rom.rel_path.clone(), View::Patched, variant.label.clone()))
             {
                 text.push_str(&format!("    fails: {reason}\n"));
             }
@@ -682,8 +717,52 @@ impl NinjaFs {
                 ));
             }
         }
+        let mut unreadable: Vec<(View, &String)> = failures
+            .iter()
+            .filter(|((path, view, _), _)| *path == rom.rel_path && *view != View::Patched)
+            .map(|((_, view, _), reason)| (*view, reason))
+            .collect();
+        if !unreadable.is_empty() {
+            unreadable.sort_unstable();
+            text.push_str("\nreading\n");
+            for (view, reason) in unreadable {
+                text.push_str(&format!("  {}/ fails: {reason}\n", view.dir_name()));
+            }
+        }
         text
     }
+}
+
+/// How many times an open builds again when a backing file changed while
+/// it was read, before it gives up with `EIO`.
+const OPEN_RETRIES: u32 = 3;
+
+type FailureKey = (String, View, String);
+
+fn failure_key(target: &Target) -> FailureKey {
+    let label = target.variant.as_ref().map(|v| v.label.clone());
+    (
+        target.rom.rel_path.clone(),
+        target.view,
+        label.unwrap_or_default(),
+    )
+}
+
+/// The folder of `rel_path` (empty for the root).
+fn parent_dir(rel_path: &str) -> &str {
+    rel_path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// The folders one passes through from folder `from` to folder `to` that
+/// are not also on the way to `from` (all relative to the root): `a/b` to
+/// `a/c/d` gives `a/c` and `a/c/d`.
+fn folders_from(from: &str, to: &str) -> Vec<String> {
+    let from: Vec<&str> = from.split('/').filter(|p| !p.is_empty()).collect();
+    let to: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
+    let shared = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    (shared + 1..=to.len())
+        .map(|end| to[..end].join("/"))
+        .collect()
 }
 
 impl VirtualFs for NinjaFs {
@@ -759,23 +838,30 @@ impl VirtualFs for NinjaFs {
 
     fn open(&self, ino: u64) -> Result<Opened, FsError> {
         let path = self.path_of(ino)?;
-        let target = match self.resolve_fresh(&path)? {
-            Node::File(target) => target,
-            _ => return Err(FsError::IsADirectory),
-        };
-        let key = self.key_of(&target);
-        let backing = self.backing_file_of(&target);
-        let (contents, size) = match backing {
+        let mut retries = 0;
+        let (key, backing, contents, size) = loop {
+            let target = match self.resolve_fresh(&path)? {
+                Node::File(target) => target,
+                _ => return Err(FsError::IsADirectory),
+            };
+            let key = self.key_of(&target);
             // Built on the first read, if the kernel does not read the
             // backing file itself.
-            Some(_) => {
+            if let Some(file) = self.backing_file_of(&target) {
                 let size = target.rom.id.size;
-                (OpenImage::Deferred(target), size)
+                break (key, Some(file), OpenImage::Deferred(target), size);
             }
-            None => {
-                let image = self.build(&target)?;
-                let size = image.len() as u64;
-                (OpenImage::Built(image), size)
+            match self.build(&target) {
+                Ok(image) => {
+                    let size = image.len() as u64;
+                    break (key, None, OpenImage::Built(image), size);
+                }
+                // A backing file changed while it was read: its folder is
+                // read again and the new version built.
+                Err(_) if retries < OPEN_RETRIES && !self.sources_unchanged(&target) => {
+                    retries += 1;
+                }
+                Err(error) => return Err(error),
             }
         };
         self.record_size(key.clone(), size);

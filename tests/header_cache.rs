@@ -50,7 +50,7 @@ fn copy_tree(from: &Path, to: &Path) -> u64 {
 }
 
 fn library(root: &Path, cache_dir: Option<&Path>) -> Library {
-    let library = Library::new(root, Limits::default());
+    let library = Library::new(root, Limits::default()).unwrap();
     if let Some(dir) = cache_dir {
         library.use_header_cache(dir);
     }

@@ -111,9 +111,10 @@ fn daemon_shows_names_sizes_and_bytes() {
     for (path, bytes) in &expected {
         assert!(shown[path] == *bytes, "{} differs", path.display());
     }
-    // Modes and owner.
+    // Modes and owner: the backing folder's and files', less write bits.
     let meta = fs::metadata(&dirs.mnt).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o555);
+    let backing_mode = fs::metadata(&dirs.backing).unwrap().permissions().mode();
+    assert_eq!(meta.permissions().mode() & 0o7777, backing_mode & 0o555);
     let file = expected_first_file(&dirs.mnt);
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o7777,

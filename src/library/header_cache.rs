@@ -37,7 +37,7 @@ use crate::system::{ByteOrder, HeaderKind, Interleave, Layout, SystemType, UnifP
 const MAGIC: &str = "ninja-fs header cache";
 
 /// Bump when what is stored, or what the scan makes of a file, changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// More than any report a ROM's headers make.
 const MAX_REPORT_LEN: u64 = 1 << 20;
@@ -251,6 +251,7 @@ impl Entry {
         let entry = ClassifiedEntry {
             classified,
             lasting: true,
+            problem: None,
         };
         Some((dir, name, (self.id, Arc::new(entry))))
     }
