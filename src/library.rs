@@ -546,7 +546,7 @@ impl Library {
             log::warn!("{}: left out: {problem}", path.display());
         } else if id.size > self.limits.max_image_size {
             log::info!(
-                "{}: left out: larger ({} bytes) than the largest image allowed ({} bytes, --max-size)",
+                "{}: left out: larger ({} bytes) than the largest image the mount builds ({} bytes)",
                 path.display(),
                 id.size,
                 self.limits.max_image_size
