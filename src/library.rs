@@ -106,6 +106,22 @@ pub struct Variant {
     pub reason: String,
 }
 
+/// What pairs with a ROM: its variants, and the patches paired by name
+/// that are for another version.
+#[derive(Debug, Clone, Default)]
+pub struct Pairings {
+    pub variants: Vec<Variant>,
+    pub unfit: Vec<Unfit>,
+}
+
+/// A patch paired with a ROM by name whose checksum fits none of its images.
+#[derive(Debug, Clone)]
+pub struct Unfit {
+    pub patch: Arc<PatchFile>,
+    /// Why, in words ("expects a source of ... with CRC32 ...; this ROM is ...").
+    pub why: String,
+}
+
 /// The digests of a ROM's three layouts, computed once per file identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RomHashes {
@@ -874,11 +890,18 @@ impl Library {
             .read_consistent(rel_path, id, detection_regions)
     }
 
-    /// The patched variants of `rom`, which lives in folder `rel_dir`
+    /// The patched variants of `rom` (see [`Library::pairings`]).
+    pub fn variants(&self, rom: &Rom, rel_dir: &str, dir: &DirContents) -> Vec<Variant> {
+        self.pairings(rom, rel_dir, dir).variants
+    }
+
+    /// The patches that pair with `rom`, which lives in folder `rel_dir`
     /// (whose contents are `dir`): sidecar patches with the ROM's stem (and
     /// RetroArch's numbered stack), patches in a folder named after the ROM,
-    /// and patches anywhere whose checksum matches one of its layouts.
-    pub fn variants(&self, rom: &Rom, rel_dir: &str, dir: &DirContents) -> Vec<Variant> {
+    /// and patches anywhere whose checksum matches one of its layouts. A
+    /// patch paired by name whose checksum fits none of the ROM's images is
+    /// for another version: it is no variant, and `unfit` says why.
+    pub fn pairings(&self, rom: &Rom, rel_dir: &str, dir: &DirContents) -> Pairings {
         let mut variants = Vec::new();
         let by_name = |patch: &Arc<PatchFile>, reason: &str| Variant {
             label: patch.stem.clone(),
@@ -926,9 +949,78 @@ impl Library {
                 variants.push(by_name(patch, "in a folder named after the ROM"));
             }
         }
+        let unfit = self.check_named_variants(rom, &mut variants);
         self.checksum_variants(rom, &mut variants);
         resolve_label_collisions(&mut variants);
-        variants
+        Pairings { variants, unfit }
+    }
+
+    /// Checks the variants paired by name whose (first) patch carries a
+    /// checksum against the ROM's images: one that fits learns where it
+    /// applies (and whether it un-patches); one that fits none is taken out
+    /// and returned, with why.
+    fn check_named_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) -> Vec<Unfit> {
+        let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
+        let checked = |variant: &Variant| {
+            variant
+                .patches
+                .first()
+                .filter(|patch| !patch.pair_keys.is_empty())
+                .cloned()
+        };
+        if !variants.iter().any(|v| checked(v).is_some()) {
+            return Vec::new();
+        }
+        // Hashing costs a read of the ROM: only when a size fits at all.
+        let sized = variants
+            .iter()
+            .filter_map(checked)
+            .any(|patch| patch.pair_keys.iter().any(|key| sizes.contains(&key.size)));
+        let hashes = if sized {
+            match self.hashes(rom) {
+                Ok(hashes) => Some(hashes),
+                Err(error) => {
+                    // Unknown: keep them; applying will tell.
+                    log::warn!("{}: cannot hash: {error}", rom.rel_path);
+                    return Vec::new();
+                }
+            }
+        } else {
+            None
+        };
+        let mut unfit = Vec::new();
+        variants.retain_mut(|variant| {
+            let Some(patch) = checked(variant) else {
+                return true;
+            };
+            let fit = hashes.as_ref().and_then(|hashes| {
+                patch
+                    .pair_keys
+                    .iter()
+                    .find_map(|key| layout_matching(hashes, key).map(|layout| (key, layout)))
+            });
+            match fit {
+                Some((key, layout)) => {
+                    variant.layout = Some(layout);
+                    if key.reverses && variant.patches.len() == 1 {
+                        variant.reversed = true;
+                        variant.label.push_str(" reverted");
+                    }
+                    true
+                }
+                None => {
+                    unfit.push(Unfit {
+                        why: unfit_reason(rom, &patch, hashes.as_deref()),
+                        patch,
+                    });
+                    false
+                }
+            }
+        });
+        // A patch that is also the first step of a stack is told once.
+        let mut told = HashSet::new();
+        unfit.retain(|u| told.insert(u.patch.rel_path.clone()));
+        unfit
     }
 
     fn checksum_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) {
@@ -955,19 +1047,7 @@ impl Library {
         };
         for patch in candidates {
             for key in &patch.pair_keys {
-                let found = hashes.layouts.iter().find(|(_, size, crc, md5)| {
-                    *size == key.size
-                        && match key.checksum {
-                            Checksum::Crc32(want) => *crc == want,
-                            // NINJA2 entries normalize as their own type,
-                            // but other tools' RUPs hash whatever image
-                            // their author had: any layout may match, as
-                            // `apply` tries them.
-                            Checksum::Md5(want) => *md5 == want,
-                            Checksum::Other(_) => false,
-                        }
-                });
-                if let Some((layout, ..)) = found {
+                if let Some(layout) = layout_matching(&hashes, key) {
                     variants.push(Variant {
                         label: if key.reverses {
                             format!("{} reverted", patch.stem)
@@ -975,7 +1055,7 @@ impl Library {
                             patch.stem.clone()
                         },
                         patches: vec![patch.clone()],
-                        layout: Some(*layout),
+                        layout: Some(layout),
                         reversed: key.reverses,
                         reason: format!(
                             "its {} {} matches the {layout} image",
@@ -1023,17 +1103,79 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     })
 }
 
-/// Two variants with one label: the later ones are told apart by their
-/// patch's file name (unique in its folder), then by its whole path.
+/// The layout of the ROM whose image `key` describes, if any.
+fn layout_matching(hashes: &RomHashes, key: &PairKey) -> Option<ImageLayout> {
+    hashes
+        .layouts
+        .iter()
+        .find(|(_, size, crc, md5)| {
+            *size == key.size
+                && match key.checksum {
+                    Checksum::Crc32(want) => *crc == want,
+                    // NINJA2 entries normalize as their own type, but other
+                    // tools' RUPs hash whatever image their author had: any
+                    // layout may match, as `apply` tries them.
+                    Checksum::Md5(want) => *md5 == want,
+                    Checksum::Other(_) => false,
+                }
+        })
+        .map(|(layout, ..)| *layout)
+}
+
+/// Why `patch` fits none of `rom`'s images, in words: what it expects, and
+/// what the ROM's images are (their digests when they were hashed).
+fn unfit_reason(rom: &Rom, patch: &PatchFile, hashes: Option<&RomHashes>) -> String {
+    let expected: Vec<String> = patch
+        .pair_keys
+        .iter()
+        .map(|key| {
+            format!(
+                "a {} of {} bytes with {}",
+                if key.reverses { "target" } else { "source" },
+                key.size,
+                key.checksum
+            )
+        })
+        .collect();
+    let images: Vec<String> = match hashes {
+        Some(hashes) => hashes
+            .layouts
+            .iter()
+            .map(
+                |(layout, size, crc, md5)| match patch.pair_keys[0].checksum {
+                    Checksum::Md5(_) => {
+                        format!("MD5 {} ({layout}, {size} bytes)", crate::digest::hex(md5))
+                    }
+                    _ => format!("CRC32 {crc:08x} ({layout}, {size} bytes)"),
+                },
+            )
+            .collect(),
+        None => vec![
+            format!("{} bytes raw", rom.id.size),
+            format!("{} normalized", rom.normalized_len()),
+            format!("{} deinterleaved", rom.deinterleaved_len()),
+        ],
+    };
+    format!(
+        "expects {}; this ROM is {}: the patch is for another version",
+        expected.join(" or "),
+        images.join(", ")
+    )
+}
+
+/// Variants sharing a label are all told apart by their patch's file name
+/// (unique in its folder), then by its whole path.
 fn resolve_label_collisions(variants: &mut [Variant]) {
     let relabel = |variants: &mut [Variant], rename: &dyn Fn(&Variant, &PatchFile) -> String| {
-        let mut seen = std::collections::HashSet::new();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for variant in variants.iter() {
+            *counts.entry(variant.label.clone()).or_default() += 1;
+        }
         for variant in variants.iter_mut() {
-            if !seen.insert(variant.label.clone())
+            if counts.get(&variant.label).is_some_and(|&n| n > 1)
                 && let Some(first) = variant.patches.first().cloned()
             {
                 variant.label = rename(variant, &first);
-                seen.insert(variant.label.clone());
             }
         }
     };

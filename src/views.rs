@@ -2,7 +2,7 @@
 //! `deinterleaved/`, `patched/`, `info/`), their names and exact sizes, and
 //! the images behind them, built on first read through the cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::Path;
@@ -272,57 +272,64 @@ impl NinjaFs {
     }
 
     fn compute_names(&self, view: View, rel_dir: &str, dir: &DirContents) -> Vec<(String, Target)> {
-        let mut taken: std::collections::HashSet<String> = dir.subdirs.iter().cloned().collect();
-        let mut out = Vec::new();
-        let mut add =
-            |name: String, target: Target, taken: &mut std::collections::HashSet<String>| {
-                let name = if taken.contains(&name) {
-                    let tag = crc32fast::hash(
-                        format!(
-                            "{}\0{}",
-                            target.rom.rel_path,
-                            target.variant.as_ref().map_or("", |v| v.label.as_str())
-                        )
-                        .as_bytes(),
-                    );
-                    match name.rsplit_once('.') {
-                        Some((stem, ext)) => format!("{stem} ~{tag:08x}.{ext}"),
-                        None => format!("{name} ~{tag:08x}"),
-                    }
-                } else {
-                    name
+        let target = |rom: &Arc<Rom>, variant| Target {
+            view,
+            rom: rom.clone(),
+            variant,
+        };
+        let mut taken: HashSet<String> = dir.subdirs.iter().cloned().collect();
+        let wanted: Vec<(String, Target)> = match view {
+            View::Normalized | View::Deinterleaved => {
+                let ext_of = |rom: &Rom| match view {
+                    View::Normalized => rom.normalized_ext.clone(),
+                    _ => rom.deinterleaved_ext.clone(),
                 };
-                taken.insert(name.clone());
-                out.push((name, target));
-            };
-        for rom in &dir.roms {
-            let target = |variant| Target {
-                view,
-                rom: rom.clone(),
-                variant,
-            };
-            match view {
-                View::Normalized => add(
-                    format!("{}.{}", rom.stem, rom.normalized_ext),
-                    target(None),
-                    &mut taken,
-                ),
-                View::Deinterleaved => add(
-                    format!("{}.{}", rom.stem, rom.deinterleaved_ext),
-                    target(None),
-                    &mut taken,
-                ),
-                View::Info => add(format!("{}.txt", rom.file_name), target(None), &mut taken),
-                View::Patched => {
+                let stems = shown_stems(&dir.roms, ext_of, &taken);
+                dir.roms
+                    .iter()
+                    .zip(stems)
+                    .map(|(rom, stem)| (format!("{stem}.{}", ext_of(rom)), target(rom, None)))
+                    .collect()
+            }
+            View::Info => dir
+                .roms
+                .iter()
+                .map(|rom| (format!("{}.txt", rom.file_name), target(rom, None)))
+                .collect(),
+            // A patched file is named after its ROM as deinterleaved/ shows
+            // it, so the two stay told apart the same way.
+            View::Patched => {
+                let stems = shown_stems(&dir.roms, |rom| rom.deinterleaved_ext.clone(), &taken);
+                let mut named = Vec::new();
+                for (rom, stem) in dir.roms.iter().zip(stems) {
                     for variant in self.library.variants(rom, rel_dir, dir) {
-                        let name =
-                            format!("{} [{}].{}", rom.stem, variant.label, rom.deinterleaved_ext);
-                        add(name, target(Some(variant)), &mut taken);
+                        let name = format!("{stem} [{}].{}", variant.label, rom.deinterleaved_ext);
+                        named.push((name, target(rom, Some(variant))));
                     }
                 }
+                named
             }
-        }
-        out
+        };
+        // Whatever still collides (a backing file literally named like a
+        // tagged name) is numbered, in backing file order.
+        wanted
+            .into_iter()
+            .map(|(name, target)| (numbered_if_taken(name, &mut taken), target))
+            .collect()
+    }
+
+    /// Whether folder `rel_dir` has anything to show in `view`, in it or
+    /// below it: a view shows only folders that hold something there.
+    fn shows_folder(&self, view: View, rel_dir: &str) -> bool {
+        let Some(dir) = self.library.dir(rel_dir) else {
+            return false;
+        };
+        self.names(view, rel_dir)
+            .is_some_and(|names| !names.is_empty())
+            || dir
+                .subdirs
+                .iter()
+                .any(|sub| self.shows_folder(view, &join(rel_dir, sub)))
     }
 
     fn resolve(&self, path: &str) -> Result<Node, FsError> {
@@ -342,7 +349,7 @@ impl NinjaFs {
         }
         let (parent, name) = rest.rsplit_once('/').unwrap_or(("", rest));
         let dir = self.library.dir(parent).ok_or(FsError::NotFound)?;
-        if dir.subdirs.iter().any(|d| d == name) {
+        if dir.subdirs.iter().any(|d| d == name) && self.shows_folder(view, rest) {
             return Ok(Node::Dir {
                 view,
                 rel_dir: rest.to_string(),
@@ -675,13 +682,24 @@ impl NinjaFs {
         let Some(dir) = self.library.dir(rel_dir) else {
             return text;
         };
-        let variants = self.library.variants(rom, rel_dir, &dir);
+        let pairings = self.library.pairings(rom, rel_dir, &dir);
+        let variants = &pairings.variants;
+        let shown = self.names(View::Patched, rel_dir).unwrap_or_default();
+        let shown_as = |variant: &Variant| {
+            shown
+                .iter()
+                .find(|(_, target)| {
+                    target.rom.rel_path == rom.rel_path
+                        && target.variant.as_ref().map(|v| &v.label) == Some(&variant.label)
+                })
+                .map(|(name, _)| join(&join(View::Patched.dir_name(), rel_dir), name))
+        };
         text.push_str("\npatches\n");
         if variants.is_empty() {
             text.push_str("  none pair with this ROM\n");
         }
         let failures = lock(&self.failures);
-        for variant in &variants {
+        for variant in variants {
             let names: Vec<&str> = variant
                 .patches
                 .iter()
@@ -693,6 +711,9 @@ impl NinjaFs {
                 names.join(" + "),
                 variant.reason
             ));
+            if let Some(name) = shown_as(variant) {
+                text.push_str(&format!("    shown as {name}\n"));
+            }
             if let Some(error) = variant.patches.iter().find_map(|p| p.error.as_ref()) {
                 text.push_str(&format!("    cannot be read: {error}\n"));
             } else if let Some(reason) =
@@ -717,6 +738,12 @@ impl NinjaFs {
                 ));
             }
         }
+        for unfit in &pairings.unfit {
+            text.push_str(&format!(
+                "  {}: not applied: {}\n",
+                unfit.patch.rel_path, unfit.why
+            ));
+        }
         let mut unreadable: Vec<(View, &String)> = failures
             .iter()
             .filter(|((path, view, _), _)| *path == rom.rel_path && *view != View::Patched)
@@ -736,6 +763,67 @@ impl NinjaFs {
 /// How many times an open builds again when a backing file changed while
 /// it was read, before it gives up with `EIO`.
 const OPEN_RETRIES: u32 = 3;
+
+/// The stems under which `roms` of one folder are shown when each is named
+/// `stem.ext` (`ext_of`): its own stem where that name is free, or where
+/// its backing file has exactly that name; else the stem tagged with the
+/// backing extension, `Game (smc)`, or where that is taken too, with the
+/// backing file name, `Game (Game.smc)`. Names in `taken` (folders) are
+/// never given.
+fn shown_stems(
+    roms: &[Arc<Rom>],
+    ext_of: impl Fn(&Rom) -> String,
+    taken: &HashSet<String>,
+) -> Vec<String> {
+    let plain = |rom: &Rom| format!("{}.{}", rom.stem, ext_of(rom));
+    let mut wanted_by: HashMap<String, usize> = HashMap::new();
+    for rom in roms {
+        *wanted_by.entry(plain(rom)).or_default() += 1;
+    }
+    let keeps_plain = |rom: &Rom| {
+        let name = plain(rom);
+        !taken.contains(&name) && (wanted_by[&name] == 1 || rom.file_name == name)
+    };
+    let mut used: HashSet<String> = taken.clone();
+    used.extend(roms.iter().filter(|r| keeps_plain(r)).map(|r| plain(r)));
+    roms.iter()
+        .map(|rom| {
+            if keeps_plain(rom) {
+                return rom.stem.clone();
+            }
+            let ext = ext_of(rom);
+            let (_, backing_ext) = crate::library::split_name(&rom.file_name);
+            let mut tags = vec![rom.file_name.clone()];
+            if !backing_ext.is_empty() {
+                tags.insert(0, backing_ext.to_string());
+            }
+            let stem = tags
+                .iter()
+                .map(|tag| format!("{} ({tag})", rom.stem))
+                .find(|stem| !used.contains(&format!("{stem}.{ext}")))
+                .unwrap_or_else(|| format!("{} ({})", rom.stem, rom.file_name));
+            used.insert(format!("{stem}.{ext}"));
+            stem
+        })
+        .collect()
+}
+
+/// `name`, or if it is taken, `name` with ` (2)`, ` (3)`... before its
+/// extension; the name given is then taken.
+fn numbered_if_taken(name: String, taken: &mut HashSet<String>) -> String {
+    let mut shown = name.clone();
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) => (stem, format!(".{ext}")),
+        None => (name.as_str(), String::new()),
+    };
+    let mut n = 2;
+    while taken.contains(&shown) {
+        shown = format!("{stem} ({n}){ext}");
+        n += 1;
+    }
+    taken.insert(shown.clone());
+    shown
+}
 
 type FailureKey = (String, View, String);
 
@@ -815,6 +903,9 @@ impl VirtualFs for NinjaFs {
         let names = self.names(view, &rel_dir).ok_or(FsError::NotFound)?;
         let mut entries = Vec::with_capacity(dir.subdirs.len() + names.len());
         for sub in &dir.subdirs {
+            if !self.shows_folder(view, &join(&rel_dir, sub)) {
+                continue;
+            }
             let child = join(&path, sub);
             let ino = self.ino_of(&child);
             entries.push(DirEntry {

@@ -113,7 +113,14 @@ fn views_show_the_designs_example() {
         names(&fs, ""),
         ["deinterleaved", "info", "normalized", "patched"]
     );
-    assert_eq!(names(&fs, "normalized"), ["n64", "nes", "patches", "snes"]);
+    // A folder is shown in a view only where it holds something there:
+    // patches/ holds no ROM, and only snes/ has patched variants.
+    assert_eq!(names(&fs, "normalized"), ["n64", "nes", "snes"]);
+    assert_eq!(names(&fs, "patched"), ["snes"]);
+    assert_eq!(
+        lookup(&fs, "normalized/patches").unwrap_err(),
+        FsError::NotFound
+    );
     assert_eq!(names(&fs, "normalized/snes"), ["Game.sfc"]);
     assert_eq!(names(&fs, "normalized/nes"), ["Zelda.nes"]);
     assert_eq!(names(&fs, "normalized/n64"), ["Mario.z64"]);
@@ -127,7 +134,7 @@ fn views_show_the_designs_example() {
             "Game [Translation].sfc"
         ]
     );
-    assert!(names(&fs, "patched/n64").is_empty());
+    assert_eq!(lookup(&fs, "patched/n64").unwrap_err(), FsError::NotFound);
     // notes.txt is no ROM: in no view.
     assert!(lookup(&fs, "normalized/notes.txt").is_err());
     assert_eq!(lookup(&fs, "info/snes").unwrap().kind, NodeKind::Directory);
@@ -228,15 +235,53 @@ fn changes_to_the_backing_folder_are_seen() {
 }
 
 #[test]
-fn a_patch_that_does_not_verify_gives_eio_and_says_why() {
+fn a_sidecar_patch_for_another_version_is_left_out_and_info_says_why() {
     let dir = backing();
-    // A BPS for the NES pair beside the SNES ROM, by name. Sorted first,
-    // it takes the plain label; the IPS is told apart by its file name.
-    write(
-        dir.path(),
-        "snes/Game.bps",
-        &read_fixture("patches/nes15_ntsc2pal.flips-delta.bps"),
+    // A BPS for the NES pair beside the SNES ROM, by name: its source
+    // CRC32 fits none of the SNES ROM's images.
+    let bps = read_fixture("patches/nes15_ntsc2pal.flips-delta.bps");
+    write(dir.path(), "snes/Game.bps", &bps);
+    let fs = mount(dir.path());
+    assert_eq!(
+        names(&fs, "patched/snes"),
+        [
+            "Game [Game+ips1].sfc",
+            "Game [Game].sfc",
+            "Game [Translation].sfc"
+        ]
     );
+    let summary = any::Patch::parse(PatchFormat::Bps, &bps, &Limits::default())
+        .unwrap()
+        .summary();
+    let (size, crc) = (
+        summary.source_size.unwrap(),
+        summary.source_checksum.unwrap(),
+    );
+    let clean = read_fixture("roms/snes/cputest-basic.sfc");
+    let raw = read_fixture("roms/snes/cputest-basic.smc");
+    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    let expected = format!(
+        "  snes/Game.bps: not applied: expects a source of {size} bytes with {crc}; this ROM \
+         is {} bytes raw, {} normalized, {} deinterleaved: the patch is for another version\n",
+        raw.len(),
+        clean.len(),
+        clean.len()
+    );
+    assert!(info.contains(&expected), "{expected}\nin:\n{info}");
+    assert!(
+        info.contains("    shown as patched/snes/Game [Game].sfc\n"),
+        "{info}"
+    );
+}
+
+#[test]
+fn a_patch_that_cannot_be_applied_gives_eio_and_says_why() {
+    let dir = backing();
+    // A sidecar BPS cut short: shown, as a patch of the ROM's name, but
+    // it cannot be read. The IPS beside it shares its stem: both labels
+    // carry their extension.
+    let bps = read_fixture("patches/snes_cputest_basic2full.flips-delta.bps");
+    write(dir.path(), "snes/Game.bps", &bps[..bps.len() / 2]);
     let fs = mount(dir.path());
     let listed_size = |fs: &NinjaFs| {
         let folder = lookup(fs, "info/snes").unwrap();
@@ -245,53 +290,101 @@ fn a_patch_that_does_not_verify_gives_eio_and_says_why() {
         entries[0].attributes.size
     };
     let before = listed_size(&fs);
-    let name = "patched/snes/Game [Game].sfc";
     assert_eq!(
         names(&fs, "patched/snes"),
         [
             "Game [Game+ips1].sfc",
+            "Game [Game.bps].sfc",
             "Game [Game.ips].sfc",
-            "Game [Game].sfc",
             "Game [Translation].sfc"
         ]
     );
-    let attributes = lookup(&fs, name).unwrap();
+    let attributes = lookup(&fs, "patched/snes/Game [Game.bps].sfc").unwrap();
     match fs.open(attributes.ino) {
-        Err(FsError::Io(reason)) => assert!(reason.contains("does not match this ROM"), "{reason}"),
+        Err(FsError::Io(reason)) => assert!(reason.starts_with("snes/Game.bps: "), "{reason}"),
         other => panic!("expected EIO, got {other:?}"),
     }
     let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
-    assert!(
-        info.contains("fails: snes/Game.bps does not match this ROM"),
-        "{info}"
-    );
-    // The listing made before the failure is not served again.
-    assert_eq!(listed_size(&fs), info.len() as u64);
-    assert!(listed_size(&fs) > before);
+    assert!(info.contains("  [Game.bps] snes/Game.bps: beside the ROM with its name\n    shown as patched/snes/Game [Game.bps].sfc\n    cannot be read: "), "{info}");
+    assert!(info.contains("  [Game.ips] snes/Game.ips: beside the ROM with its name\n    shown as patched/snes/Game [Game.ips].sfc\n"), "{info}");
+    // Known when listed: the size listed first was the report's.
+    assert_eq!(before, info.len() as u64);
+    assert_eq!(listed_size(&fs), before);
     // The others still work.
     assert!(read_all(&fs, "patched/snes/Game [Game.ips].sfc").is_ok());
 }
 
 #[test]
-fn colliding_names_stay_visible_and_distinct() {
+fn colliding_names_are_told_apart_by_where_they_came_from() {
     let dir = backing();
     write(
         dir.path(),
         "snes/Game.sfc",
         &read_fixture("roms/snes/cputest-full.sfc"),
     );
+    for ext in ["nes", "ffe", "unf"] {
+        write(
+            dir.path(),
+            &format!("nes/nes15-NTSC.{ext}"),
+            &read_fixture(&format!("roms/nes/nes15-NTSC.{ext}")),
+        );
+    }
+    let fs = mount(dir.path());
+    // The file whose backing name is the view name keeps it; the others
+    // carry their backing extension. Never a hash.
+    assert_eq!(
+        names(&fs, "normalized/snes"),
+        ["Game (smc).sfc", "Game.sfc"]
+    );
+    assert_eq!(
+        names(&fs, "deinterleaved/nes"),
+        [
+            "Zelda.unf",
+            "nes15-NTSC (ffe).nes",
+            "nes15-NTSC.nes",
+            "nes15-NTSC.unf"
+        ]
+    );
+    assert_eq!(
+        names(&fs, "normalized/nes"),
+        [
+            "Zelda.nes",
+            "nes15-NTSC (ffe).nes",
+            "nes15-NTSC (unf).nes",
+            "nes15-NTSC.nes"
+        ]
+    );
+    assert!(
+        read_all(&fs, "deinterleaved/nes/nes15-NTSC.nes").unwrap()
+            == read_fixture("roms/nes/nes15-NTSC.nes")
+    );
+    // patched/ names a ROM as deinterleaved/ does.
+    let patched = names(&fs, "patched/snes");
+    assert!(
+        patched.contains(&"Game (smc) [Translation].sfc".to_string()),
+        "{patched:?}"
+    );
+    assert!(
+        patched.contains(&"Game [Game].sfc".to_string()),
+        "{patched:?}"
+    );
+    assert!(
+        patched.contains(&"Game (smc) [Game].sfc".to_string()),
+        "{patched:?}"
+    );
+    // A backing file named like a tag: still all distinct, and stable.
+    write(
+        dir.path(),
+        "snes/Game (smc).sfc",
+        &read_fixture("roms/snes/cputest-basic.sfc"),
+    );
     let fs = mount(dir.path());
     let listed = names(&fs, "normalized/snes");
-    assert_eq!(listed.len(), 2, "{listed:?}");
-    assert!(listed.contains(&"Game.sfc".to_string()));
-    let other = listed.iter().find(|n| *n != "Game.sfc").unwrap();
-    assert!(
-        other.starts_with("Game ~") && other.ends_with(".sfc"),
-        "{other}"
+    assert_eq!(
+        listed,
+        ["Game (Game.smc).sfc", "Game (smc).sfc", "Game.sfc"]
     );
-    // Stable: the same name again.
-    let fs2 = mount(dir.path());
-    assert_eq!(names(&fs2, "normalized/snes"), listed);
+    assert_eq!(names(&mount(dir.path()), "normalized/snes"), listed);
 }
 
 /// Views that are a backing file byte for byte hand that file to the

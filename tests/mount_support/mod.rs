@@ -144,7 +144,7 @@ impl Scenario for Roms {
     }
 
     fn broken(&self) -> Option<PathBuf> {
-        Some(PathBuf::from("patched/snes/Game [Game].sfc"))
+        Some(PathBuf::from("patched/snes/Game [Game.bps].sfc"))
     }
 
     fn folder(&self) -> PathBuf {
