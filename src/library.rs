@@ -8,6 +8,7 @@
 //! ([`header_cache`]) is on.
 
 pub mod header_cache;
+pub mod hints;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -33,6 +34,7 @@ use crate::patch::any::{Patch, PatchFormat};
 use crate::patch::{Checksum, Limits};
 use crate::system::{self, HeaderKind, Layout, SystemType};
 use header_cache::HeaderCache;
+use hints::SourceDigest;
 
 /// A ROM in the backing folder.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct Rom {
     report_len: OnceLock<u64>,
     /// See [`Library::hashes`].
     hashes: OnceLock<Arc<RomHashes>>,
+    /// The SHA-1 of each layout, made only for a readme that states one.
+    sha1s: OnceLock<LayoutSha1s>,
 }
 
 impl Rom {
@@ -122,6 +126,9 @@ pub struct Unfit {
     pub why: String,
 }
 
+/// The SHA-1 of each of a ROM's layouts.
+type LayoutSha1s = Arc<Vec<(ImageLayout, [u8; 20])>>;
+
 /// The digests of a ROM's three layouts, computed once per file identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RomHashes {
@@ -140,6 +147,8 @@ pub struct DirContents {
     pub access: Access,
     /// Names of the ROMs and patches that are links (to files inside).
     linked: HashSet<String>,
+    /// Text files that may be readmes naming a ROM (see [`hints`]).
+    notes: Vec<(String, FileId)>,
     /// Positions in `patches` by stem, made on first use: pairing by name
     /// would otherwise compare every ROM with every patch.
     by_stem: OnceLock<HashMap<String, Vec<usize>>>,
@@ -184,6 +193,8 @@ pub struct Library {
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
     index: Mutex<Option<(Instant, PatchIndex)>>,
+    /// What each readme-like text file names, by path and version.
+    notes: Mutex<HashMap<String, (FileId, Option<SourceDigest>)>>,
     /// Files whose bytes were read to classify them.
     header_reads: AtomicU64,
     roms_hashed: AtomicU64,
@@ -224,6 +235,19 @@ pub struct PatchIndexData {
     pub patches: Vec<Arc<PatchFile>>,
     /// Positions in `patches` by the image sizes their checksums are for.
     by_size: HashMap<u64, Vec<usize>>,
+    /// Patches without a checksum of their own whose source a collector
+    /// named elsewhere (see [`hints`]), with what named it.
+    pub hinted: Vec<Hinted>,
+}
+
+/// A patch without a checksum whose source ROM its file name or a readme
+/// beside it names.
+#[derive(Debug, Clone)]
+pub struct Hinted {
+    pub patch: Arc<PatchFile>,
+    pub source: SourceDigest,
+    /// What named it, for the info report ("the CRC32 in its file name").
+    pub rule: String,
 }
 
 impl PatchIndexData {
@@ -309,6 +333,7 @@ impl Library {
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
+            notes: Mutex::new(HashMap::new()),
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
@@ -524,7 +549,12 @@ impl Library {
             match &entry.classified {
                 Classified::Rom(rom) => contents.roms.push(rom.clone()),
                 Classified::Patch(patch) => contents.patches.push(patch.clone()),
-                Classified::Other => self.log_left_out(rel_dir, name, id, entry),
+                Classified::Other => {
+                    if hints::is_note(name) {
+                        contents.notes.push((name.clone(), *id));
+                    }
+                    self.log_left_out(rel_dir, name, id, entry);
+                }
             }
         }
         contents.subdirs.sort();
@@ -752,6 +782,7 @@ impl Library {
             deinterleaved_ext,
             report_len: OnceLock::new(),
             hashes: OnceLock::new(),
+            sha1s: OnceLock::new(),
         };
         Ok((Classified::Rom(Arc::new(rom)), true))
     }
@@ -809,6 +840,7 @@ impl Library {
             return index.clone();
         }
         let mut found = Vec::new();
+        let mut hinted = Vec::new();
         let mut pending = vec![String::new()];
         while let Some(rel_dir) = pending.pop() {
             let Some(contents) = self.dir(&rel_dir) else {
@@ -821,6 +853,7 @@ impl Library {
                     .filter(|p| !p.pair_keys.is_empty())
                     .cloned(),
             );
+            self.collect_hints(&rel_dir, &contents, &mut hinted);
             pending.extend(contents.subdirs.iter().map(|d| join(&rel_dir, d)));
         }
         let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -836,9 +869,120 @@ impl Library {
             generation: SCANS.fetch_add(1, Ordering::Relaxed),
             patches: found,
             by_size,
+            hinted,
         });
         *lock(&self.index) = Some((Instant::now(), index.clone()));
         index
+    }
+
+    /// The folder's patches without a checksum whose source its file name
+    /// or the folder's one readme names (a folder whose readmes name
+    /// different ROMs names none).
+    fn collect_hints(&self, rel_dir: &str, contents: &DirContents, hinted: &mut Vec<Hinted>) {
+        let unchecked: Vec<&Arc<PatchFile>> = contents
+            .patches
+            .iter()
+            .filter(|p| p.pair_keys.is_empty() && p.error.is_none())
+            .collect();
+        if unchecked.is_empty() {
+            return;
+        }
+        let mut named: Vec<(SourceDigest, &str)> = Vec::new();
+        for (name, id) in &contents.notes {
+            if let Some(source) = self.note_source(&join(rel_dir, name), id)
+                && !named.iter().any(|(seen, _)| *seen == source)
+            {
+                named.push((source, name));
+            }
+        }
+        let readme = match named.as_slice() {
+            [(source, name)] => Some((
+                *source,
+                format!("the readme {name} beside it names a source with {source}"),
+            )),
+            _ => None,
+        };
+        for patch in unchecked {
+            if let Some(crc) = hints::crc32_in_name(&patch.file_name) {
+                let source = SourceDigest::Crc32(crc);
+                hinted.push(Hinted {
+                    patch: patch.clone(),
+                    source,
+                    rule: format!("the {source} in its file name"),
+                });
+            } else if let Some((source, rule)) = &readme {
+                hinted.push(Hinted {
+                    patch: patch.clone(),
+                    source: *source,
+                    rule: rule.clone(),
+                });
+            }
+        }
+    }
+
+    /// The source ROM the text file `rel_path` (the version `id`) names,
+    /// read once per version.
+    fn note_source(&self, rel_path: &str, id: &FileId) -> Option<SourceDigest> {
+        if let Some((known, source)) = lock(&self.notes).get(rel_path)
+            && known == id
+        {
+            return *source;
+        }
+        let head = |file: &File, size: u64| {
+            let mut text = vec![0u8; size.min(hints::NOTE_BYTES) as usize];
+            file.read_exact_at(&mut text, 0)?;
+            Ok(text)
+        };
+        let source = match self.backing.read_consistent(rel_path, id, head) {
+            Ok(text) => hints::source_in_note(&text),
+            Err(error) => {
+                log::debug!("{rel_path}: not read as a readme: {error}");
+                return None;
+            }
+        };
+        lock(&self.notes).insert(rel_path.to_string(), (*id, source));
+        source
+    }
+
+    /// The SHA-1 of a ROM's layouts (read once per file identity).
+    fn sha1s(&self, rom: &Rom) -> io::Result<LayoutSha1s> {
+        if let Some(sha1s) = rom.sha1s.get() {
+            return Ok(sha1s.clone());
+        }
+        let raw = self.read_rom(rom).map_err(io::Error::other)?;
+        let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
+        let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
+        let sha1 = |bytes: &[u8]| crate::digest::Digests::of(bytes).sha1;
+        let sha1s = Arc::new(vec![
+            (ImageLayout::Raw, sha1(&raw)),
+            (ImageLayout::Normalized, sha1(&normalized)),
+            (ImageLayout::Deinterleaved, sha1(&deinterleaved)),
+        ]);
+        let _ = rom.sha1s.set(sha1s.clone());
+        Ok(sha1s)
+    }
+
+    /// The layout of `rom` whose image has the digest `source`, if any.
+    fn layout_with(&self, rom: &Rom, source: SourceDigest) -> io::Result<Option<ImageLayout>> {
+        Ok(match source {
+            SourceDigest::Crc32(want) => self
+                .hashes(rom)?
+                .layouts
+                .iter()
+                .find(|(_, _, crc, _)| *crc == want)
+                .map(|(layout, ..)| *layout),
+            SourceDigest::Md5(want) => self
+                .hashes(rom)?
+                .layouts
+                .iter()
+                .find(|(.., md5)| *md5 == want)
+                .map(|(layout, ..)| *layout),
+            SourceDigest::Sha1(want) => self
+                .sha1s(rom)?
+                .iter()
+                .find(|(_, sha1)| *sha1 == want)
+                .map(|(layout, _)| *layout),
+        })
     }
 
     /// The digests of a ROM's layouts (read once per file identity).
@@ -951,6 +1095,7 @@ impl Library {
         }
         let unfit = self.check_named_variants(rom, &mut variants);
         self.checksum_variants(rom, &mut variants);
+        self.hinted_variants(rom, &mut variants);
         resolve_label_collisions(&mut variants);
         Pairings { variants, unfit }
     }
@@ -1021,6 +1166,36 @@ impl Library {
         let mut told = HashSet::new();
         unfit.retain(|u| told.insert(u.patch.rel_path.clone()));
         unfit
+    }
+
+    /// Patches without a checksum whose source a file name or readme
+    /// names, where that is one of this ROM's images. Hints name no size,
+    /// so while any exist, every ROM whose patched/ folder is listed is
+    /// hashed (once per version; the header cache keeps the digests).
+    fn hinted_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) {
+        let index = self.checksum_patches();
+        for hint in &index.hinted {
+            if variants
+                .iter()
+                .any(|v| v.patches.iter().any(|q| q.rel_path == hint.patch.rel_path))
+            {
+                continue;
+            }
+            match self.layout_with(rom, hint.source) {
+                Ok(Some(layout)) => variants.push(Variant {
+                    label: hint.patch.stem.clone(),
+                    patches: vec![hint.patch.clone()],
+                    layout: Some(layout),
+                    reversed: false,
+                    reason: format!("{}, the {layout} image's", hint.rule),
+                }),
+                Ok(None) => {}
+                Err(error) => {
+                    log::warn!("{}: cannot hash: {error}", rom.rel_path);
+                    return;
+                }
+            }
+        }
     }
 
     fn checksum_variants(&self, rom: &Rom, variants: &mut Vec<Variant>) {

@@ -513,3 +513,61 @@ fn linked_files_are_shown_and_linked_folders_not_followed() {
     // Pairing by checksum walks the whole tree: it ends.
     assert_eq!(names(&fs, "patched/snes").len(), 3);
 }
+
+#[test]
+fn patches_without_checksums_pair_by_a_crc32_in_their_name_or_a_readme() {
+    let dir = backing();
+    let clean = read_fixture("roms/snes/cputest-basic.sfc");
+    let headered = read_fixture("roms/snes/cputest-basic.smc");
+    let full = read_fixture("roms/snes/cputest-full.sfc");
+    let ips = read_fixture("patches/snes_cputest_basic2full.flips.ips");
+    let crc = crc32fast::hash(&clean);
+    // igir's convention: the source's CRC32 in the patch's name.
+    let named = format!("Cool Hack [{crc:08X}].ips");
+    write(dir.path(), &format!("hacks/{named}"), &ips);
+    // A download: the patch and a readme whose ROM information block
+    // names the (headered) source by SHA-1, the result by CRC32.
+    let sha1 = ninja_fs::digest::Digests::of(&headered).sha1_hex();
+    write(dir.path(), "downloads/Hack v1.1/Hack.ips", &ips);
+    write(
+        dir.path(),
+        "downloads/Hack v1.1/readme.txt",
+        format!(
+            "Hack v1.1\r\n\r\nROM / ISO Information:\r\n  File SHA-1: {}\r\n  Patched ROM CRC32: {:08X}\r\n",
+            sha1.to_uppercase(),
+            crc32fast::hash(&full)
+        )
+        .as_bytes(),
+    );
+    // A readme about two ROMs names neither.
+    write(dir.path(), "ambiguous/Other.ips", &ips);
+    write(
+        dir.path(),
+        "ambiguous/readme.txt",
+        b"USA CRC32: 11111111\nEurope CRC32: 22222222\n",
+    );
+    let fs = mount(dir.path());
+    let hinted_name = format!("Game [Cool Hack [{crc:08X}]].sfc");
+    assert_eq!(
+        names(&fs, "patched/snes"),
+        [
+            hinted_name.clone(),
+            "Game [Game+ips1].sfc".to_string(),
+            "Game [Game].sfc".to_string(),
+            "Game [Hack].sfc".to_string(),
+            "Game [Translation].sfc".to_string(),
+        ]
+    );
+    assert!(read_all(&fs, &format!("patched/snes/{hinted_name}")).unwrap() == full);
+    assert!(read_all(&fs, "patched/snes/Game [Hack].sfc").unwrap() == full);
+    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    let by_name = format!(
+        "  [Cool Hack [{crc:08X}]] hacks/{named}: the CRC32 {crc:08x} in its file name, the normalized image's\n"
+    );
+    assert!(info.contains(&by_name), "{by_name}\nin:\n{info}");
+    let by_readme = format!(
+        "  [Hack] downloads/Hack v1.1/Hack.ips: the readme readme.txt beside it names a source with SHA-1 {sha1}, the raw image's\n"
+    );
+    assert!(info.contains(&by_readme), "{by_readme}\nin:\n{info}");
+    assert!(!info.contains("Other.ips"), "{info}");
+}

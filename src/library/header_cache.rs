@@ -218,6 +218,7 @@ impl Entry {
                     hashes: hashes
                         .map(|h| OnceLock::from(Arc::new(h)))
                         .unwrap_or_default(),
+                    sha1s: OnceLock::new(),
                 }))
             }
             What::Patch {
