@@ -14,5 +14,6 @@ pub mod mount;
 pub mod patch;
 pub mod report;
 pub mod system;
+pub mod text;
 pub mod vfs;
 pub mod views;

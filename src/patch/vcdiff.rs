@@ -18,6 +18,9 @@ use std::borrow::Cow;
 
 use crate::patch::{ApplyOptions, Limits, PatchError, PatchSummary};
 use code_table::{AddressCache, AddressError, CodeTable, Operation};
+
+/// Bytes from a patch shown as text (one line, exact).
+pub use crate::text::bytes_as_text;
 pub use encode::create;
 
 pub const NAME: &str = "VCDIFF";
@@ -163,27 +166,6 @@ fn compression_text(code: &[u8]) -> String {
         _ => return bytes_as_text(code),
     };
     format!("{name} ({})", bytes_as_text(code))
-}
-
-/// Bytes from a patch shown as text: UTF-8 as it is, every byte that is
-/// not UTF-8 as `\xNN`, control characters and `\` escaped, so the text
-/// is one line and tells the bytes exactly.
-pub fn bytes_as_text(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c == '\\' || c.is_control() {
-                text.extend(c.escape_default());
-            } else {
-                text.push(c);
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(text, "\\x{byte:02x}");
-        }
-    }
-    text
 }
 
 /// A parsed VCDIFF patch.
@@ -1434,7 +1416,7 @@ mod tests {
         );
         assert_eq!(bytes_as_text(b"\x80ok\xc3"), "\\x80ok\\xc3");
         assert_eq!(bytes_as_text(b"x/Q"), "x/Q");
-        assert_eq!(compression_text(b"Q\x01"), "Q\\u{1}");
+        assert_eq!(compression_text(b"Q\x01"), "Q\\x01");
     }
 
     #[test]
