@@ -81,6 +81,28 @@ fn tried_list(tried: &[(ImageLayout, String)]) -> String {
         .join(", ")
 }
 
+/// Which deinterleaved image an application writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteBack {
+    /// The image emulators play, as the mount's `deinterleaved/` shows it:
+    /// a Famtasia/FFE dump becomes an iNES file.
+    #[default]
+    Playable,
+    /// NINJA 2.0's own write-back: the dumped header put back as it was (an
+    /// FFE dump keeps its FFE header), where NINJA exactness is the point.
+    Ninja,
+}
+
+impl WriteBack {
+    /// `layout` made to write this image.
+    pub fn layout(self, layout: Layout) -> Layout {
+        match self {
+            WriteBack::Playable => layout,
+            WriteBack::Ninja => layout.ninja_write_back(),
+        }
+    }
+}
+
 /// One patch's result: the deinterleaved image and how it was reached.
 #[derive(Debug, Clone)]
 pub struct Applied {
@@ -98,10 +120,22 @@ pub struct RomImage<'a> {
     /// `None` when the deinterleaved image is the normalized one (no header
     /// put back): images are large, and each copy costs its page faults.
     restored: Option<Vec<u8>>,
+    write_back: WriteBack,
 }
 
 impl<'a> RomImage<'a> {
+    /// The ROM with the deinterleaved image emulators play.
     pub fn new(raw: &'a [u8], layout: Layout) -> Result<RomImage<'a>, SystemError> {
+        Self::with_write_back(raw, layout, WriteBack::Playable)
+    }
+
+    /// The ROM with the deinterleaved image `write_back` says.
+    pub fn with_write_back(
+        raw: &'a [u8],
+        layout: Layout,
+        write_back: WriteBack,
+    ) -> Result<RomImage<'a>, SystemError> {
+        let layout = write_back.layout(layout);
         let normalized = system::normalize(raw, &layout)?;
         let restored = match system::restore(&normalized, &layout)? {
             Cow::Borrowed(_) => None,
@@ -112,6 +146,7 @@ impl<'a> RomImage<'a> {
             layout,
             normalized,
             restored,
+            write_back,
         })
     }
 
@@ -150,7 +185,7 @@ impl<'a> RomImage<'a> {
         match layout {
             ImageLayout::Deinterleaved => Ok(bytes),
             ImageLayout::Normalized => restore_owned(bytes, &self.layout),
-            ImageLayout::Raw => deinterleave_as(bytes, self.layout.system),
+            ImageLayout::Raw => deinterleave_as(bytes, self.layout.system, self.write_back),
         }
     }
 }
@@ -166,13 +201,13 @@ fn restore_owned(normalized: Vec<u8>, layout: &Layout) -> Result<Vec<u8>, System
 
 /// A whole file in some container of `system`, as its deinterleaved image;
 /// the same buffer when it is one already.
-fn deinterleave_as(raw: Vec<u8>, system: SystemType) -> Result<Vec<u8>, SystemError> {
-    let layout = system::analyze(&raw, system)?;
-    let plain = layout.normalized_is_slice()
-        && layout.header != Some(system::HeaderKind::Unif)
-        && layout.data_offset == 0
-        && layout.data_len == raw.len();
-    if plain && layout.header_bytes.is_empty() {
+fn deinterleave_as(
+    raw: Vec<u8>,
+    system: SystemType,
+    write_back: WriteBack,
+) -> Result<Vec<u8>, SystemError> {
+    let layout = write_back.layout(system::analyze(&raw, system)?);
+    if layout.deinterleaved_is_raw() {
         return Ok(raw);
     }
     let normalized = system::normalize(&raw, &layout)?;
@@ -272,7 +307,7 @@ fn apply_rup(
             continue;
         };
         let layout = match system::analyze(rom.raw, entry_system) {
-            Ok(layout) => layout,
+            Ok(layout) => rom.write_back.layout(layout),
             Err(error) => {
                 tried.push((
                     ImageLayout::Normalized,
@@ -321,7 +356,8 @@ fn apply_rup(
             (in_entry_layout, ImageLayout::Normalized)
         } else {
             (
-                deinterleave_as(in_entry_layout, rom.layout.system).map_err(restore_error)?,
+                deinterleave_as(in_entry_layout, rom.layout.system, rom.write_back)
+                    .map_err(restore_error)?,
                 ImageLayout::Raw,
             )
         };
@@ -386,7 +422,7 @@ fn apply_rup(
 }
 
 /// Applies `patches` in order; each applies to the previous result. The
-/// output is the deinterleaved image.
+/// output is the deinterleaved image emulators play.
 pub fn apply_stack(
     rom_name: &str,
     raw: &[u8],
@@ -394,13 +430,25 @@ pub fn apply_stack(
     patches: &[(String, Patch<'_>)],
     opts: &ApplyOptions,
 ) -> Result<Vec<u8>, ApplyError> {
+    apply_stack_with(rom_name, raw, forced, patches, opts, WriteBack::Playable)
+}
+
+/// [`apply_stack`] writing the deinterleaved image `write_back` says.
+pub fn apply_stack_with(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patches: &[(String, Patch<'_>)],
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+) -> Result<Vec<u8>, ApplyError> {
     let rom_error = |source| ApplyError::Rom {
         rom: rom_name.to_string(),
         source,
     };
     let layout = system::identify(Some(rom_name), raw, forced).map_err(rom_error)?;
     let system = layout.system;
-    let mut image = RomImage::new(raw, layout).map_err(rom_error)?;
+    let mut image = RomImage::with_write_back(raw, layout, write_back).map_err(rom_error)?;
     let mut owned: Vec<u8>;
     for (index, (name, patch)) in patches.iter().enumerate() {
         let applied = apply_patch(&image, name, patch, opts)?;
@@ -415,7 +463,7 @@ pub fn apply_stack(
         }
         // The next step starts from this result, read as the same system.
         let layout = system::analyze(&owned, system).map_err(rom_error)?;
-        image = RomImage::new(&owned, layout).map_err(rom_error)?;
+        image = RomImage::with_write_back(&owned, layout, write_back).map_err(rom_error)?;
     }
     Ok(image.into_deinterleaved())
 }
@@ -460,6 +508,18 @@ pub fn apply_rup_to_folder(
     patch: &RupPatch<'_>,
     opts: &ApplyOptions,
 ) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
+    apply_rup_to_folder_with(dir, patch_name, patch, opts, WriteBack::Playable)
+}
+
+/// [`apply_rup_to_folder`] writing the deinterleaved images `write_back`
+/// says.
+pub fn apply_rup_to_folder_with(
+    dir: &Path,
+    patch_name: &str,
+    patch: &RupPatch<'_>,
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
     let mut results = Vec::new();
     for entry in &patch.entries {
         let Some(name) = &entry.name else {
@@ -484,7 +544,7 @@ pub fn apply_rup_to_folder(
             source,
         };
         let layout = system::analyze(&raw, system).map_err(rom_error)?;
-        let image = RomImage::new(&raw, layout).map_err(rom_error)?;
+        let image = RomImage::with_write_back(&raw, layout, write_back).map_err(rom_error)?;
         let applied = apply_rup(&image, &file_name, std::slice::from_ref(entry), opts)?;
         results.push((name.clone(), applied.image));
     }
@@ -504,12 +564,30 @@ pub fn stream_vcdiff(
     opts: &ApplyOptions,
     sink: &mut dyn std::io::Write,
 ) -> Result<(), StreamFailure> {
+    let playable = WriteBack::Playable;
+    stream_vcdiff_with(
+        rom_name, raw, forced, patch_name, patch, opts, playable, sink,
+    )
+}
+
+/// [`stream_vcdiff`] writing the image `write_back` says.
+#[allow(clippy::too_many_arguments)] // stream_vcdiff's inputs, and the layout
+pub fn stream_vcdiff_with(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patch_name: &str,
+    patch: &crate::patch::vcdiff::VcdiffPatch<'_>,
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+    sink: &mut dyn std::io::Write,
+) -> Result<(), StreamFailure> {
     let rom_error = |source| ApplyError::Rom {
         rom: rom_name.to_string(),
         source,
     };
     let layout = system::identify(Some(rom_name), raw, forced).map_err(rom_error)?;
-    let image = RomImage::new(raw, layout).map_err(rom_error)?;
+    let image = RomImage::with_write_back(raw, layout, write_back).map_err(rom_error)?;
     let mut sink = sink;
     match patch.apply_to_writer(image.deinterleaved(), opts, &mut sink) {
         Ok(_) => Ok(()),

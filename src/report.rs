@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::digest::Digests;
-use crate::system::{self, Fields, HeaderKind, Layout, SystemError, SystemType};
+use crate::system::{self, Conversion, Fields, HeaderKind, Layout, Shown, SystemError, SystemType};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RomReport {
@@ -38,6 +38,8 @@ pub struct HeaderReport {
     pub copier: Option<&'static str>,
     /// Whether the deinterleaved image keeps this header.
     pub kept: bool,
+    /// The header the deinterleaved image has in its place, if another.
+    pub replaced_by: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,8 +51,8 @@ pub struct Checksums {
 
 fn ordered_fields<S: serde::Serializer>(fields: &Fields, s: S) -> Result<S::Ok, S::Error> {
     let mut map = s.serialize_map(Some(fields.len()))?;
-    for (key, value) in fields {
-        map.serialize_entry(key, value)?;
+    for field in fields {
+        map.serialize_entry(field.key, &field.value)?;
     }
     map.end()
 }
@@ -81,6 +83,12 @@ impl RomReport {
         layout: &Layout,
         digests: &Digests,
     ) -> RomReport {
+        let (kept, replaced_by) = match &layout.conversion {
+            Some(Conversion::FfeToInes(_)) => (false, Some("iNES")),
+            // An NSRT header emulators do not skip: left out.
+            Some(Conversion::Header(header)) if header.is_empty() => (false, None),
+            Some(Conversion::Header(_)) | None => (true, None),
+        };
         let header = layout.header.map(|kind| HeaderReport {
             kind: kind.name(),
             size: layout.header_len(),
@@ -88,7 +96,8 @@ impl RomReport {
                 HeaderKind::SnesCopier(copier) => Some(copier.name()),
                 _ => None,
             },
-            kept: kind.kept(),
+            kept: kind.kept() && kept,
+            replaced_by,
         });
         RomReport {
             file: file.to_string(),
@@ -113,7 +122,9 @@ impl RomReport {
         }
     }
 
-    /// The human form: a short table with aligned values.
+    /// The human form: a short table with aligned values, every value
+    /// with its unit or a few words where the number alone says little,
+    /// text from the file escaped, no line ending in a space.
     pub fn to_text(&self) -> String {
         let mut rows: Vec<(String, String)> = vec![(
             "system".into(),
@@ -126,7 +137,12 @@ impl RomReport {
                 h.kind,
                 h.copier.map(|c| format!(" ({c})")).unwrap_or_default(),
                 h.size,
-                if h.kept { "kept" } else { "dropped" }
+                match (h.kept, h.replaced_by) {
+                    (_, Some(other)) =>
+                        format!("replaced by an {other} header in the deinterleaved image"),
+                    (true, None) => "kept in the deinterleaved image".to_string(),
+                    (false, None) => "dropped from the deinterleaved image".to_string(),
+                }
             ),
         };
         rows.push(("header".into(), header));
@@ -134,33 +150,47 @@ impl RomReport {
         if let Some(order) = self.byte_order {
             rows.push(("byte order".into(), order.into()));
         }
-        for (key, value) in &self.internal {
-            let shown = match value {
-                serde_json::Value::String(s) => s.clone(),
-                // Padded so that true and false take the same room: the
-                // filesystem knows a report's size before it hashes.
-                serde_json::Value::Bool(b) => format!("{b:<5}"),
-                other => other.to_string(),
+        for field in &self.internal {
+            let shown = match (&field.shown, &field.value) {
+                (Shown::JsonOnly, _) => continue,
+                (Shown::Text(text), _) => text.clone(),
+                (Shown::Value, serde_json::Value::String(s)) => s.clone(),
+                (Shown::Value, serde_json::Value::Bool(b)) => yes_no(field.key, *b).to_string(),
+                (Shown::Value, other) => other.to_string(),
             };
-            rows.push((key.replace('_', " "), shown));
+            // "prg_rom_bytes" reads "prg rom": its value carries the unit.
+            let label = field.key.strip_suffix("_bytes").unwrap_or(field.key);
+            rows.push((label.replace('_', " "), shown));
         }
-        rows.push(("raw size".into(), self.sizes.raw.to_string()));
-        rows.push(("normalized size".into(), self.sizes.normalized.to_string()));
-        rows.push((
-            "deinterleaved size".into(),
-            self.sizes.deinterleaved.to_string(),
-        ));
-        rows.push(("crc32".into(), self.normalized.crc32.clone()));
-        rows.push(("md5".into(), self.normalized.md5.clone()));
-        rows.push(("sha1".into(), self.normalized.sha1.clone()));
+        let bytes = |n: usize| system::bytes_text(n as u64);
+        rows.push(("raw size".into(), bytes(self.sizes.raw)));
+        rows.push(("normalized size".into(), bytes(self.sizes.normalized)));
+        rows.push(("deinterleaved size".into(), bytes(self.sizes.deinterleaved)));
+        rows.push(("normalized crc32".into(), self.normalized.crc32.clone()));
+        rows.push(("normalized md5".into(), self.normalized.md5.clone()));
+        rows.push(("normalized sha1".into(), self.normalized.sha1.clone()));
         for note in &self.notes {
             rows.push(("note".into(), note.clone()));
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut text = format!("{}\n", self.file);
+        let mut text = format!("{}\n", crate::text::str_as_text(&self.file));
         for (key, value) in rows {
-            text.push_str(&format!("  {key:<width$}  {value}\n"));
+            // Values from the file's bytes come escaped from `describe`.
+            let line = format!("  {key:<width$}  {value}");
+            text.push_str(line.trim_end());
+            text.push('\n');
         }
         text
+    }
+}
+
+/// A yes/no field in words. A checksum's validity is worded to one width
+/// either way: the filesystem sizes a report before it hashes the image.
+fn yes_no(key: &str, value: bool) -> &'static str {
+    match (key.ends_with("_valid"), value) {
+        (true, true) => "yes, stored = computed",
+        (true, false) => "no, stored != computed",
+        (false, true) => "yes",
+        (false, false) => "no",
     }
 }

@@ -118,18 +118,26 @@ fn every_snes_patch_applies_to_every_container_of_the_source() {
 #[test]
 fn patches_with_checksums_refuse_other_nes_containers() {
     // nes15's patches were made on the iNES file: the UNIF and FFE images
-    // are other bytes, and every patch that can tell refuses them.
+    // are other bytes, and every patch that can tell refuses them. (The
+    // FFE dump's deinterleaved image is that iNES file, so there the patch
+    // applies, tests/ffe_ines.rs; NINJA's write-back keeps the FFE form.)
     let bps = fixture("patches/nes15_ntsc2pal.flips-delta.bps");
     let cases = [
-        ("roms/nes/nes15-NTSC.unf", "e983c76d", "0b0c4573"),
-        ("roms/nes/nes15-NTSC.ffe", "c97d4234", "35485ad2"),
+        ("roms/nes/nes15-NTSC.unf", "e983c76d", "0b0c4573", None),
+        (
+            "roms/nes/nes15-NTSC.ffe",
+            "c97d4234",
+            "35485ad2",
+            Some("--keep-header"),
+        ),
     ];
-    for (rom, raw, normalized) in cases {
+    for (rom, raw, normalized, flag) in cases {
         let err = stderr_of(
             ninja()
                 .arg("apply")
                 .arg(fixture(rom))
                 .arg(&bps)
+                .args(flag)
                 .args(["-o", "-"]),
         );
         assert_eq!(
@@ -156,6 +164,15 @@ fn read_vector(name: &str) -> Vec<u8> {
 /// `bytes` read as `system`: its normalized and deinterleaved images.
 fn layouts(bytes: &[u8], system: SystemType) -> (system::Layout, Vec<u8>, Vec<u8>) {
     let layout = system::analyze(bytes, system).unwrap();
+    let normalized = system::normalize(bytes, &layout).unwrap().into_owned();
+    let deinterleaved = system::restore(&normalized, &layout).unwrap().into_owned();
+    (layout, normalized, deinterleaved)
+}
+
+/// [`layouts`] with NINJA 2.0's write-back as the deinterleaved image (an
+/// FFE dump keeps its FFE header), as `apply --keep-header` writes.
+fn ninja_layouts(bytes: &[u8], system: SystemType) -> (system::Layout, Vec<u8>, Vec<u8>) {
+    let layout = system::analyze(bytes, system).unwrap().ninja_write_back();
     let normalized = system::normalize(bytes, &layout).unwrap().into_owned();
     let deinterleaved = system::restore(&normalized, &layout).unwrap().into_owned();
     (layout, normalized, deinterleaved)
@@ -229,7 +246,21 @@ fn ninja_vectors_apply_to_every_container_in_its_own_layout_and_back() {
         let input = read_vector(input_name);
         let rup_name = format!("{stem}.rup");
         let patch = vector(&rup_name);
-        let (layout, normalized, deinterleaved) = layouts(&input, system);
+        // NINJA 2.0 wrote an FFE dump back with its FFE header and a SNES
+        // dump with its NSRT header: --keep-header asks for that (without it
+        // the FFE dump is the iNES file emulators play, tests/ffe_ines.rs,
+        // and the NSRT header is left out). Every other container is written
+        // the same either way.
+        let ninja_form = matches!(
+            input_name,
+            "nes_ffe_input_for_nes_ines_shrink.nes" | "snes_lorom.input_nsrt.smc"
+        );
+        let extra: &[&str] = if ninja_form { &["--keep-header"] } else { &[] };
+        let (layout, normalized, deinterleaved) = if ninja_form {
+            ninja_layouts(&input, system)
+        } else {
+            layouts(&input, system)
+        };
         let (source_md5, target_md5, target_size) = rup_entry_digests(&rup_name);
         assert_eq!(
             ninja_fs::digest::md5(&normalized),
@@ -237,7 +268,7 @@ fn ninja_vectors_apply_to_every_container_in_its_own_layout_and_back() {
             "{input_name}"
         );
 
-        let out = apply_to_stdout(&vector(input_name), std::slice::from_ref(&patch), &[]);
+        let out = apply_to_stdout(&vector(input_name), std::slice::from_ref(&patch), extra);
         match target_name {
             Some(target_name) => {
                 let (_, target, _) = layouts(&read_vector(target_name), system);
@@ -283,9 +314,20 @@ fn ninja_vectors_apply_to_every_container_in_its_own_layout_and_back() {
         // input back, deinterleaved.
         let patched = dir.path().join(input_name);
         std::fs::write(&patched, &out).unwrap();
-        let back = apply_to_stdout(&patched, std::slice::from_ref(&patch), &[]);
+        let back = apply_to_stdout(&patched, std::slice::from_ref(&patch), extra);
         assert!(back == deinterleaved, "{input_name}: reverse");
     }
+}
+
+#[test]
+fn without_keep_header_an_nsrt_header_is_left_out() {
+    // The image emulators play: NINJA's vector applied, headerless.
+    let out = apply_to_stdout(
+        &vector("snes_lorom.input_nsrt.smc"),
+        &[vector("snes_lorom.rup")],
+        &[],
+    );
+    assert!(out == read_vector("snes_lorom.tgt.sfc"));
 }
 
 // ---- stacks ----

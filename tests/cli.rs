@@ -203,17 +203,17 @@ fn info_table_shows_what_was_found() {
     for line in [
         "tests/fixtures/roms/snes/cputest-basic.ufo",
         "  system               snes (Super NES / Super Famicom)",
-        "  header               copier (Super UFO), 512 bytes, dropped",
+        "  header               copier (Super UFO), 512 bytes, dropped from the deinterleaved image",
         "  interleave           none",
         "  title                65C816 TEST",
         "  map mode             0x30 (LoROM, FastROM)",
-        "  checksum             0xffff",
-        "  checksum computed    0x6477",
-        "  checksum valid       false",
-        "  raw size             262656",
-        "  normalized size      262144",
-        "  deinterleaved size   262144",
-        "  crc32                4de40f6b",
+        "  checksum             0xffff (stored in the header)",
+        "  checksum computed    0x6477 (the sum of the image's bytes)",
+        "  checksum valid       no, stored != computed",
+        "  raw size             262656 bytes",
+        "  normalized size      262144 bytes (256 KiB)",
+        "  deinterleaved size   262144 bytes (256 KiB)",
+        "  normalized crc32     4de40f6b",
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -267,7 +267,7 @@ fn info_shows_an_xdelta3_patchs_file_names_as_text() {
              \x20 secondary compression  LZMA\n\
              \x20 target name            nes15-PAL.nes\n\
              \x20 source name            nes15-NTSC.nes\n\
-             \x20 target size            28688\n",
+             \x20 target size            28688 bytes\n",
             patch.display()
         )
     );
@@ -307,7 +307,7 @@ fn info_escapes_file_names_that_are_not_utf8() {
              \x20 windows      1\n\
              \x20 target name  Zelda (PAL).nes\n\
              \x20 source name  caf\\xe9.nes\n\
-             \x20 target size  28688\n",
+             \x20 target size  28688 bytes\n",
             patch.display()
         )
     );
@@ -326,7 +326,7 @@ fn info_escapes_file_names_that_are_not_utf8() {
             ["windows", "1"],
             ["target name", "Zelda (PAL).nes"],
             ["source name", "caf\\xe9.nes"],
-            ["target size", "28688"],
+            ["target size", "28688 bytes"],
         ])
     );
 }

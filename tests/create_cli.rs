@@ -403,7 +403,7 @@ fn metadata_is_written_and_shown_by_info() {
   description   First line
     Second line
   entries       1
-  entry 1       (single file) (nes): 28672 -> 28672 bytes, 10 XOR records
+  entry 1       (single file), system nes: 28672 -> 28672 bytes, 10 XOR records
     source md5  {}
     target md5  {}
 ",
@@ -502,16 +502,16 @@ fn info_shows_format_sizes_and_checksums_of_patches() {
         "tests/fixtures/patches/snes_cputest_basic2full.flips-delta.bps
   format           BPS
   actions          6071
-  source size      262144
-  target size      262144
+  source size      262144 bytes (256 KiB)
+  target size      262144 bytes (256 KiB)
   source checksum  CRC32 4de40f6b
   target checksum  CRC32 31ff7f92
 
 tests/fixtures/patches/mbc1_512k_to_1M.rompatcherjs.ups
   format           UPS
   hunks            19
-  source size      65536
-  target size      131072
+  source size      65536 bytes (64 KiB)
+  target size      131072 bytes (128 KiB)
   source checksum  CRC32 f3830969
   target checksum  CRC32 4cabff6a
 
@@ -522,7 +522,7 @@ tests/fixtures/patches/nes15_ntsc2pal.flips.ips
 tests/fixtures/rup-vectors/snes_lorom.rup
   format        RUP
   entries       1
-  entry 1       (single file) (snes): 131072 -> 131072 bytes, 2 XOR records
+  entry 1       (single file), system snes: 131072 -> 131072 bytes, 2 XOR records
     source md5  d650929621845f5a3ec151b87a95c994
     target md5  f1ce52f836fb6a419f59337458cce75c
 "
@@ -550,8 +550,8 @@ tests/fixtures/rup-vectors/snes_lorom.rup
                 "details": [
                     ["format", "BPS"],
                     ["actions", "6071"],
-                    ["source size", "262144"],
-                    ["target size", "262144"],
+                    ["source size", "262144 bytes (256 KiB)"],
+                    ["target size", "262144 bytes (256 KiB)"],
                     ["source checksum", "CRC32 4de40f6b"],
                     ["target checksum", "CRC32 31ff7f92"]
                 ]
@@ -565,11 +565,14 @@ tests/fixtures/rup-vectors/snes_lorom.rup
     assert_eq!(multi["source_checksum"], serde_json::Value::Null);
     assert_eq!(
         multi["details"][2],
-        serde_json::json!(["entry 1", "a.bin (raw): 11 -> 13 bytes, 1 XOR records"])
+        serde_json::json!([
+            "entry 1",
+            "a.bin, system raw: 11 -> 13 bytes, 1 XOR records"
+        ])
     );
     assert_eq!(
         multi["details"][5],
-        serde_json::json!(["entry 2", "b.bin (raw): 4 -> 4 bytes, 1 XOR records"])
+        serde_json::json!(["entry 2", "b.bin, system raw: 4 -> 4 bytes, 1 XOR records"])
     );
     // A single-entry one carries both MD5s and sizes.
     let single = &json[2]["patch"];

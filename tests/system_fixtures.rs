@@ -114,6 +114,9 @@ fn nes_containers_hold_the_same_prg_and_chr() {
 
 #[test]
 fn deinterleaved_nes_keeps_its_container() {
+    // NINJA 2.0's write-back keeps every NES container, FFE included; the
+    // deinterleaved image emulators get is the same but for FFE, which is
+    // made an iNES file (tests/ffe_ines.rs).
     for name in [
         "nes15-NTSC.nes",
         "nes15-NTSC.ffe",
@@ -122,11 +125,17 @@ fn deinterleaved_nes_keeps_its_container() {
     ] {
         let rel = format!("roms/nes/{name}");
         let raw = read_fixture(&rel);
-        let layout = detected(&rel);
+        let playable = detected(&rel);
+        let layout = playable.ninja_write_back();
         let norm = system::normalize(&raw, &layout).unwrap();
         let restored = system::restore(&norm, &layout).unwrap();
         assert_eq!(restored.as_ref(), raw.as_slice(), "{name}");
         assert_eq!(layout.restored_len(norm.len()), raw.len(), "{name}");
+        if name.ends_with(".ffe") {
+            assert!(playable.conversion.is_some(), "{name}");
+        } else {
+            assert_eq!(playable, layout, "{name}");
+        }
     }
 }
 
@@ -164,6 +173,8 @@ fn views_that_are_the_file_itself() {
         ("roms/n64/bigbass1997_minimal.v64", false, false),
         ("roms/nes/nes15-NTSC.nes", false, true),
         ("roms/nes/nes15-NTSC.unf", false, false),
+        // Made an iNES file: never the FFE file itself.
+        ("roms/nes/nes15-NTSC.ffe", false, false),
         ("roms/lynx/cc65_tgi_hello.lnx", false, true),
         ("roms/lynx/cc65_tgi_hello.lyx", true, true),
         ("roms/gb/sdcc_makebin.gbc", true, true),
@@ -248,14 +259,23 @@ fn ninja_vectors_inputs_normalize_to_the_patch_source_md5() {
 
 #[test]
 fn nsrt_header_is_kept_and_other_copier_headers_are_not() {
+    // NINJA 2.0's write-back keeps an NSRT header; the image emulators get
+    // leaves it out (bsnes-mercury runs a headered image as garbage).
     let nsrt = read_fixture("rup-vectors/snes_lorom.input_nsrt.smc");
-    let layout = system::analyze(&nsrt, SystemType::Snes).unwrap();
+    let playable = system::analyze(&nsrt, SystemType::Snes).unwrap();
+    let layout = playable.ninja_write_back();
     assert_eq!(layout.header, Some(HeaderKind::Nsrt));
     let norm = system::normalize(&nsrt, &layout).unwrap();
     assert_eq!(
         system::restore(&norm, &layout).unwrap().as_ref(),
         nsrt.as_slice()
     );
+    assert_eq!(
+        system::restore(&norm, &playable).unwrap().as_ref(),
+        &nsrt[0x200..]
+    );
+    assert_eq!(playable.restored_len(norm.len()), nsrt.len() - 0x200);
+    assert!(!playable.deinterleaved_is_raw());
 
     let plain = read_fixture("rup-vectors/snes_lorom.input_copierhdr.smc");
     let layout = system::analyze(&plain, SystemType::Snes).unwrap();

@@ -262,11 +262,14 @@ impl<'a> Patch<'a> {
         }
     }
 
-    /// What `ninja-fs info` shows of a patch, as (label, value) rows.
+    /// What `ninja-fs info` shows of a patch, as (label, value) rows: text
+    /// from the patch escaped (one line, nothing that acts on a terminal),
+    /// sizes with their unit.
     pub fn describe(&self) -> Vec<(String, String)> {
         let mut rows = vec![("format".to_string(), self.format().name().to_string())];
         let summary = self.summary();
         let mut push = |label: &str, value: String| rows.push((label.to_string(), value));
+        let yes_no = |value: bool| if value { "yes" } else { "no" };
         match self {
             Patch::Rup(p) => {
                 let info = &p.info;
@@ -280,8 +283,14 @@ impl<'a> Patch<'a> {
                     ("website", &info.website),
                     ("description", &info.description),
                 ] {
-                    if !value.is_empty() {
-                        push(label, value.replace("\\n", "\n    "));
+                    if label == "date" && !value.is_empty() {
+                        push(label, rup_date(value));
+                    } else if !value.is_empty() {
+                        // NINJA2 writes a line break as the two characters
+                        // `\n`: each line is shown on its own, indented.
+                        let lines: Vec<String> =
+                            value.split("\\n").map(crate::text::str_as_text).collect();
+                        push(label, lines.join("\n    "));
                     }
                 }
                 push("entries", p.entries.len().to_string());
@@ -289,11 +298,12 @@ impl<'a> Patch<'a> {
                     let system = crate::system::SystemType::from_code(entry.system_type)
                         .map(|s| s.word().to_string())
                         .unwrap_or_else(|| format!("unknown type {}", entry.system_type));
+                    let name = entry.name.as_deref().map(crate::text::str_as_text);
                     push(
                         &format!("entry {}", i + 1),
                         format!(
-                            "{} ({system}): {} -> {} bytes, {} XOR records",
-                            entry.name.as_deref().unwrap_or("(single file)"),
+                            "{}, system {system}: {} -> {} bytes, {} XOR records",
+                            name.as_deref().unwrap_or("(single file)"),
                             entry.source_size,
                             entry.target_size,
                             entry.records.len()
@@ -307,31 +317,49 @@ impl<'a> Patch<'a> {
             Patch::Bps(p) => {
                 push("actions", p.actions.len().to_string());
                 if let Some(text) = p.metadata_text().filter(|t| !t.is_empty()) {
-                    push("metadata", text.to_string());
+                    push("metadata", crate::text::str_as_text(text));
                 }
             }
             Patch::Ups(p) => push("hunks", p.hunks.len().to_string()),
             Patch::Ips(p) => {
                 push("records", p.records.len().to_string());
                 if let Some(len) = p.truncate_to {
-                    push("truncates to", len.to_string());
+                    push("truncates to", format!("{len} bytes"));
                 }
             }
             Patch::Ebp(p) => {
                 push("records", p.records.len().to_string());
                 if let Some(meta) = &p.metadata {
-                    push("metadata", meta.to_string());
+                    push("metadata", crate::text::str_as_text(&meta.to_string()));
                 }
             }
             Patch::Ppf(p) => {
-                push("version", format!("{:?}", p.version));
+                push("version", p.version.number().to_string());
                 let description = p.description_text();
                 if !description.trim().is_empty() {
-                    push("description", description);
+                    push("description", crate::text::str_as_text(&description));
                 }
                 push("records", p.records.len().to_string());
-                push("undo data", p.has_undo.to_string());
-                push("block check", p.block_check.is_some().to_string());
+                push(
+                    "undo data",
+                    if p.has_undo {
+                        "yes (applied to the patched file, it un-patches it)"
+                    } else {
+                        "no"
+                    }
+                    .to_string(),
+                );
+                push(
+                    "block check",
+                    match &p.block_check {
+                        Some(check) => format!(
+                            "yes: {} bytes of the image at {:#x} must match",
+                            check.data.len(),
+                            check.image_offset
+                        ),
+                        None => yes_no(false).to_string(),
+                    },
+                );
             }
             Patch::Vcdiff(p) => {
                 push("windows", p.windows.len().to_string());
@@ -353,10 +381,10 @@ impl<'a> Patch<'a> {
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
-            push("source size", size.to_string());
+            push("source size", crate::system::bytes_text(size));
         }
         if let Some(size) = summary.target_size {
-            push("target size", size.to_string());
+            push("target size", crate::system::bytes_text(size));
         }
         if let Some(sum) = summary.source_checksum {
             push("source checksum", sum.to_string());
@@ -365,6 +393,19 @@ impl<'a> Patch<'a> {
             push("target checksum", sum.to_string());
         }
         rows
+    }
+}
+
+/// A NINJA2 date, `YYYYMMDD`, as it is; anything else escaped, with a word
+/// on what it should have been (RomPatcher.js writes its month in hex).
+fn rup_date(value: &str) -> String {
+    if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.to_string()
+    } else {
+        format!(
+            "{} (not the YYYYMMDD NINJA2 writes)",
+            crate::text::str_as_text(value)
+        )
     }
 }
 

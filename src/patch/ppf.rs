@@ -38,6 +38,17 @@ pub enum PpfVersion {
     V3,
 }
 
+impl PpfVersion {
+    /// The version as PPF's own tools name it: `1.0`, `2.0`, `3.0`.
+    pub fn number(self) -> &'static str {
+        match self {
+            PpfVersion::V1 => "1.0",
+            PpfVersion::V2 => "2.0",
+            PpfVersion::V3 => "3.0",
+        }
+    }
+}
+
 /// The kind of disc image a PPF 3.0 patch was made for; it decides where
 /// the block check was taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,18 +72,10 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     let cgb_flag = header[0x43];
     // On Color cartridges the last title byte is the CGB flag.
     let title_len = if cgb_flag & 0x80 != 0 { 15 } else { 16 };
-    let title: String = header[0x34..0x34 + title_len]
-        .iter()
-        .take_while(|&&b| b != 0)
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    out.push(("title", title.trim_end().to_string().into()));
+    let title = &header[0x34..0x34 + title_len];
+    let end = title.iter().position(|&b| b == 0).unwrap_or(title.len());
+    let title = crate::text::bytes_as_text(title[..end].trim_ascii_end());
+    out.push(("title", title.into()));
     let color = match cgb_flag {
         0xC0 => "Game Boy Color only",
         0x80 => "Game Boy Color enhanced",
@@ -97,18 +89,36 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
         format!("{cart:#04x} ({})", cartridge_type_name(cart)).into(),
     ));
     if header[0x48] < 9 {
-        out.push(("rom_size_declared", (0x8000u64 << header[0x48]).into()));
+        out.push_bytes("rom_size_declared", 0x8000u64 << header[0x48]);
     }
-    out.push(("ram_size_code", header[0x49].into()));
+    let ram = header[0x49];
+    let ram_size = match ram {
+        0 => "no cartridge RAM",
+        1 => "2 KiB of RAM",
+        2 => "8 KiB of RAM",
+        3 => "32 KiB of RAM",
+        4 => "128 KiB of RAM",
+        5 => "64 KiB of RAM",
+        _ => "unknown",
+    };
+    out.push_text("ram_size_code", ram, format!("{ram} ({ram_size})"));
     let computed = header[0x34..0x4D]
         .iter()
         .fold(0u8, |x, &b| x.wrapping_sub(b).wrapping_sub(1));
-    out.push(("header_checksum", format!("{:#04x}", header[0x4D]).into()));
+    out.push_text(
+        "header_checksum",
+        format!("{:#04x}", header[0x4D]),
+        format!("{:#04x} (stored, over 0x134-0x14c)", header[0x4D]),
+    );
     out.push(("header_checksum_valid", (computed == header[0x4D]).into()));
     let stored_global = u16::from_be_bytes([header[0x4E], header[0x4F]]);
     // Every byte but the two that hold the sum; a plain u32 sum vectorizes.
     let all: u32 = normalized.iter().map(|&b| u32::from(b)).sum();
     let global = (all - u32::from(header[0x4E]) - u32::from(header[0x4F])) as u16;
-    out.push(("global_checksum", format!("{stored_global:#06x}").into()));
+    out.push_text(
+        "global_checksum",
+        format!("{stored_global:#06x}"),
+        format!("{stored_global:#06x} (stored, over the whole image)"),
+    );
     out.push(("global_checksum_valid", (global == stored_global).into()));
 }

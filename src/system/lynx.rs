@@ -21,15 +21,27 @@ pub(super) fn describe(layout: &Layout, out: &mut super::Fields) {
     let text = |range: std::ops::Range<usize>| {
         let field = &header[range];
         let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-        String::from_utf8_lossy(&field[..end]).trim().to_string()
+        crate::text::bytes_as_text(field[..end].trim_ascii())
     };
     out.push(("title", text(10..42).into()));
     out.push(("manufacturer", text(42..58).into()));
+    // A cartridge bank is 256 pages.
+    let mut page = |key, bank: &str, size: u16| match size {
+        0 => out.push_text(key, size, format!("0 (no {bank})")),
+        size => out.push_text(
+            key,
+            size,
+            format!(
+                "{size} bytes per page, so {bank} holds {}",
+                super::bytes_text(u64::from(size) * 256)
+            ),
+        ),
+    };
     if let Some(bank0) = read_u16_le(header, 4) {
-        out.push(("bank0_page_size", bank0.into()));
+        page("bank0_page_size", "bank 0", bank0);
     }
     if let Some(bank1) = read_u16_le(header, 6) {
-        out.push(("bank1_page_size", bank1.into()));
+        page("bank1_page_size", "bank 1", bank1);
     }
     let rotation = match header[58] {
         0 => "none",

@@ -191,7 +191,9 @@ pub enum HeaderKind {
 }
 
 impl HeaderKind {
-    /// Whether the deinterleaved image puts this header back.
+    /// Whether NINJA 2.0's write-back puts this header back (its bytes are
+    /// then in [`Layout::header_bytes`]). The deinterleaved image may put
+    /// another in its place: see [`Layout::conversion`].
     pub fn kept(self) -> bool {
         matches!(
             self,
@@ -299,6 +301,41 @@ pub enum UnifPiece {
     Rom { offset: usize, len: usize },
 }
 
+/// How the deinterleaved image departs from NINJA 2.0's write-back for a
+/// dump that emulators refuse in the form NINJA wrote it. NINJA's form
+/// stays available: [`Layout::ninja_write_back`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Conversion {
+    /// These bytes in place of `header_bytes`: the dumped header with the
+    /// bytes emulators check set right (an iNES header whose magic is
+    /// `NES\x19`), or nothing (an NSRT header, which SNES emulators do not
+    /// skip).
+    Header(Vec<u8>),
+    /// A Famtasia/FFE dump as an iNES file: a 16-byte iNES header in place
+    /// of the 512-byte FFE one.
+    FfeToInes(InesFromFfe),
+}
+
+/// The iNES file made from a Famtasia/FFE dump: what its header says, and
+/// the copier padding left out. The header is made when restoring, from the
+/// normalized image's length (a patch may change it), so it never claims
+/// more PRG/CHR than the file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InesFromFfe {
+    pub mapper: u8,
+    /// Vertical (`true`) or horizontal nametable mirroring.
+    pub vertical: bool,
+    /// The normalized image starts with a 512-byte trainer.
+    pub trainer: bool,
+    /// PRG and CHR bytes the iNES header declares (whole 16 KiB and 8 KiB
+    /// banks), counted after the padding left out.
+    pub prg_len: usize,
+    pub chr_len: usize,
+    /// A blank upper half of a 32 KiB PRG (a 16 KiB game padded by the
+    /// copier tool), as offset and length in the normalized image: left out.
+    pub skip: Option<(usize, usize)>,
+}
+
 /// What [`analyze`] found in a dump: everything needed to normalize it and to
 /// restore the deinterleaved layout, and the exact sizes of both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +356,10 @@ pub struct Layout {
     pub unif: Vec<UnifPiece>,
     /// UNIF only: the bytes kept verbatim, concatenated in file order.
     pub unif_kept: Vec<u8>,
+    /// Where the deinterleaved image is not NINJA 2.0's write-back, because
+    /// no emulator loads that (an FFE dump becomes an iNES file).
+    #[serde(default)]
+    pub conversion: Option<Conversion>,
     /// Things worth telling the user (a beta cart, a guess).
     pub notes: Vec<String>,
 }
@@ -336,6 +377,7 @@ impl Layout {
             byte_order: ByteOrder::Big,
             unif: Vec::new(),
             unif_kept: Vec::new(),
+            conversion: None,
             notes: Vec::new(),
         }
     }
@@ -383,10 +425,21 @@ impl Layout {
     /// Exact size of the deinterleaved image made from a normalized image of
     /// `normalized_len` bytes (which a patch may have changed).
     pub fn restored_len(&self, normalized_len: usize) -> usize {
-        if self.header == Some(HeaderKind::Unif) {
-            self.unif_kept.len() + normalized_len
-        } else {
-            self.header_bytes.len() + normalized_len
+        match &self.conversion {
+            _ if self.header == Some(HeaderKind::Unif) => self.unif_kept.len() + normalized_len,
+            Some(Conversion::Header(header)) => header.len() + normalized_len,
+            Some(Conversion::FfeToInes(ines)) => ines.restored_len(normalized_len),
+            None => self.header_bytes.len() + normalized_len,
+        }
+    }
+
+    /// This layout with the deinterleaved image NINJA 2.0 wrote after
+    /// patching: the dumped header put back as it was (an FFE dump keeps
+    /// its FFE header), which is what NINJA-exact tools expect.
+    pub fn ninja_write_back(&self) -> Layout {
+        Layout {
+            conversion: None,
+            ..self.clone()
         }
     }
 
@@ -402,6 +455,7 @@ impl Layout {
     /// converted, and a header, if any, is put back exactly where it was.
     pub fn deinterleaved_is_raw(&self) -> bool {
         self.header != Some(HeaderKind::Unif)
+            && self.conversion.is_none()
             && self.normalized_is_slice()
             && self.header_bytes.len() == self.data_offset
             && self.data_offset + self.data_len == self.raw_len
@@ -464,16 +518,23 @@ pub fn normalize<'a>(raw: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]>, Sy
 }
 
 /// The deinterleaved image: `normalized` (possibly patched) with the headers
-/// an emulator needs put back, as NINJA 2.0 wrote after patching.
+/// an emulator needs put back, as NINJA 2.0 wrote after patching, except
+/// where emulators refuse what NINJA wrote ([`Layout::conversion`]: an FFE
+/// dump becomes an iNES file).
 pub fn restore<'a>(normalized: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]>, SystemError> {
     if layout.header == Some(HeaderKind::Unif) {
         return nes::unif_restore(normalized, layout).map(Cow::Owned);
     }
-    if layout.header_bytes.is_empty() {
+    let header = match &layout.conversion {
+        Some(Conversion::FfeToInes(ines)) => return Ok(Cow::Owned(ines.restore(normalized))),
+        Some(Conversion::Header(header)) => header,
+        None => &layout.header_bytes,
+    };
+    if header.is_empty() {
         return Ok(Cow::Borrowed(normalized));
     }
-    let mut out = Vec::with_capacity(layout.header_bytes.len() + normalized.len());
-    out.extend_from_slice(&layout.header_bytes);
+    let mut out = Vec::with_capacity(header.len() + normalized.len());
+    out.extend_from_slice(header);
     out.extend_from_slice(normalized);
     Ok(Cow::Owned(out))
 }
@@ -620,8 +681,107 @@ fn bytes_at(data: &[u8], at: usize, magic: &[u8]) -> bool {
     data.get(at..).is_some_and(|rest| rest.starts_with(magic))
 }
 
+/// One internal header field: its value as `info --json` gives it, and
+/// how the text report shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub key: &'static str,
+    pub value: serde_json::Value,
+    pub shown: Shown,
+}
+
+/// How the text report shows a field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shown {
+    /// The value as it is (a yes/no for a boolean).
+    Value,
+    /// The value with its unit or meaning (`16384 bytes (16 KiB)`).
+    Text(String),
+    /// Only in JSON, kept there for scripts: the text shows what it means
+    /// in other rows.
+    JsonOnly,
+}
+
 /// Named header fields of a dump, in display order.
-pub type Fields = Vec<(&'static str, serde_json::Value)>;
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<Field>);
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    /// A field the text shows as its value.
+    pub fn push(&mut self, (key, value): (&'static str, serde_json::Value)) {
+        self.0.push(Field {
+            key,
+            value,
+            shown: Shown::Value,
+        });
+    }
+
+    /// A field the text shows as `text`.
+    pub fn push_text(
+        &mut self,
+        key: &'static str,
+        value: impl Into<serde_json::Value>,
+        text: impl Into<String>,
+    ) {
+        self.0.push(Field {
+            key,
+            value: value.into(),
+            shown: Shown::Text(text.into()),
+        });
+    }
+
+    /// A byte count, shown with its unit.
+    pub fn push_bytes(&mut self, key: &'static str, bytes: u64) {
+        self.push_text(key, bytes, bytes_text(bytes));
+    }
+
+    /// A field kept in JSON only.
+    pub fn push_json_only(&mut self, key: &'static str, value: impl Into<serde_json::Value>) {
+        self.0.push(Field {
+            key,
+            value: value.into(),
+            shown: Shown::JsonOnly,
+        });
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Field> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// `16384 bytes (16 KiB)`: a byte count with its unit, and in KiB or MiB
+/// when it is a whole number of them.
+pub fn bytes_text(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    match bytes {
+        n if n >= MIB && n.is_multiple_of(MIB) => format!("{n} bytes ({} MiB)", n / MIB),
+        n if n >= KIB && n.is_multiple_of(KIB) => format!("{n} bytes ({} KiB)", n / KIB),
+        1 => "1 byte".to_string(),
+        n => format!("{n} bytes"),
+    }
+}
 
 /// The internal header fields worth showing for a dump: titles, mappers,
 /// map modes, declared sizes, and whether stored checksums hold.

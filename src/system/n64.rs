@@ -69,20 +69,34 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     let Some(header) = normalized.get(..0x40) else {
         return;
     };
-    let title = String::from_utf8_lossy(&header[0x20..0x34])
-        .trim_end_matches(['\0', ' '])
-        .to_string();
-    out.push(("title", title.into()));
-    let code: String = header[0x3B..0x3F]
-        .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
-        .collect();
+    let title = &header[0x20..0x34];
+    let kept = title.len()
+        - title
+            .iter()
+            .rev()
+            .take_while(|&&b| b == 0 || b == b' ')
+            .count();
+    out.push(("title", crate::text::bytes_as_text(&title[..kept]).into()));
+    let code = crate::text::bytes_as_text(&header[0x3B..0x3F]);
     out.push(("game_code", code.into()));
-    out.push(("version", header[0x3F].into()));
+    let version = header[0x3F];
+    out.push_text(
+        "version",
+        version,
+        format!("{version} (release 1.{version})"),
+    );
     let crc1 = u32::from_be_bytes([header[0x10], header[0x11], header[0x12], header[0x13]]);
     let crc2 = u32::from_be_bytes([header[0x14], header[0x15], header[0x16], header[0x17]]);
-    out.push(("crc1", format!("{crc1:08x}").into()));
-    out.push(("crc2", format!("{crc2:08x}").into()));
+    out.push_text(
+        "crc1",
+        format!("{crc1:08x}"),
+        format!("{crc1:08x} (stored boot checksum, first word)"),
+    );
+    out.push_text(
+        "crc2",
+        format!("{crc2:08x}"),
+        format!("{crc2:08x} (stored boot checksum, second word)"),
+    );
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 use std::borrow::Cow;
 
 use super::{
-    HeaderKind, Layout, SystemError, SystemType, UnifPiece, bytes_at, read_u16_le, read_u32_le,
+    Conversion, HeaderKind, Layout, SystemError, SystemType, UnifPiece, bytes_at, read_u32_le,
 };
 
+mod ffe;
+
 const INES_HEADER_LEN: usize = 0x10;
-const FFE_HEADER_LEN: usize = 0x200;
+const FFE_HEADER_LEN: usize = ffe::HEADER_LEN;
 /// The UNIF header is 32 bytes; NINJA's document said 0x40, which is wrong.
 const UNIF_HEADER_LEN: usize = 0x20;
 const UNIF_CHUNK_HEADER_LEN: usize = 8;
@@ -27,12 +29,20 @@ pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
         } else {
             HeaderKind::Ines
         };
-        return Ok(Layout::headered(
-            SystemType::Nes,
-            raw,
-            kind,
-            INES_HEADER_LEN,
-        ));
+        let mut layout = Layout::headered(SystemType::Nes, raw, kind, INES_HEADER_LEN);
+        // Emulators check the fourth byte that NINJA did not: a dump with
+        // "NES\x19" or "NES\x1b" is played with it set right.
+        if raw[3] != 0x1A {
+            let mut header = layout.header_bytes.clone();
+            header[3] = 0x1A;
+            layout.notes.push(format!(
+                "the iNES header starts \"NES\\x{:02x}\", not \"NES\\x1a\": the deinterleaved \
+                 image has 0x1a there, as emulators require",
+                raw[3]
+            ));
+            layout.conversion = Some(Conversion::Header(header));
+        }
+        return Ok(layout);
     }
     if bytes_at(raw, 8, &[0xAA, 0xBB]) {
         if raw.len() < FFE_HEADER_LEN {
@@ -42,12 +52,10 @@ pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
                 need: FFE_HEADER_LEN,
             });
         }
-        return Ok(Layout::headered(
-            SystemType::Nes,
-            raw,
-            HeaderKind::Ffe,
-            FFE_HEADER_LEN,
-        ));
+        let mut layout = Layout::headered(SystemType::Nes, raw, HeaderKind::Ffe, FFE_HEADER_LEN);
+        // No emulator loads the FFE form: emulators get an iNES file.
+        layout.conversion = ffe::plan(raw, &mut layout.notes).map(Conversion::FfeToInes);
+        return Ok(layout);
     }
     if raw.starts_with(b"UNIF") {
         return analyze_unif(raw);
@@ -173,7 +181,8 @@ pub(super) fn looks_like_ffe(raw: &[u8]) -> bool {
         && (raw.len() - FFE_HEADER_LEN).is_multiple_of(0x2000)
 }
 
-/// Header fields worth showing: iNES sizes and mapper, UNIF board.
+/// Header fields worth showing: iNES sizes and mapper, UNIF board, what
+/// an FFE header says.
 pub(super) fn describe(raw: &[u8], layout: &Layout, out: &mut super::Fields) {
     match layout.header {
         Some(HeaderKind::Ines | HeaderKind::Nes20) => {
@@ -185,15 +194,10 @@ pub(super) fn describe(raw: &[u8], layout: &Layout, out: &mut super::Fields) {
             if layout.header == Some(HeaderKind::Nes20) {
                 mapper |= u16::from(h.get(8).copied().unwrap_or(0) & 0x0F) << 8;
             }
-            out.push(("mapper", mapper.into()));
-            out.push((
-                "prg_rom",
-                (usize::from(h.get(4).copied().unwrap_or(0)) * 16384).into(),
-            ));
-            out.push((
-                "chr_rom",
-                (usize::from(h.get(5).copied().unwrap_or(0)) * 8192).into(),
-            ));
+            out.push_text("mapper", mapper, mapper_text(mapper));
+            let banks = |at: usize| u64::from(h.get(at).copied().unwrap_or(0));
+            out.push_bytes("prg_rom_bytes", banks(4) * 16384);
+            out.push_bytes("chr_rom_bytes", banks(5) * 8192);
             let mirroring = if flags6 & 0x08 != 0 {
                 "four-screen"
             } else if flags6 & 0x01 != 0 {
@@ -210,25 +214,48 @@ pub(super) fn describe(raw: &[u8], layout: &Layout, out: &mut super::Fields) {
                 out.push(("unif_revision", revision.into()));
             }
             let mut rom_chunks = Vec::new();
+            let mut chunk_text = Vec::new();
             for (id, data) in unif_chunks(raw) {
                 match id {
                     b"MAPR" => out.push(("board", text(data).into())),
                     b"NAME" => out.push(("title", text(data).into())),
                     _ if is_rom_chunk(id) => {
-                        rom_chunks.push(format!("{} {}", String::from_utf8_lossy(id), data.len()))
+                        let id = String::from_utf8_lossy(id);
+                        rom_chunks.push(format!("{id} {}", data.len()));
+                        chunk_text.push(format!("{id} {}", super::bytes_text(data.len() as u64)));
                     }
                     _ => {}
                 }
             }
-            out.push(("rom_chunks", rom_chunks.join(", ").into()));
+            out.push_text("rom_chunks", rom_chunks.join(", "), chunk_text.join(", "));
         }
-        Some(HeaderKind::Ffe) => {
-            if let Some(blocks) = read_u16_le(raw, 0) {
-                out.push(("ffe_size_field", blocks.into()));
-            }
-        }
+        Some(HeaderKind::Ffe) => ffe::describe(raw, layout, out),
         _ => {}
     }
+}
+
+/// An iNES mapper number with the board or chip people know it by.
+fn mapper_text(mapper: u16) -> String {
+    let name = match mapper {
+        0 => "NROM",
+        1 => "MMC1",
+        2 => "UxROM",
+        3 => "CNROM",
+        4 => "MMC3",
+        5 => "MMC5",
+        6 => "Front Fareast Magic Card",
+        7 => "AxROM",
+        8 => "Front Fareast Magic Card, GNROM mode",
+        9 => "MMC2",
+        10 => "MMC4",
+        11 => "Color Dreams",
+        13 => "CPROM",
+        17 => "Front Fareast Super Magic Card",
+        66 => "GxROM",
+        71 => "Camerica",
+        _ => return mapper.to_string(),
+    };
+    format!("{mapper} ({name})")
 }
 
 fn unif_chunks(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -242,8 +269,8 @@ fn unif_chunks(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// A NUL-terminated text field, trimmed.
+/// A NUL-terminated text field, trimmed, unprintable bytes escaped.
 fn text(data: &[u8]) -> String {
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-    String::from_utf8_lossy(&data[..end]).trim().to_string()
+    crate::text::bytes_as_text(data[..end].trim_ascii())
 }

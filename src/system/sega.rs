@@ -97,18 +97,15 @@ pub(super) fn describe(normalized: &[u8], system: SystemType, out: &mut super::F
     }
 }
 
+/// A space-padded header text: runs of spaces made one, unprintable bytes
+/// escaped (NUL padding is dropped first).
 fn text(field: &[u8]) -> String {
-    let s: String = field
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let end = field.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    crate::text::bytes_as_text(&field[..end])
+        .split(' ')
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn describe_mega(normalized: &[u8], out: &mut super::Fields) {
@@ -128,7 +125,11 @@ fn describe_mega(normalized: &[u8], out: &mut super::Fields) {
             .chunks(2)
             .map(|w| u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]))
             .fold(0u16, u16::wrapping_add);
-        out.push(("checksum", format!("{stored:#06x}").into()));
+        out.push_text(
+            "checksum",
+            format!("{stored:#06x}"),
+            format!("{stored:#06x} (stored; a sum of the words after 0x200)"),
+        );
         out.push(("checksum_valid", (stored == computed).into()));
     }
 }
@@ -178,7 +179,7 @@ fn describe_sms(normalized: &[u8], out: &mut super::Fields) {
     out.push(("version", (header[0xE] & 0x0F).into()));
     let size_code = header[0xF] & 0x0F;
     if let (Some(stored), Some(size)) = (read_u16_le(header, 0xA), sms_declared_size(size_code)) {
-        out.push(("rom_size_declared", size.into()));
+        out.push_bytes("rom_size_declared", size as u64);
         let sum = |range: std::ops::Range<usize>| {
             normalized
                 .get(range)
@@ -191,7 +192,11 @@ fn describe_sms(normalized: &[u8], out: &mut super::Fields) {
         } else {
             sum(0..SMS_HEADER).wrapping_add(sum(0x8000..size))
         };
-        out.push(("checksum", format!("{stored:#06x}").into()));
+        out.push_text(
+            "checksum",
+            format!("{stored:#06x}"),
+            format!("{stored:#06x} (stored; a sum of the declared size's bytes)"),
+        );
         out.push(("checksum_valid", (stored == computed).into()));
     }
 }

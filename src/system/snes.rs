@@ -1,8 +1,9 @@
-//! Super NES / Super Famicom: copier headers (kept only when NSRT),
+//! Super NES / Super Famicom: copier headers (NINJA kept only NSRT's),
 //! LoROM/HiROM detection, and the HiROM interleave schemes of copiers.
 
 use super::{
-    Copier, HeaderKind, Interleave, Layout, SystemError, SystemType, bytes_at, read_u16_le,
+    Conversion, Copier, HeaderKind, Interleave, Layout, SystemError, SystemType, bytes_at,
+    read_u16_le,
 };
 
 const COPIER_HEADER_LEN: usize = 0x200;
@@ -84,7 +85,14 @@ pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
         } else {
             HeaderKind::SnesCopier(identify_copier(header))
         };
-        Layout::headered(SystemType::Snes, raw, kind, COPIER_HEADER_LEN)
+        let mut layout = Layout::headered(SystemType::Snes, raw, kind, COPIER_HEADER_LEN);
+        if kind == HeaderKind::Nsrt {
+            // Debian's SNES core (bsnes-mercury) runs a headered image as
+            // garbage: emulators get it headerless, NINJA's write-back
+            // keeps the header.
+            layout.conversion = Some(Conversion::Header(Vec::new()));
+        }
+        layout
     } else {
         Layout::plain(SystemType::Snes, raw)
     };
@@ -249,14 +257,24 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     };
     let header = &normalized[base..base + 0x40];
     let title_end = 21;
-    out.push((
-        "title",
-        String::from_utf8_lossy(&header[..title_end])
-            .trim_end_matches(['\0', ' '])
-            .to_string()
-            .into(),
-    ));
-    out.push(("header_offset", format!("{base:#x}").into()));
+    let title = &header[..title_end];
+    let kept = title.len()
+        - title
+            .iter()
+            .rev()
+            .take_while(|&&b| b == 0 || b == b' ')
+            .count();
+    out.push(("title", crate::text::bytes_as_text(&title[..kept]).into()));
+    let place = match base {
+        LOROM_HEADER => "LoROM",
+        HIROM_HEADER => "HiROM",
+        _ => "ExHiROM",
+    };
+    out.push_text(
+        "header_offset",
+        format!("{base:#x}"),
+        format!("{base:#x} (the {place} place, in the normalized image)"),
+    );
     let map = header[0x15];
     let mapping = match map & 0x0F {
         0x0 => "LoROM",
@@ -274,23 +292,104 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
         )
         .into(),
     ));
-    out.push(("cartridge_type", format!("{:#04x}", header[0x16]).into()));
+    let cartridge = header[0x16];
+    out.push_text(
+        "cartridge_type",
+        format!("{cartridge:#04x}"),
+        format!("{cartridge:#04x} ({})", cartridge_text(cartridge)),
+    );
     let rom_size_code = header[0x17];
     if rom_size_code < 16 {
-        out.push(("rom_size_declared", (1024u64 << rom_size_code).into()));
+        out.push_bytes("rom_size_declared", 1024u64 << rom_size_code);
     }
-    out.push(("region", header[0x19].into()));
-    out.push(("version", header[0x1B].into()));
+    let region = header[0x19];
+    out.push_text(
+        "region",
+        region,
+        format!("{region} ({})", region_name(region)),
+    );
+    let version = header[0x1B];
+    out.push_text(
+        "version",
+        version,
+        format!("{version} (release 1.{version})"),
+    );
     let complement = u16::from_le_bytes([header[0x1C], header[0x1D]]);
     let stored = u16::from_le_bytes([header[0x1E], header[0x1F]]);
     let computed = (mirrored_sum(normalized) & 0xFFFF) as u16;
-    out.push(("checksum", format!("{stored:#06x}").into()));
-    out.push(("checksum_complement", format!("{complement:#06x}").into()));
-    out.push(("checksum_computed", format!("{computed:#06x}").into()));
+    out.push_text(
+        "checksum",
+        format!("{stored:#06x}"),
+        format!("{stored:#06x} (stored in the header)"),
+    );
+    out.push_text(
+        "checksum_complement",
+        format!("{complement:#06x}"),
+        format!("{complement:#06x} (stored; checksum + complement should be 0xffff)"),
+    );
+    out.push_text(
+        "checksum_computed",
+        format!("{computed:#06x}"),
+        format!("{computed:#06x} (the sum of the image's bytes)"),
+    );
     out.push((
         "checksum_valid",
         (stored == computed && complement == !stored).into(),
     ));
+}
+
+/// What a SNES cartridge type byte says: ROM, RAM, battery, coprocessor.
+fn cartridge_text(code: u8) -> String {
+    let parts = match code & 0x0F {
+        0x0 => "ROM",
+        0x1 => "ROM + RAM",
+        0x2 => "ROM + RAM + battery",
+        0x3 => "ROM + coprocessor",
+        0x4 => "ROM + coprocessor + RAM",
+        0x5 => "ROM + coprocessor + RAM + battery",
+        0x6 => "ROM + coprocessor + battery",
+        _ => return "unknown".to_string(),
+    };
+    if code & 0x0F < 3 {
+        return parts.to_string();
+    }
+    let chip = match code >> 4 {
+        0x0 => "DSP",
+        0x1 => "Super FX",
+        0x2 => "OBC1",
+        0x3 => "SA-1",
+        0x4 => "S-DD1",
+        0x5 => "S-RTC",
+        0xE => "other",
+        0xF => "custom",
+        _ => "unknown",
+    };
+    format!("{parts}, {chip}")
+}
+
+/// The country a SNES region byte names.
+fn region_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "Japan",
+        0x01 => "North America",
+        0x02 => "Europe",
+        0x03 => "Sweden, Scandinavia",
+        0x04 => "Finland",
+        0x05 => "Denmark",
+        0x06 => "France",
+        0x07 => "Netherlands",
+        0x08 => "Spain",
+        0x09 => "Germany",
+        0x0A => "Italy",
+        0x0B => "China",
+        0x0C => "Indonesia",
+        0x0D => "South Korea",
+        0x0E => "international",
+        0x0F => "Canada",
+        0x10 => "Brazil",
+        0x11 => "Australia",
+        _ => "unknown",
+    }
 }
 
 #[cfg(test)]
