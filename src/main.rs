@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ninja_fs::apply::{self, ApplyError};
+use ninja_fs::apply::{self, ApplyError, WriteBack};
 use ninja_fs::files::{self, FileError, Output};
 use ninja_fs::patch::any::{Patch, PatchFormat};
 use ninja_fs::patch::rup::{RupInfo, TextEncoding};
@@ -44,7 +44,8 @@ enum Command {
     },
     /// Write NINJA's common format: headerless, deinterleaved, big-endian.
     Normalize(ConvertArgs),
-    /// Write the layout emulators play: deinterleaved, with iNES/UNIF/NSRT/LNX headers kept.
+    /// Write the layout emulators play: deinterleaved, with iNES/UNIF/LNX headers kept,
+    /// copier and NSRT headers dropped, and a Famtasia/FFE dump made an iNES file.
     Deinterleave(ConvertArgs),
     /// Apply patches in order (a stack); the output is the deinterleaved image.
     ///
@@ -64,6 +65,10 @@ enum Command {
         /// Apply even when a patch's checksums do not match.
         #[arg(long)]
         ignore_checksum: bool,
+        /// Write the dumped header back as NINJA 2.0 did (a Famtasia/FFE dump keeps its
+        /// FFE header, a SNES dump its NSRT header) instead of the form emulators play.
+        #[arg(long)]
+        keep_header: bool,
         #[command(flatten)]
         limits: LimitArgs,
         /// Replace OUT if it exists.
@@ -236,6 +241,7 @@ fn run(command: Command) -> Result<(), CliError> {
             output,
             system,
             ignore_checksum,
+            keep_header,
             limits,
             force,
         } => {
@@ -243,10 +249,16 @@ fn run(command: Command) -> Result<(), CliError> {
                 limits: limits.limits(),
                 ignore_checksums: ignore_checksum,
             };
-            if rom.is_dir() {
-                apply_to_folder(&rom, &patches, &output, &opts, force)
+            let write_back = if keep_header {
+                WriteBack::Ninja
             } else {
-                apply_to_file(&rom, &patches, &Output::new(&output, force), system, &opts)
+                WriteBack::Playable
+            };
+            if rom.is_dir() {
+                apply_to_folder(&rom, &patches, &output, &opts, write_back, force)
+            } else {
+                let output = Output::new(&output, force);
+                apply_to_file(&rom, &patches, &output, system, &opts, write_back)
             }
         }
         Command::Create {
@@ -315,9 +327,13 @@ fn describe_file(
         let rows = patch.describe();
         let summary = patch.summary();
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut table = format!("{name}\n");
+        let mut table = format!("{}\n", ninja_fs::text::str_as_text(&name));
         for (key, value) in &rows {
-            table.push_str(&format!("  {key:<width$}  {value}\n"));
+            // A value of several lines (NINJA2 descriptions) is indented.
+            for line in format!("  {key:<width$}  {value}").lines() {
+                table.push_str(line.trim_end());
+                table.push('\n');
+            }
         }
         let object = serde_json::json!({
             "file": name,
@@ -398,6 +414,7 @@ fn apply_to_file(
     output: &Output,
     forced: Option<SystemType>,
     opts: &ApplyOptions,
+    write_back: WriteBack,
 ) -> Result<(), CliError> {
     let mut inputs: Vec<&Path> = vec![rom];
     inputs.extend(patch_paths.iter().map(PathBuf::as_path));
@@ -416,22 +433,23 @@ fn apply_to_file(
         // xdelta patches of large images: written as each window is made.
         let mut failure = None;
         let written = output.write_streamed(|sink| {
-            apply::stream_vcdiff(&rom_name, &raw, forced, name, vcdiff, opts, sink).map_err(
-                |error| match error {
-                    apply::StreamFailure::Write(error) => error,
-                    apply::StreamFailure::Apply(error) => {
-                        failure = Some(error);
-                        std::io::Error::other("the patch failed")
-                    }
-                },
+            apply::stream_vcdiff_with(
+                &rom_name, &raw, forced, name, vcdiff, opts, write_back, sink,
             )
+            .map_err(|error| match error {
+                apply::StreamFailure::Write(error) => error,
+                apply::StreamFailure::Apply(error) => {
+                    failure = Some(error);
+                    std::io::Error::other("the patch failed")
+                }
+            })
         });
         return match (failure, written) {
             (Some(error), _) => Err(error.into()),
             (None, written) => Ok(written?),
         };
     }
-    let image = apply::apply_stack(&rom_name, &raw, forced, &patches, opts)?;
+    let image = apply::apply_stack_with(&rom_name, &raw, forced, &patches, opts, write_back)?;
     output.write(&image)?;
     Ok(())
 }
@@ -441,6 +459,7 @@ fn apply_to_folder(
     patch_paths: &[PathBuf],
     output: &Path,
     opts: &ApplyOptions,
+    write_back: WriteBack,
     force: bool,
 ) -> Result<(), CliError> {
     let [patch_path] = patch_paths else {
@@ -456,7 +475,13 @@ fn apply_to_folder(
             patch_path.display()
         )));
     };
-    let patched = apply::apply_rup_to_folder(dir, &patch_path.display().to_string(), &rup, opts)?;
+    let patched = apply::apply_rup_to_folder_with(
+        dir,
+        &patch_path.display().to_string(),
+        &rup,
+        opts,
+        write_back,
+    )?;
     files::write_folder_copy(dir, output, &patched, force)?;
     Ok(())
 }
