@@ -17,3 +17,4 @@ pub mod system;
 pub mod text;
 pub mod vfs;
 pub mod views;
+pub mod xdg;

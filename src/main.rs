@@ -1,9 +1,10 @@
 //! The `ninja-fs` command line: parse, call the library, print.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ninja_fs::apply::{self, ApplyError, WriteBack};
 use ninja_fs::files::{self, FileError, Output};
 use ninja_fs::patch::any::{Patch, PatchFormat};
@@ -33,8 +34,9 @@ enum Command {
     /// Show what each ROM is (system, headers, interleave, internal header,
     /// checksums) or what each patch holds (format, sizes, checksums, metadata).
     Info {
-        #[arg(required = true)]
-        roms: Vec<PathBuf>,
+        /// ROMs and patches to describe (each is told apart by its content).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
         /// Print stable JSON (an array, one object per file) instead of a table.
         #[arg(long)]
         json: bool,
@@ -55,11 +57,13 @@ enum Command {
     Apply {
         /// The ROM (or, for a multi-file .rup, a folder).
         rom: PathBuf,
-        #[arg(required = true)]
+        /// Patches to apply, in order (any format ninja-fs reads).
+        #[arg(required = true, value_name = "PATCH")]
         patches: Vec<PathBuf>,
         /// Output file (- for standard output) or, for a folder, output folder.
         #[arg(short, long, value_name = "OUT")]
         output: PathBuf,
+        /// Read the ROM as this system (raw nes fds snes n64 gb sms mega pce lynx).
         #[arg(long, value_name = "TYPE")]
         system: Option<SystemType>,
         /// Apply even when a patch's checksums do not match.
@@ -77,11 +81,15 @@ enum Command {
     },
     /// Make a patch from ORIGINAL to MODIFIED (two files, or two folders for rup).
     Create {
+        /// The file (or, for rup, the folder) the patch starts from.
         original: PathBuf,
+        /// The file (or folder) the patch makes of ORIGINAL.
         modified: PathBuf,
+        /// The patch file to write (- for standard output).
         #[arg(short, long, value_name = "PATCH")]
         output: PathBuf,
-        /// rup bps ips ups ppf aps gdiff pat ffp fc (default: from PATCH's extension).
+        /// The patch format, one of: rup bps ips ups ppf aps gdiff vcdiff pat ffp fc
+        /// (default: from PATCH's extension).
         #[arg(long, value_name = "FORMAT")]
         format: Option<PatchFormat>,
         /// Read both as this system (rup: the entry's type; default: detected).
@@ -98,7 +106,22 @@ enum Command {
     /// files at MOUNTPOINT (read-only). Returns once the mount is ready.
     Mount(MountArgs),
     /// Unmount a ninja-fs mount.
-    Unmount { mountpoint: PathBuf },
+    Unmount {
+        /// Where the mount is.
+        mountpoint: PathBuf,
+    },
+    /// Print a completion script for a shell (bash zsh fish elvish powershell).
+    ///
+    /// bash: `ninja-fs completions bash > /usr/share/bash-completion/completions/ninja-fs`;
+    /// zsh: into a folder of $fpath as `_ninja-fs`; fish: into
+    /// ~/.config/fish/completions/ninja-fs.fish.
+    Completions {
+        /// The shell the script is for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), every command included:
+    /// `ninja-fs man > /usr/local/share/man/man1/ninja-fs.1`, or `ninja-fs man | man -l -`.
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -119,22 +142,28 @@ impl LimitArgs {
 /// NINJA2 metadata (rup only).
 #[derive(clap::Args)]
 struct RupMetadata {
+    /// The patch's title (rup only).
     #[arg(long)]
     title: Option<String>,
+    /// Who made the patch (rup only).
     #[arg(long)]
     author: Option<String>,
+    /// The patch's version (rup only; at most 11 bytes).
     #[arg(long)]
     version: Option<String>,
+    /// The game's genre (rup only).
     #[arg(long)]
     genre: Option<String>,
+    /// The patch's language (rup only).
     #[arg(long)]
     language: Option<String>,
-    /// YYYYMMDD.
+    /// The patch's date, YYYYMMDD (rup only).
     #[arg(long)]
     date: Option<String>,
+    /// A web address for the patch (rup only).
     #[arg(long)]
     website: Option<String>,
-    /// Free text; a line break is written as the two characters \n.
+    /// Free text (rup only); a line break is written as the two characters \n.
     #[arg(long)]
     description: Option<String>,
 }
@@ -173,6 +202,7 @@ impl RupMetadata {
 
 #[derive(clap::Args)]
 struct ConvertArgs {
+    /// The ROM to read.
     rom: PathBuf,
     /// Output file, or - for standard output.
     #[arg(short, long, value_name = "OUT")]
@@ -208,7 +238,7 @@ fn system_error(path: &Path) -> impl FnOnce(SystemError) -> CliError + '_ {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(helper_form(std::env::args_os().collect()));
     // fuser's session warns that it "failed to umount" whenever the mount
     // was unmounted from outside (`ninja-fs unmount`, `umount`), which is
     // the normal way: only -vv shows its messages below errors.
@@ -232,7 +262,11 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Info { roms, json, system } => info(&roms, json, system),
+        Command::Info {
+            files,
+            json,
+            system,
+        } => info(&files, json, system),
         Command::Normalize(args) => convert(&args, false),
         Command::Deinterleave(args) => convert(&args, true),
         Command::Apply {
@@ -274,7 +308,49 @@ fn run(command: Command) -> Result<(), CliError> {
         ),
         Command::Mount(args) => run_mount(&args),
         Command::Unmount { mountpoint } => run_unmount(&mountpoint),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ninja-fs", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                // clap_complete spells the states of a hyphenated program
+                // two ways (clap-rs/clap#6421), so a command's options never
+                // complete: use the spelling its dispatch loop uses.
+                script = String::from_utf8_lossy(&script)
+                    .replace("ninja__subcmd__fs__", "ninja__fs__")
+                    .into_bytes();
+            }
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map_err(|e| CliError::Reported(format!("cannot write the script: {e}")))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            man_page(&mut page)
+                .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page))
+                .map_err(|e| CliError::Reported(format!("cannot write the manual page: {e}")))
+        }
     }
+}
+
+/// `mount(8)` runs `ninja-fs SOURCE MOUNTPOINT -o OPTIONS` (through
+/// `mount.fuse3`, for `mount -t fuse.ninja-fs` and fstab's
+/// `fuse.ninja-fs`): that is `ninja-fs mount SOURCE MOUNTPOINT -o ...`.
+/// Arguments whose first is no command, no flag, and either a folder or
+/// followed by `-o` are taken so; anything else is left to clap.
+fn helper_form(mut args: Vec<OsString>) -> Vec<OsString> {
+    let Some(first) = args.get(1) else {
+        return args;
+    };
+    let command = Cli::command();
+    let is_command = command
+        .get_subcommands()
+        .any(|c| c.get_name() == first || c.get_all_aliases().any(|a| a == first))
+        || first == "help";
+    let is_flag = first.as_encoded_bytes().starts_with(b"-");
+    let looks_mounted = Path::new(first).is_dir() || args.iter().skip(2).any(|a| a == "-o");
+    if !is_command && !is_flag && looks_mounted && args.len() >= 3 {
+        args.insert(1, OsString::from("mount"));
+    }
+    args
 }
 
 fn info(paths: &[PathBuf], json: bool, forced: Option<SystemType>) -> Result<(), CliError> {
@@ -348,6 +424,13 @@ fn describe_file(
         });
         return Ok((table, object));
     }
+    if forced.is_none()
+        && let Some(format) = unread_patch_format(path, &bytes)
+    {
+        return Err(CliError::Reported(format!(
+            "{name}: {format} patch, a format ninja-fs does not read yet (it reads {READ_FORMATS})"
+        )));
+    }
     let report = RomReport::build(&name, &bytes, forced).map_err(system_error(path))?;
     let object = serde_json::to_value(&report)
         .map_err(|e| CliError::Reported(format!("cannot write JSON: {e}")))?;
@@ -379,6 +462,30 @@ fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Every patch format ninja-fs reads, for messages.
+const READ_FORMATS: &str =
+    "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b";
+
+/// Every patch format `create` writes, as `--format` takes them.
+const WRITTEN_FORMATS: &str = "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc";
+
+/// Patch formats people meet that ninja-fs does not read (yet): an
+/// article and a name, so a file in one is not mistaken for a ROM.
+fn unread_patch_format(path: &Path, bytes: &[u8]) -> Option<&'static str> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if bytes.starts_with(b"IPS32") {
+        Some("an IPS32")
+    } else if bytes.starts_with(b"BSDIFF40") || bytes.starts_with(b"ENDSLEY/BSDIFF43") {
+        Some("a BSDIFF")
+    } else if extension.as_deref() == Some("dps") {
+        Some("a DPS")
+    } else {
+        None
+    }
+}
+
 /// A patch file read and its format found.
 struct PatchFile {
     path: PathBuf,
@@ -389,10 +496,16 @@ struct PatchFile {
 fn read_patch(path: &Path) -> Result<PatchFile, CliError> {
     let bytes = files::read_input(path)?;
     let format = PatchFormat::detect(Some(&path.to_string_lossy()), &bytes).ok_or_else(|| {
-        CliError::Reported(format!(
-            "{}: not a patch this tool knows (IPS, UPS, BPS, PPF, NINJA2 RUP, APS, EBP, GDIFF, PAT, FFP, fc /b)",
-            path.display()
-        ))
+        CliError::Reported(match unread_patch_format(path, &bytes) {
+            Some(name) => format!(
+                "{}: {name} patch, a format ninja-fs does not read yet (it reads {READ_FORMATS})",
+                path.display()
+            ),
+            None => format!(
+                "{}: not a patch this tool knows ({READ_FORMATS})",
+                path.display()
+            ),
+        })
     })?;
     Ok(PatchFile {
         path: path.to_path_buf(),
@@ -501,7 +614,7 @@ fn create(
             .filter(|f| f.can_create())
             .ok_or_else(|| {
                 CliError::Reported(format!(
-                    "{}: cannot tell the patch format from the name; say --format rup, bps, ips or ups",
+                    "{}: cannot tell the patch format from the name; say --format {WRITTEN_FORMATS}",
                     output.display()
                 ))
             })?,
@@ -561,6 +674,19 @@ struct MountArgs {
     /// reads every file's headers again).
     #[arg(long)]
     no_header_cache: bool,
+    /// Where the mount logs: by default, once in the background, the system
+    /// log when one answers on /dev/log, else
+    /// $XDG_STATE_HOME/ninja-fs/<MD5 of the mount point>.log (rotated at 4 MiB);
+    /// with -f, stderr.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Mount options, as mount(8) and fstab give them (comma-separated):
+    /// cache_size=SIZE, no_header_cache, log_file=PATH, allow_other, allow_root,
+    /// default_permissions, ro, noexec, fsname=NAME; mount's generic options (rw, dev,
+    /// suid, nofail, _netdev, noauto, user, users, x-systemd.*, ...) are accepted and
+    /// change nothing: the mount is always read-only, nosuid and nodev.
+    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
+    options: Vec<String>,
 }
 
 impl From<ninja_fs::mount::MountError> for CliError {
@@ -570,7 +696,13 @@ impl From<ninja_fs::mount::MountError> for CliError {
 }
 
 fn run_mount(args: &MountArgs) -> Result<(), CliError> {
-    use ninja_fs::mount::{self, MountOptions};
+    use ninja_fs::mount::{self, MountOptions, options::FsOptions};
+    let mut fs_options = FsOptions::default();
+    for list in &args.options {
+        fs_options
+            .parse(list)
+            .map_err(|e| CliError::Reported(e.to_string()))?;
+    }
     mount::check_backing(&args.backing)?;
     mount::check_mount_point(&args.mountpoint)?;
     mount::check_outside_backing(&args.backing, &args.mountpoint)?;
@@ -583,11 +715,30 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
     })?;
     let opts = MountOptions {
         foreground: args.foreground,
-        allow_other: args.allow_other,
-        fs_name: format!("ninja-fs:{}", backing.display()),
+        allow_other: args.allow_other || fs_options.allow_other,
+        allow_root: fs_options.allow_root,
+        no_exec: fs_options.no_exec,
+        fs_name: fs_options
+            .fs_name
+            .clone()
+            .unwrap_or_else(|| backing.display().to_string()),
         ..MountOptions::default()
     };
-    let cache_size = args.cache_size;
+    let cache_size = fs_options.cache_size.unwrap_or(args.cache_size);
+    let log_file = fs_options.log_file.as_ref().or(args.log_file.as_ref());
+    let log = |error: ninja_fs::logging::LogError| CliError::Reported(error.to_string());
+    let destination = match (args.foreground, log_file) {
+        (true, None) => None,
+        (true, Some(file)) => {
+            let destination = ninja_fs::logging::to_file(file).map_err(log)?;
+            eprintln!("ninja-fs: the log goes to {destination}");
+            Some(destination)
+        }
+        (false, file) => Some(
+            ninja_fs::logging::prepare_daemon(file.map(PathBuf::as_path), &args.mountpoint)
+                .map_err(log)?,
+        ),
+    };
     // Images are large and short-lived, and freed by whichever of the
     // daemon's threads drops them last. With one heap for all threads a
     // freed image is reused by the next one; per-thread heaps keep freed
@@ -599,10 +750,12 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
-    let header_cache = if args.no_header_cache {
+    let header_cache = if args.no_header_cache || fs_options.no_header_cache {
         None
     } else {
-        let dir = ninja_fs::library::header_cache::default_dir();
+        // mount(8) runs ninja-fs without HOME: the password database says.
+        let dir = ninja_fs::library::header_cache::default_dir()
+            .or_else(|| ninja_fs::xdg::cache_home().map(|dir| dir.join("ninja-fs")));
         if dir.is_none() {
             log::warn!("no header cache: neither XDG_CACHE_HOME nor HOME is an absolute path");
         }
@@ -619,10 +772,285 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         &args.mountpoint,
         &opts,
     )?;
+    if let (false, Some(destination)) = (args.foreground, destination) {
+        eprintln!(
+            "ninja-fs: mounted {} at {}; the log goes to {destination}",
+            args.backing.display(),
+            args.mountpoint.display()
+        );
+    }
     Ok(())
 }
 
 fn run_unmount(mountpoint: &Path) -> Result<(), CliError> {
     ninja_fs::mount::unmount(mountpoint)?;
     Ok(())
+}
+
+// --- manual page ---
+
+/// The manual page: clap's sections for the program, one subsection per
+/// command with its synopsis, description and options, then how to mount
+/// from fstab and systemd, the files and the environment.
+fn man_page(out: &mut Vec<u8>) -> std::io::Result<()> {
+    use clap_mangen::Man;
+    use clap_mangen::roff::{Roff, bold, italic, roman};
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    let man = Man::new(command.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in command.get_subcommands() {
+        let name = format!("ninja-fs {}", sub.get_name());
+        let mut section = Vec::new();
+        let sub_man = Man::new(sub.clone().bin_name(&name));
+        sub_man.render_synopsis_section(&mut section)?;
+        sub_man.render_description_section(&mut section)?;
+        if sub.get_arguments().any(|a| !a.is_hide_set()) {
+            sub_man.render_options_section(&mut section)?;
+        }
+        // The page's sections become this command's paragraphs.
+        let text = String::from_utf8_lossy(&section)
+            .replace(".SH SYNOPSIS\n", &format!(".SS \"{name}\"\n"))
+            .replace(".SH DESCRIPTION\n", ".PP\n")
+            .replace(".SH OPTIONS\n", ".PP\n");
+        out.extend_from_slice(text.as_bytes());
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["MOUNT OPTIONS"])
+        .text([roman(
+            "ninja-fs mount, mount(8) and fstab take these with -o, comma-separated: ",
+        )])
+        .text([
+            bold("cache_size="),
+            italic("SIZE"),
+            roman(", "),
+            bold("no_header_cache"),
+            roman(", "),
+            bold("log_file="),
+            italic("PATH"),
+            roman(", "),
+            bold("allow_other"),
+            roman(", "),
+            bold("allow_root"),
+            roman(", "),
+            bold("default_permissions"),
+            roman(", "),
+            bold("ro"),
+            roman(", "),
+            bold("noexec"),
+            roman(", "),
+            bold("fsname="),
+            italic("NAME"),
+            roman(". "),
+        ])
+        .text([roman(
+            "The generic options mount(8) and fstab pass (rw, dev, suid, exec, atime, \
+             noatime, relatime, sync, async, dirsync, auto, noauto, user, users, nouser, \
+             owner, group, defaults, nofail, _netdev, x-systemd.*, comment=...) are accepted \
+             and change nothing: the mount is always read-only, nosuid and nodev. Any other \
+             option is refused with its name.",
+        )])
+        .control("SH", ["FSTAB AND MOUNT(8)"])
+        .text([roman(
+            "With ninja-fs in /usr/local/bin, /usr/bin or /sbin (mount.fuse3 runs it \
+             with a fixed PATH, which does not hold ~/.cargo/bin), and Debian's fuse3 \
+             installed:",
+        )])
+        .control("PP", [])
+        .text([roman(
+            "mount -t fuse.ninja-fs /srv/roms /mnt/ninja -o allow_other,cache_size=512M",
+        )])
+        .control("PP", [])
+        .text([roman("or the /etc/fstab line")])
+        .control("PP", [])
+        .text([roman(
+            "/srv/roms /mnt/ninja fuse.ninja-fs ro,allow_other,nofail,cache_size=512M 0 0",
+        )])
+        .control("PP", [])
+        .text([roman(
+            "mount.fuse3 runs ninja-fs SOURCE MOUNTPOINT -o OPTIONS, the same as \
+             ninja-fs mount SOURCE MOUNTPOINT -o OPTIONS. umount(8) or ninja-fs unmount \
+             unmounts.",
+        )])
+        .control("SH", ["SYSTEMD"])
+        .text([roman(
+            "contrib/ninja-fs@.service runs ninja-fs mount -f (Type=notify: systemd is told \
+             once the mount answers); its instance is the escaped mount point and \
+             /etc/ninja-fs/INSTANCE.conf names the backing folder: BACKING=/srv/roms, \
+             OPTIONS=-o allow_other. systemctl enable --now ninja-fs@mnt-ninja. SIGTERM, \
+             SIGINT and SIGHUP unmount cleanly.",
+        )])
+        .control("SH", ["LOGS"])
+        .text([roman(
+            "With -f, log lines go to stderr (to the journal under systemd). In the \
+             background, to the system log when one answers on /dev/log (journalctl -t \
+             ninja-fs), else to $XDG_STATE_HOME/ninja-fs/<MD5 of the mount point>.log \
+             (~/.local/state when XDG_STATE_HOME is unset; rotated at 4 MiB, the last \
+             one kept as .log.1); --log-file chooses a file. ninja-fs mount says where. \
+             -v and RUST_LOG filter all of them alike.",
+        )])
+        .control("SH", ["FILES"])
+        .text([roman(
+            "$XDG_CACHE_HOME/ninja-fs/<MD5 of the backing folder>.json (~/.cache/ninja-fs): \
+             the header cache; deleting it is always safe.",
+        )])
+        .control("SH", ["ENVIRONMENT"])
+        .text([roman(
+            "RUST_LOG (log filter, as env_logger reads it), XDG_CACHE_HOME, \
+             XDG_STATE_HOME, HOME, NOTIFY_SOCKET (set by systemd).",
+        )])
+        .control("SH", ["SEE ALSO"])
+        .text([roman(
+            "mount(8), fstab(5), mount.fuse3(8), systemd.service(5), umount(8)",
+        )]);
+    roff.to_writer(out)?;
+    man.render_version_section(out)?;
+    // Each rendered part starts with the same two lines defining \*(Aq:
+    // once is enough.
+    let preamble = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+    let text = String::from_utf8_lossy(out).into_owned();
+    if let Some(first) = text.find(preamble) {
+        let (head, tail) = text.split_at(first + preamble.len());
+        *out = format!("{head}{}", tail.replace(preamble, "")).into_bytes();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_flag_is_described() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, "ninja-fs", &mut missing);
+        assert!(missing.is_empty(), "without a description: {missing:?}");
+    }
+
+    #[test]
+    fn the_format_lists_name_every_format() {
+        for name in [
+            "rup", "bps", "ips", "ups", "ppf", "aps", "gdiff", "vcdiff", "pat", "ffp", "fc",
+        ] {
+            let format: PatchFormat = name.parse().unwrap();
+            assert!(WRITTEN_FORMATS.contains(name), "{name}");
+            assert!(
+                READ_FORMATS.contains(format.name().split(' ').next().unwrap()),
+                "{format}"
+            );
+        }
+        assert!(READ_FORMATS.contains("EBP"));
+        let mut command = Cli::command();
+        command.build();
+        let create = command.find_subcommand("create").unwrap();
+        let help = create
+            .get_arguments()
+            .find(|a| a.get_id() == "format")
+            .and_then(|a| a.get_help())
+            .unwrap()
+            .to_string();
+        for name in WRITTEN_FORMATS.replace(" or ", ", ").split(", ") {
+            assert!(help.contains(name), "create --format does not list {name}");
+        }
+    }
+
+    #[test]
+    fn mount_helper_arguments_are_a_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let backing = dir.path().to_str().unwrap();
+        assert_eq!(
+            helper_form(args(&["ninja-fs", backing, "/mnt", "-o", "rw,allow_other"])),
+            args(&["ninja-fs", "mount", backing, "/mnt", "-o", "rw,allow_other"])
+        );
+        // A folder without -o, and a missing folder with -o: a mount too.
+        assert_eq!(
+            helper_form(args(&["ninja-fs", backing, "/mnt"]))[1],
+            OsString::from("mount")
+        );
+        assert_eq!(
+            helper_form(args(&["ninja-fs", "/no/such", "/mnt", "-o", "dev"]))[1],
+            OsString::from("mount")
+        );
+        for unchanged in [
+            &["ninja-fs", "info", "x.sfc"][..],
+            &["ninja-fs", "mount", backing, "/mnt", "-o", "ro"],
+            &["ninja-fs", "--help"],
+            &["ninja-fs", "help", "mount"],
+            &["ninja-fs", "infp", "x.sfc"],
+            &["ninja-fs"],
+        ] {
+            assert_eq!(helper_form(args(unchanged)), args(unchanged));
+        }
+        let cli = Cli::try_parse_from(helper_form(args(&[
+            "ninja-fs",
+            backing,
+            "/mnt",
+            "-o",
+            "allow_other,cache_size=64M",
+        ])))
+        .unwrap();
+        let Command::Mount(mount) = cli.command else {
+            panic!("not a mount");
+        };
+        assert_eq!(mount.options, ["allow_other,cache_size=64M"]);
+        assert_eq!(mount.mountpoint, Path::new("/mnt"));
+    }
+
+    #[test]
+    fn the_manual_covers_every_command() {
+        let mut page = Vec::new();
+        man_page(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains("\n.TH ninja-fs 1 "), "{page}");
+        for sub in Cli::command().get_subcommands() {
+            let heading = format!(".SS \"ninja-fs {}\"", sub.get_name());
+            assert!(page.contains(&heading), "no {heading}");
+        }
+        for section in [
+            "MOUNT OPTIONS",
+            "FSTAB AND MOUNT(8)",
+            "SYSTEMD",
+            "LOGS",
+            "FILES",
+        ] {
+            assert!(
+                page.contains(&format!(".SH \"{section}\""))
+                    || page.contains(&format!(".SH {section}")),
+                "no {section}"
+            );
+        }
+        assert!(page.contains("cache_size"));
+        assert!(page.contains("log\\-file") || page.contains("log-file"));
+    }
 }

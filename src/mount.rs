@@ -23,6 +23,8 @@ use signal_hook::iterator::Signals;
 use crate::fs::FuseAdapter;
 use crate::vfs::VirtualFs;
 
+pub mod options;
+
 /// How long a new mount may take to answer before we give up.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,6 +39,10 @@ pub struct MountOptions {
     /// Let every user read the mount, not only the one who mounted it
     /// (non-root users need `user_allow_other` in /etc/fuse.conf).
     pub allow_other: bool,
+    /// Let root read the mount too, besides the user who mounted it.
+    pub allow_root: bool,
+    /// Mount with the kernel's `noexec` flag.
+    pub no_exec: bool,
     /// The mount's source as /proc/mounts and `df` show it.
     pub fs_name: String,
     /// Request-handling threads; 0 picks twice the cores (4 to 16).
@@ -51,6 +57,8 @@ impl Default for MountOptions {
         MountOptions {
             foreground: false,
             allow_other: false,
+            allow_root: false,
+            no_exec: false,
             fs_name: "ninja-fs".into(),
             threads: 0,
             kernel_read_only: true,
@@ -70,6 +78,12 @@ pub enum MountError {
     MountPointNotFolder(PathBuf),
     #[error("mount point {} is not empty", .0.display())]
     MountPointNotEmpty(PathBuf),
+    #[error(
+        "mount point {} is already mounted here ({what}); unmount it first (ninja-fs unmount {})",
+        path.display(),
+        path.display()
+    )]
+    AlreadyMounted { path: PathBuf, what: String },
     #[error(
         "mount point {} is inside the backing folder {}: the mount would read itself \
          (and hang); choose a mount point outside it",
@@ -139,13 +153,28 @@ pub fn check_mount_point(path: &Path) -> Result<(), MountError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             return Err(MountError::MountPointMissing(path.to_path_buf()));
         }
-        Err(source) => return Err(inaccessible(source)),
+        Err(source) => return Err(already_mounted(path).unwrap_or(inaccessible(source))),
     }
     let mut entries = fs::read_dir(path).map_err(inaccessible)?;
     if entries.next().is_some() {
-        return Err(MountError::MountPointNotEmpty(path.to_path_buf()));
+        return Err(already_mounted(path)
+            .unwrap_or_else(|| MountError::MountPointNotEmpty(path.to_path_buf())));
     }
     Ok(())
+}
+
+/// The error for a mount point something is mounted on, if it is one: a
+/// ninja-fs mount is named with its backing folder.
+fn already_mounted(path: &Path) -> Option<MountError> {
+    let (fstype, source) = mount_entry(&absolute_mount_path(path))?;
+    let what = match fstype.as_str() {
+        "fuse.ninja-fs" => format!("ninja-fs of {source}"),
+        _ => format!("{fstype} of {source}"),
+    };
+    Some(MountError::AlreadyMounted {
+        path: path.to_path_buf(),
+        what,
+    })
 }
 
 /// The mount point is not the backing folder nor anywhere below it (with
@@ -316,17 +345,29 @@ fn threads(opts: &MountOptions) -> usize {
 
 fn fuser_config(opts: &MountOptions) -> Config {
     let mut config = Config::default();
+    // Never dev or suid, whatever `mount` passes (it says `dev,suid` by
+    // default): nothing in the mount is a device or a setuid program.
+    // The subtype as a kernel option: fuser's Subtype reaches fusermount
+    // only, and without it /proc/mounts says `fuse`, not `fuse.ninja-fs`
+    // (which `mount -a` and `findmnt -t fuse.ninja-fs` look for).
     config.mount_options = vec![
         MountOption::FSName(opts.fs_name.clone()),
-        MountOption::Subtype("ninja-fs".into()),
+        MountOption::CUSTOM("subtype=ninja-fs".into()),
         MountOption::DefaultPermissions,
         MountOption::NoAtime,
+        MountOption::NoSuid,
+        MountOption::NoDev,
     ];
     if opts.kernel_read_only {
         config.mount_options.push(MountOption::RO);
     }
+    if opts.no_exec {
+        config.mount_options.push(MountOption::NoExec);
+    }
     if opts.allow_other {
         config.acl = SessionACL::All;
+    } else if opts.allow_root {
+        config.acl = SessionACL::RootAndOwner;
     }
     config.n_threads = Some(threads(opts));
     config.clone_fd = true;
@@ -452,6 +493,7 @@ impl SignalWatcher {
             .spawn(move || {
                 for signal in signals.forever() {
                     log::info!("signal {signal}: unmounting");
+                    notify_systemd(sd_notify::NotifyState::Stopping);
                     if let Err(error) = unmounter.unmount() {
                         log::warn!("{error}");
                     }
@@ -492,7 +534,13 @@ pub fn mount<F: VirtualFs>(
     check_mount_point(mountpoint)?;
     check_dev_fuse(mountpoint)?;
     if opts.foreground {
-        return serve(make_fs, mountpoint, opts, |_| {});
+        // Under systemd (Type=notify), the unit is started once the mount
+        // answers.
+        return serve(make_fs, mountpoint, opts, |ready| {
+            if ready.is_ok() {
+                notify_systemd(sd_notify::NotifyState::Ready);
+            }
+        });
     }
 
     let (mut reader, writer) = io::pipe().map_err(MountError::Background)?;
@@ -521,7 +569,7 @@ pub fn mount<F: VirtualFs>(
                 // Let go of the terminal and of whoever waits on our
                 // output before the parent returns.
                 detach_stdio();
-                crate::logging::to_syslog();
+                crate::logging::detach();
                 let _ = std::env::set_current_dir("/");
                 report("OK");
             }
@@ -578,6 +626,14 @@ fn serve<F: VirtualFs>(
             ready(Err(error.to_string()));
             Err(error)
         }
+    }
+}
+
+/// Tells systemd how the service is doing, when it runs under systemd
+/// (`NOTIFY_SOCKET` set); else does nothing.
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if let Err(error) = sd_notify::notify(&[state]) {
+        log::warn!("cannot notify systemd: {error}");
     }
 }
 
@@ -656,6 +712,11 @@ fn unescape_mountinfo(field: &str) -> OsString {
 
 /// The filesystem type mounted at `path` (the topmost mount), if any.
 pub fn mount_type(path: &Path) -> Option<String> {
+    mount_entry(path).map(|(fstype, _)| fstype)
+}
+
+/// The filesystem type and source of the topmost mount at `path`, if any.
+fn mount_entry(path: &Path) -> Option<(String, String)> {
     let table = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut found = None;
     for line in table.lines() {
@@ -664,8 +725,13 @@ pub fn mount_type(path: &Path) -> Option<String> {
         else {
             continue;
         };
-        if Path::new(&unescape_mountinfo(point)) == path {
-            found = fields.get(dash + 1).map(|s| s.to_string());
+        if Path::new(&unescape_mountinfo(point)) == path
+            && let Some(fstype) = fields.get(dash + 1)
+        {
+            let source = fields
+                .get(dash + 2)
+                .map_or(OsString::new(), |s| unescape_mountinfo(s));
+            found = Some((fstype.to_string(), source.to_string_lossy().into_owned()));
         }
     }
     found

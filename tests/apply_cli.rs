@@ -773,7 +773,7 @@ fn truncated_patches_fail_cleanly_and_write_nothing() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {}: not a patch this tool knows (IPS, UPS, BPS, PPF, NINJA2 RUP, APS, EBP, GDIFF, PAT, FFP, fc /b)\n",
+            "ninja-fs: {}: not a patch this tool knows (IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b)\n",
             empty.display()
         )
     );

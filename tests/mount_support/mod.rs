@@ -162,14 +162,13 @@ pub fn make_fs(backing: &Path) -> impl VirtualFs {
     core(backing)
 }
 
-/// The binary, with its header cache under the build's temporary folder
-/// rather than in the real ~/.cache.
+/// The binary, with its header cache and log files under the build's
+/// temporary folder rather than in the real ~/.cache and ~/.local/state.
 pub fn ninja() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ninja-fs"));
-    command.env(
-        "XDG_CACHE_HOME",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
-    );
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    command.env("XDG_CACHE_HOME", tmp.join("xdg-cache"));
+    command.env("XDG_STATE_HOME", tmp.join("xdg-state"));
     command
 }
 
@@ -258,10 +257,26 @@ pub fn mount_daemon(dirs: &Dirs) -> MountGuard {
         "mount failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.stdout.is_empty() && output.stderr.is_empty());
+    assert_says_where_logs_go(&output, dirs);
     MountGuard {
         path: dirs.mnt.clone(),
     }
+}
+
+/// A background mount prints one line, saying where its log goes, and
+/// nothing else.
+pub fn assert_says_where_logs_go(output: &Output, dirs: &Dirs) {
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let said = stderr(output);
+    let expected = format!(
+        "ninja-fs: mounted {} at {}; the log goes to ",
+        dirs.backing.display(),
+        dirs.mnt.display()
+    );
+    assert!(
+        said.starts_with(&expected) && said.ends_with('\n') && said.lines().count() == 1,
+        "{said}"
+    );
 }
 
 pub fn run(command: &mut Command) -> Output {
