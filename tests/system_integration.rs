@@ -707,3 +707,53 @@ fn help_lists_and_describes_everything() {
     assert!(info.contains("<FILE>..."), "{info}");
     assert!(info.contains("ROMs and patches"), "{info}");
 }
+
+/// `make install` puts the binary, the manual page, the completions and the
+/// systemd unit in place under DESTDIR/PREFIX, and `make uninstall` takes
+/// them away.
+#[test]
+fn make_install_puts_everything_in_place() {
+    if Command::new("make").arg("--version").output().is_err() {
+        eprintln!("skipped: make is missing");
+        return;
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let make = |target: &str| {
+        let output = Command::new("make")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg(target)
+            .arg(format!("BINARY={BINARY}"))
+            .arg(format!("DESTDIR={}", dest.path().display()))
+            .arg("PREFIX=/usr/local")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "make {target}: {}",
+            stderr(&output)
+        );
+    };
+    make("install");
+    let prefix = dest.path().join("usr/local");
+    let installed = [
+        "bin/ninja-fs",
+        "share/man/man1/ninja-fs.1",
+        "share/bash-completion/completions/ninja-fs",
+        "share/zsh/site-functions/_ninja-fs",
+        "share/fish/vendor_completions.d/ninja-fs.fish",
+        "lib/systemd/system/ninja-fs@.service",
+    ];
+    for file in installed {
+        let meta = fs::metadata(prefix.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(meta.len() > 0, "{file} is empty");
+    }
+    let output = run(Command::new(prefix.join("bin/ninja-fs")).arg("--version"));
+    assert!(stdout(&output).starts_with("ninja-fs "));
+    let page = fs::read_to_string(prefix.join("share/man/man1/ninja-fs.1")).unwrap();
+    assert!(page.contains(".SS \"ninja-fs mount\""));
+    make("uninstall");
+    for file in installed {
+        assert!(!prefix.join(file).exists(), "{file} is still there");
+    }
+}
