@@ -757,3 +757,44 @@ fn make_install_puts_everything_in_place() {
         assert!(!prefix.join(file).exists(), "{file} is still there");
     }
 }
+
+/// Patch formats ninja-fs does not read yet are named as such by `info`
+/// and `apply`, not taken for a ROM of system raw.
+#[test]
+fn unread_patch_formats_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let rom = dir.path().join("game.sfc");
+    fs::write(&rom, vec![0u8; 0x8000]).unwrap();
+    for (name, bytes, format) in [
+        (
+            "hack.ips",
+            &b"IPS32\x00\x00\x10\x00\x01\xffEEOF"[..],
+            "an IPS32",
+        ),
+        ("hack.bsdiff", &b"BSDIFF40\x00\x00\x00\x00"[..], "a BSDIFF"),
+        ("hack.dps", &[0u8; 200][..], "a DPS"),
+    ] {
+        let patch = dir.path().join(name);
+        fs::write(&patch, bytes).unwrap();
+        let expected = format!(
+            "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, EBP, UPS, \
+             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b)",
+            patch.display()
+        );
+        let output = run(ninja().arg("info").arg(&patch));
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with(&format!("ninja-fs: {expected}\n")),
+            "{}",
+            stderr(&output)
+        );
+        let output = run(ninja()
+            .arg("apply")
+            .arg(&rom)
+            .arg(&patch)
+            .arg("-o")
+            .arg(dir.path().join("out.sfc")));
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(stderr(&output), format!("ninja-fs: {expected}\n"));
+    }
+}
