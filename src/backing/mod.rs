@@ -7,6 +7,7 @@
 //! read whole under a read lease, so a writer never hands a reader half its
 //! old bytes and half its new ones.
 
+pub mod archive;
 mod lease;
 mod local;
 

@@ -1,0 +1,742 @@
+//! Archives read member by member: zip, 7z and gzip files (RAR is
+//! recognised and refused). Opening one reads its directory only; a member
+//! is decompressed when asked for, a prefix of it (for detection) or all of
+//! it (for an image), never past the size its archive states, and checked
+//! against its stored CRC32.
+//!
+//! Everything here takes hostile input: names are made safe relative paths
+//! ([`sanitize_name`]), sizes are bounded before anything is allocated, and
+//! every failure is an [`ArchiveError`] worded for the user. The decoders
+//! are the ecosystem's (`zip`, `sevenz-rust2`, `flate2`); none is written
+//! here.
+//!
+//! An [`Archive`] reads its file with positional reads only, so its methods
+//! may run from several threads at once.
+
+mod gzip;
+mod sevenz;
+mod zip;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// The archive formats this module knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArchiveKind {
+    Zip,
+    SevenZip,
+    Gzip,
+    Rar,
+}
+
+impl ArchiveKind {
+    /// The format's name as users know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveKind::Zip => "zip",
+            ArchiveKind::SevenZip => "7z",
+            ArchiveKind::Gzip => "gzip",
+            ArchiveKind::Rar => "RAR",
+        }
+    }
+}
+
+/// Bytes [`kind_of`] looks at: the longest magic number.
+pub const MAGIC_LEN: usize = 8;
+
+/// The archive format of a file from its first bytes (magic numbers): zip
+/// (`PK\x03\x04`, and `PK\x05\x06` for an empty zip), 7z, gzip (`1f 8b`
+/// with deflate, the only method gzip defines), RAR 4 and 5.
+pub fn kind_of(head: &[u8]) -> Option<ArchiveKind> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(ArchiveKind::Zip)
+    } else if head.starts_with(b"7z\xBC\xAF\x27\x1C") {
+        Some(ArchiveKind::SevenZip)
+    } else if head.starts_with(&[0x1F, 0x8B, 0x08]) {
+        Some(ArchiveKind::Gzip)
+    } else if head.starts_with(b"Rar!\x1A\x07\x00") || head.starts_with(b"Rar!\x1A\x07\x01\x00") {
+        Some(ArchiveKind::Rar)
+    } else {
+        None
+    }
+}
+
+/// Whether a file name is an archive's by its extension (case-insensitive):
+/// `.zip`, `.7z`, `.gz`, `.rar`.
+pub fn is_archive_name(file_name: &str) -> bool {
+    let base = file_name.rsplit('/').next().unwrap_or(file_name);
+    match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => {
+            ["zip", "7z", "gz", "rar"].contains(&ext.to_ascii_lowercase().as_str())
+        }
+        _ => false,
+    }
+}
+
+/// One file inside an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Relative path inside the archive, `/`-separated and made safe by
+    /// [`sanitize_name`], unique within the archive (a duplicate gets
+    /// " (2)" before its extension). Folders appear only as prefixes.
+    pub name: String,
+    /// Uncompressed size as the archive states it (gzip: from ISIZE,
+    /// checked when read).
+    pub size: u64,
+    pub crc32: Option<u32>,
+    /// Why it cannot be read (or, for an archive inside the archive, why it
+    /// is not opened), when the directory already says so.
+    pub problem: Option<String>,
+}
+
+/// The problem text of a member that is an archive itself: listed, its
+/// bytes readable, never descended into.
+pub const NESTED_ARCHIVE: &str = "an archive inside an archive: not opened";
+
+/// The problem text of an encrypted member.
+pub const ENCRYPTED: &str = "encrypted: not supported";
+
+/// Why an archive or one of its members cannot be read, worded for the
+/// user and naming the member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// The file itself could not be read (an I/O error, not damage).
+    #[error("the archive cannot be read: {0}")]
+    Read(String),
+    #[error("the archive is damaged: {0}")]
+    Damaged(String),
+    #[error("the archive is damaged: member {member}: {detail}")]
+    DamagedMember { member: String, detail: String },
+    #[error("the archive is damaged: member {member} fails its CRC")]
+    Crc { member: String },
+    #[error(
+        "the archive is damaged: member {member} holds {actual} bytes, not the {stated} its archive states"
+    )]
+    Size {
+        member: String,
+        actual: u64,
+        stated: u64,
+    },
+    /// A member that decompresses to more than its stated size: refused
+    /// once the stated size is passed (zip bombs lie about sizes).
+    #[error(
+        "the archive is damaged: member {member} expands past the {stated} bytes its archive states"
+    )]
+    Expands { member: String, stated: u64 },
+    #[error("member {member} is encrypted: not supported")]
+    Encrypted { member: String },
+    #[error("the archive is encrypted, its list of members too: not supported")]
+    EncryptedArchive,
+    #[error("member {member} is {what}: not supported")]
+    Unsupported { member: String, what: String },
+    #[error(
+        "member {member} is larger ({size} bytes) than the largest image allowed ({max} bytes)"
+    )]
+    TooLarge { member: String, size: u64, max: u64 },
+    #[error(
+        "member {member} needs {needed_mib} MiB of memory to decompress, more than the {allowed_mib} MiB allowed"
+    )]
+    TooMuchMemory {
+        member: String,
+        needed_mib: u64,
+        allowed_mib: u64,
+    },
+    #[error(
+        "the archive's list of members needs {needed_mib} MiB of memory to read, more than the {allowed_mib} MiB allowed"
+    )]
+    DirectoryTooLarge { needed_mib: u64, allowed_mib: u64 },
+    #[error("RAR archives are not supported; extract it")]
+    Rar,
+    #[error("the archive has no member number {index}")]
+    NoMember { index: usize },
+}
+
+impl ArchiveError {
+    /// The same error, said of member `name` (an error met before the
+    /// decoder reached any member of a block holds for each of them).
+    fn said_of(self, name: &str) -> ArchiveError {
+        let member = name.to_string();
+        match self {
+            ArchiveError::DamagedMember { detail, .. } => {
+                ArchiveError::DamagedMember { member, detail }
+            }
+            ArchiveError::Crc { .. } => ArchiveError::Crc { member },
+            ArchiveError::Size { actual, stated, .. } => ArchiveError::Size {
+                member,
+                actual,
+                stated,
+            },
+            ArchiveError::Expands { stated, .. } => ArchiveError::Expands { member, stated },
+            ArchiveError::Encrypted { .. } => ArchiveError::Encrypted { member },
+            ArchiveError::Unsupported { what, .. } => ArchiveError::Unsupported { member, what },
+            ArchiveError::TooLarge { size, max, .. } => {
+                ArchiveError::TooLarge { member, size, max }
+            }
+            ArchiveError::TooMuchMemory {
+                needed_mib,
+                allowed_mib,
+                ..
+            } => ArchiveError::TooMuchMemory {
+                member,
+                needed_mib,
+                allowed_mib,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Memory one decoder may take for its dictionary or model: 7-Zip's
+/// `-mx9` settings (64 MiB LZMA dictionaries, 192 MiB PPMd models) fit.
+pub const DECODER_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// An open archive: its members, and what is needed to read them.
+pub struct Archive {
+    kind: ArchiveKind,
+    members: Vec<Member>,
+    reader: Reader,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("kind", &self.kind)
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Reader {
+    Zip(zip::ZipReader),
+    // Boxed: its directory is much larger than the others' readers.
+    SevenZip(Box<sevenz::SevenZipReader>),
+    Gzip(gzip::GzipReader),
+}
+
+// The mount reads one archive from several threads.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Archive>();
+};
+
+impl Archive {
+    /// Reads the archive's directory only, from `file` (already open; read
+    /// with positional reads so the methods can run concurrently).
+    /// `file_name` is the archive's own name: a gzip file's one member is
+    /// named after it without `.gz`. Linear in the number of members.
+    pub fn open(file: File, file_name: &str, kind: ArchiveKind) -> Result<Archive, ArchiveError> {
+        let source = FileReader::new(file)?;
+        let (reader, raw) = match kind {
+            ArchiveKind::Zip => {
+                let (reader, raw) = zip::ZipReader::open(source)?;
+                (Reader::Zip(reader), raw)
+            }
+            ArchiveKind::SevenZip => {
+                let (reader, raw) = sevenz::SevenZipReader::open(source)?;
+                (Reader::SevenZip(Box::new(reader)), raw)
+            }
+            ArchiveKind::Gzip => {
+                let (reader, raw) = gzip::GzipReader::open(source, file_name)?;
+                (Reader::Gzip(reader), raw)
+            }
+            ArchiveKind::Rar => return Err(ArchiveError::Rar),
+        };
+        let names = unique_names(raw.iter().map(|m| sanitize_name(&m.name)).collect());
+        let members = raw
+            .into_iter()
+            .zip(names)
+            .map(|(raw, name)| {
+                let problem = raw
+                    .problem
+                    .or_else(|| is_archive_name(&name).then(|| NESTED_ARCHIVE.to_string()));
+                Member {
+                    name,
+                    size: raw.size,
+                    crc32: raw.crc32,
+                    problem,
+                }
+            })
+            .collect();
+        Ok(Archive {
+            kind,
+            members,
+            reader,
+        })
+    }
+
+    pub fn kind(&self) -> ArchiveKind {
+        self.kind
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    fn member(&self, index: usize) -> Result<&Member, ArchiveError> {
+        let member = self
+            .members
+            .get(index)
+            .ok_or(ArchiveError::NoMember { index })?;
+        refuse_unreadable(member)?;
+        Ok(member)
+    }
+
+    /// The first `len` decompressed bytes of member `index` (fewer if it
+    /// is shorter), decompressing no more than needed: in a solid 7z block
+    /// the members before it are decompressed and discarded. A prefix that
+    /// is the whole member is checked against its CRC32.
+    pub fn read_prefix(&self, index: usize, len: u64) -> Result<Vec<u8>, ArchiveError> {
+        let member = self.member(index)?;
+        let len = len.min(member.size);
+        match &self.reader {
+            Reader::Zip(reader) => reader.read(index, member, Want::Prefix(len)),
+            Reader::SevenZip(reader) => reader.read(&self.members, index, Want::Prefix(len)),
+            Reader::Gzip(reader) => reader.read(member, Want::Prefix(len)),
+        }
+    }
+
+    /// The first `len` bytes of every member, in member order, streaming
+    /// each solid 7z block once.
+    pub fn read_prefixes(&self, len: u64) -> Vec<Result<Vec<u8>, ArchiveError>> {
+        match &self.reader {
+            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, len),
+            _ => (0..self.members.len())
+                .map(|index| self.read_prefix(index, len))
+                .collect(),
+        }
+    }
+
+    /// The whole member, checked against its stored CRC32 and its stated
+    /// size; refused before any allocation if its stated size is over
+    /// `max` bytes, and stopped as soon as it expands past its stated size
+    /// (zip bombs lie about sizes).
+    pub fn read_member(&self, index: usize, max: u64) -> Result<Vec<u8>, ArchiveError> {
+        let member = self.member(index)?;
+        if member.size > max {
+            return Err(ArchiveError::TooLarge {
+                member: member.name.clone(),
+                size: member.size,
+                max,
+            });
+        }
+        match &self.reader {
+            Reader::Zip(reader) => reader.read(index, member, Want::Whole),
+            Reader::SevenZip(reader) => reader.read(&self.members, index, Want::Whole),
+            Reader::Gzip(reader) => reader.read(member, Want::Whole),
+        }
+    }
+}
+
+/// A member that the directory already says cannot be read.
+fn refuse_unreadable(member: &Member) -> Result<(), ArchiveError> {
+    match member.problem.as_deref() {
+        None | Some(NESTED_ARCHIVE) => Ok(()),
+        Some(ENCRYPTED) => Err(ArchiveError::Encrypted {
+            member: member.name.clone(),
+        }),
+        Some(problem) => Err(ArchiveError::Unsupported {
+            member: member.name.clone(),
+            what: problem
+                .strip_suffix(": not supported")
+                .unwrap_or(problem)
+                .to_string(),
+        }),
+    }
+}
+
+/// A member as a format reader finds it in the directory, before its name
+/// is made safe and unique.
+struct RawMember {
+    name: String,
+    size: u64,
+    crc32: Option<u32>,
+    problem: Option<String>,
+}
+
+/// How much of a member a read wants.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// At most this many bytes (already bounded by the stated size).
+    Prefix(u64),
+    /// All of it, exactly its stated size.
+    Whole,
+}
+
+/// Reads what `want` asks of `member` from its decompressed stream,
+/// never more than its stated size plus one byte (to see that it goes on),
+/// and checks size and CRC32 when the whole member was read. `io_error`
+/// words the decoder's errors.
+fn read_wanted(
+    member: &Member,
+    stream: &mut dyn Read,
+    want: Want,
+    io_error: &dyn Fn(io::Error) -> ArchiveError,
+) -> Result<Vec<u8>, ArchiveError> {
+    let len = match want {
+        Want::Prefix(len) => len.min(member.size),
+        Want::Whole => member.size,
+    };
+    let mut bytes = Vec::new();
+    let capacity = usize::try_from(len).map_err(|_| too_large(member, len))?;
+    bytes
+        .try_reserve_exact(capacity)
+        .map_err(|_| too_large(member, len))?;
+    stream.take(len).read_to_end(&mut bytes).map_err(io_error)?;
+    let whole = bytes.len() as u64 == member.size;
+    if matches!(want, Want::Whole) && !whole {
+        return Err(ArchiveError::Size {
+            member: member.name.clone(),
+            actual: bytes.len() as u64,
+            stated: member.size,
+        });
+    }
+    if whole {
+        let mut probe = [0u8; 1];
+        if read_some(stream, &mut probe).map_err(io_error)? > 0 {
+            return Err(ArchiveError::Expands {
+                member: member.name.clone(),
+                stated: member.size,
+            });
+        }
+    }
+    if whole
+        && let Some(crc) = member.crc32
+        && crc32fast::hash(&bytes) != crc
+    {
+        return Err(ArchiveError::Crc {
+            member: member.name.clone(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// One `read`, retried when a signal interrupts it.
+fn read_some(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+fn too_large(member: &Member, size: u64) -> ArchiveError {
+    ArchiveError::TooLarge {
+        member: member.name.clone(),
+        size,
+        max: isize::MAX as u64,
+    }
+}
+
+/// An I/O error of the archive file itself, or the decoder's words for
+/// damaged data (a stream that ends early is a truncated archive).
+fn member_io_error(member: &str, error: io::Error) -> ArchiveError {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof => ArchiveError::DamagedMember {
+            member: member.to_string(),
+            detail: "its data ends early (cut short?)".into(),
+        },
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+            ArchiveError::DamagedMember {
+                member: member.to_string(),
+                detail: format!("its data cannot be decompressed ({error})"),
+            }
+        }
+        _ => ArchiveError::Read(error.to_string()),
+    }
+}
+
+/// The damage a format's reader found in the archive's list of members.
+fn damaged_directory(detail: &str) -> ArchiveError {
+    ArchiveError::Damaged(format!("its list of members cannot be read ({detail})"))
+}
+
+/// The list of members ends past the end of the file.
+fn directory_cut_short() -> ArchiveError {
+    ArchiveError::Damaged("it ends before its list of members does (cut short?)".into())
+}
+
+/// Longest folder or file name a filesystem takes (Linux's NAME_MAX),
+/// less room for a " (N)" that makes a name unique.
+const MAX_COMPONENT: usize = 240;
+
+/// A member's name made a safe relative path: backslashes are separators,
+/// NUL and other control characters become `_`, `.` and empty components
+/// are dropped, `..` goes up within the archive and never out of it, each
+/// component is at most 240 bytes, and an empty result is `unnamed`.
+pub fn sanitize_name(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| match c {
+            '\\' => '/',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let mut parts: Vec<&str> = Vec::new();
+    for part in cleaned.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(truncate_at_char(part, MAX_COMPONENT)),
+        }
+    }
+    if parts.is_empty() {
+        "unnamed".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+fn truncate_at_char(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Makes sanitized names unique: a name taken by an earlier member, or by
+/// a folder some member lies in, gets " (2)", " (3)"... before its
+/// extension. Linear in the number of names (plus the rare renames).
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut taken: HashSet<String> = HashSet::with_capacity(names.len());
+    for name in &names {
+        let mut end = 0;
+        while let Some(slash) = name[end..].find('/') {
+            end += slash;
+            taken.insert(name[..end].to_string());
+            end += 1;
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            if taken.insert(name.clone()) {
+                return name;
+            }
+            let (folder, file) = match name.rsplit_once('/') {
+                Some((folder, file)) => (format!("{folder}/"), file),
+                None => (String::new(), name.as_str()),
+            };
+            let (stem, ext) = match file.rsplit_once('.') {
+                Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+                _ => (file, String::new()),
+            };
+            (2u64..)
+                .map(|n| format!("{folder}{stem} ({n}){ext}"))
+                .find(|candidate| taken.insert(candidate.clone()))
+                .unwrap_or(name.clone())
+        })
+        .collect()
+}
+
+/// Reads the archive file with positional reads (`pread`), so any number
+/// of these read one open file at once, each at its own position. A small
+/// window keeps the many tiny reads of a zip directory to few system
+/// calls; reads as large as the window go straight to the caller.
+#[derive(Debug)]
+struct FileReader {
+    file: Arc<File>,
+    len: u64,
+    pos: u64,
+    window: Vec<u8>,
+    window_at: u64,
+}
+
+const WINDOW: usize = 64 << 10;
+
+impl FileReader {
+    fn new(file: File) -> Result<FileReader, ArchiveError> {
+        let len = file
+            .metadata()
+            .map_err(|error| ArchiveError::Read(error.to_string()))?
+            .len();
+        Ok(FileReader {
+            file: Arc::new(file),
+            len,
+            pos: 0,
+            window: Vec::new(),
+            window_at: 0,
+        })
+    }
+
+    fn pread(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, at) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Clone for FileReader {
+    /// A reader of the same file at the same place, its window empty.
+    fn clone(&self) -> FileReader {
+        FileReader {
+            file: Arc::clone(&self.file),
+            len: self.len,
+            pos: self.pos,
+            window: Vec::new(),
+            window_at: 0,
+        }
+    }
+}
+
+impl Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.pos >= self.len {
+            return Ok(0);
+        }
+        let window_end = self.window_at + self.window.len() as u64;
+        if !(self.window_at..window_end).contains(&self.pos) {
+            let left = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
+            if buf.len() >= WINDOW {
+                let want = buf.len().min(left);
+                let read = self.pread(&mut buf[..want], self.pos)?;
+                self.pos += read as u64;
+                return Ok(read);
+            }
+            self.window.resize(WINDOW.min(left), 0);
+            let read = {
+                let mut window = std::mem::take(&mut self.window);
+                let read = self.pread(&mut window, self.pos);
+                self.window = window;
+                read?
+            };
+            self.window.truncate(read);
+            self.window_at = self.pos;
+            if read == 0 {
+                return Ok(0);
+            }
+        }
+        let offset = (self.pos - self.window_at) as usize;
+        let available = &self.window[offset..];
+        let count = available.len().min(buf.len());
+        buf[..count].copy_from_slice(&available[..count]);
+        self.pos += count as u64;
+        Ok(count)
+    }
+}
+
+impl Seek for FileReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+        };
+        self.pos = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a seek before the start of the file",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers() {
+        assert_eq!(kind_of(b"PK\x03\x04rest"), Some(ArchiveKind::Zip));
+        assert_eq!(kind_of(b"PK\x05\x06"), Some(ArchiveKind::Zip));
+        assert_eq!(
+            kind_of(b"7z\xBC\xAF\x27\x1C\x00\x04"),
+            Some(ArchiveKind::SevenZip)
+        );
+        assert_eq!(kind_of(&[0x1F, 0x8B, 0x08, 0]), Some(ArchiveKind::Gzip));
+        assert_eq!(kind_of(b"Rar!\x1A\x07\x00"), Some(ArchiveKind::Rar));
+        assert_eq!(kind_of(b"Rar!\x1A\x07\x01\x00"), Some(ArchiveKind::Rar));
+        assert_eq!(kind_of(b"NES\x1A"), None);
+        assert_eq!(kind_of(b"PK"), None);
+        assert_eq!(kind_of(b""), None);
+    }
+
+    #[test]
+    fn archive_names() {
+        for name in ["a.zip", "A.ZIP", "dir/b.7z", "Game.sfc.gz", "x.Rar"] {
+            assert!(is_archive_name(name), "{name}");
+        }
+        for name in ["a.sfc", ".zip", "zip", "a.zip/b.sfc", "a.tar"] {
+            assert!(!is_archive_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_made_safe() {
+        assert_eq!(sanitize_name("../evil.sfc"), "evil.sfc");
+        assert_eq!(sanitize_name("/abs.sfc"), "abs.sfc");
+        assert_eq!(sanitize_name("a\\b.sfc"), "a/b.sfc");
+        assert_eq!(sanitize_name("nul\0byte.sfc"), "nul_byte.sfc");
+        assert_eq!(sanitize_name("a/./b//c/../d.sfc"), "a/b/d.sfc");
+        assert_eq!(sanitize_name("../../.."), "unnamed");
+        assert_eq!(sanitize_name(""), "unnamed");
+        assert_eq!(sanitize_name("C:\\games\\x.nes"), "C:/games/x.nes");
+        let long = "é".repeat(200);
+        let safe = sanitize_name(&long);
+        assert!(safe.len() <= MAX_COMPONENT && safe.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn duplicates_get_numbers() {
+        let names = unique_names(
+            [
+                "a.sfc",
+                "a.sfc",
+                "a.sfc",
+                "dir",
+                "dir/x.sfc",
+                "noext",
+                "noext",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        assert_eq!(
+            names,
+            [
+                "a.sfc",
+                "a (2).sfc",
+                "a (3).sfc",
+                "dir (2)",
+                "dir/x.sfc",
+                "noext",
+                "noext (2)"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_reader_reads_through_its_window() {
+        let mut temp = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::io::Write::write_all(&mut temp, &data).unwrap();
+        let mut reader = FileReader::new(temp).unwrap();
+        let mut small = [0u8; 10];
+        reader.seek(SeekFrom::Start(70_000)).unwrap();
+        reader.read_exact(&mut small).unwrap();
+        assert_eq!(small, data[70_000..70_010]);
+        let mut copy = reader.clone();
+        let mut rest = Vec::new();
+        copy.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, data[70_010..]);
+        reader.seek(SeekFrom::End(-5)).unwrap();
+        let mut tail = Vec::new();
+        reader.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, data[data.len() - 5..]);
+        assert!(reader.seek(SeekFrom::Current(-1_000_000)).is_err());
+    }
+}
