@@ -26,13 +26,22 @@ fn read_image(
         path: path.to_path_buf(),
         source,
     })?;
+    image_of(&path.to_string_lossy(), &raw, forced, normalized)
+}
+
+/// The image of ROM `raw`, named `name` (detection reads its extension).
+fn image_of(
+    name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    normalized: bool,
+) -> Result<Image, ApplyError> {
     let rom_error = |source| ApplyError::Rom {
-        rom: path.display().to_string(),
+        rom: name.to_string(),
         source,
     };
-    let name = path.to_string_lossy();
-    let layout = system::identify(Some(&name), &raw, forced).map_err(rom_error)?;
-    let norm = system::normalize(&raw, &layout).map_err(rom_error)?;
+    let layout = system::identify(Some(name), raw, forced).map_err(rom_error)?;
+    let norm = system::normalize(raw, &layout).map_err(rom_error)?;
     let bytes = if normalized {
         norm.into_owned()
     } else {
@@ -56,13 +65,38 @@ pub fn create_for_files(
     forced: Option<SystemType>,
     info: &RupInfo,
 ) -> Result<Vec<u8>, ApplyError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ApplyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let (from, to) = (read(original)?, read(modified)?);
+    create_for_images(
+        format,
+        (&original.to_string_lossy(), &from),
+        (&modified.to_string_lossy(), &to),
+        forced,
+        info,
+    )
+}
+
+/// [`create_for_files`] for ROMs already read (an archive's members), each
+/// given with the name detection reads.
+pub fn create_for_images(
+    format: PatchFormat,
+    (original_name, original): (&str, &[u8]),
+    (modified_name, modified): (&str, &[u8]),
+    forced: Option<SystemType>,
+    info: &RupInfo,
+) -> Result<Vec<u8>, ApplyError> {
     let patch_error = |source| ApplyError::Create {
         format: format.name(),
         source,
     };
     let normalized = format == PatchFormat::Rup;
-    let source = read_image(original, forced, normalized)?;
-    let target = read_image(modified, Some(source.system), normalized)?;
+    let source = image_of(original_name, original, forced, normalized)?;
+    let target = image_of(modified_name, modified, Some(source.system), normalized)?;
     if format == PatchFormat::Rup {
         let entry = CreateEntry {
             name: None,

@@ -1,14 +1,19 @@
 //! Reading inputs and writing outputs for the command line: inputs are
-//! memory-mapped; a file output is written to a temporary file beside it
-//! and renamed into place, so a failure never leaves a partial file. A
-//! character device or a FIFO is written into instead, as standard output
-//! is.
+//! memory-mapped, or, for a ROM or patch inside an archive (`Game.zip`, or
+//! one member named as `Game.zip//inner/Game.sfc`), decompressed; a file
+//! output is written to a temporary file beside it and renamed into place,
+//! so a failure never leaves a partial file. A character device or a FIFO
+//! is written into instead, as standard output is.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Write};
 use std::ops::Deref;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind, Member};
+use crate::patch::any::PatchFormat;
+use crate::system::{self, SystemType};
 
 /// Problems with the files themselves, each naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,41 @@ pub enum FileError {
 
     #[error("{}: holds the input folder {}; write the output somewhere else", path.display(), input.display())]
     OutputHoldsInput { path: PathBuf, input: PathBuf },
+
+    #[error("{}: {source}", path.display())]
+    Archive { path: PathBuf, source: ArchiveError },
+
+    #[error(
+        "{}: holds {} {}s; name one as {}//MEMBER:{}",
+        path.display(), candidates.len(), role.word(), path.display(), listed(candidates)
+    )]
+    SeveralInArchive {
+        path: PathBuf,
+        role: Role,
+        candidates: Vec<String>,
+    },
+
+    #[error("{}: holds no {}; its members:{}", path.display(), role.word(), listed(members))]
+    NoneInArchive {
+        path: PathBuf,
+        role: Role,
+        members: Vec<String>,
+    },
+
+    #[error("{}: has no member {member}; its members:{}", path.display(), listed(members))]
+    NoSuchMember {
+        path: PathBuf,
+        member: String,
+        members: Vec<String>,
+    },
+}
+
+/// Names one per line, indented, for a message.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        return " none".into();
+    }
+    names.iter().map(|name| format!("\n  {name}")).collect()
 }
 
 /// The system's words for an I/O error, without Rust's "(os error N)" and
@@ -60,10 +100,12 @@ fn in_words(error: &io::Error) -> String {
     }
 }
 
-/// A file's bytes: mapped when it has any, so only the pages read are loaded.
+/// A file's bytes: mapped when it has any, so only the pages read are
+/// loaded; an archive member's, decompressed.
 pub enum Input {
     Mapped(memmap2::Mmap),
     Empty,
+    Owned(Vec<u8>),
 }
 
 impl Deref for Input {
@@ -73,6 +115,7 @@ impl Deref for Input {
         match self {
             Input::Mapped(map) => map,
             Input::Empty => &[],
+            Input::Owned(bytes) => bytes,
         }
     }
 }
@@ -97,6 +140,436 @@ pub fn read_input(path: &Path) -> Result<Input, FileError> {
     // command line accepts (the filesystem reads with pread instead).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read_error)?;
     Ok(Input::Mapped(map))
+}
+
+/// What a command expects a file to hold, which picks the member of an
+/// archive it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Rom,
+    Patch,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Rom => "ROM",
+            Role::Patch => "patch",
+        }
+    }
+}
+
+/// An input read for a command: its bytes, and its name, which messages
+/// show and detection reads (an archive member's is `Game.zip//Game.sfc`,
+/// so its extension is the member's).
+pub struct NamedInput {
+    pub bytes: Input,
+    pub name: String,
+}
+
+/// An input as `info` reads it: one file (or archive member), or an
+/// archive holding no single ROM or patch, to be listed.
+pub enum Opened {
+    One(NamedInput),
+    Listing(ArchiveListing),
+}
+
+/// The members of an archive, with what each is.
+pub struct ArchiveListing {
+    pub name: String,
+    pub kind: ArchiveKind,
+    pub members: Vec<(Member, Option<Role>)>,
+}
+
+/// The separator of `archive.zip//inner/path.sfc`, naming one member.
+const MEMBER_SEPARATOR: &str = "//";
+
+/// Bytes of a member read to tell a ROM without a ROM's extension by its
+/// content: the SNES and Sega headers lie in the first 64 KiB (32 KiB
+/// blocks, plus a copier header, kept so the dump's length still tells).
+const SNIFF_LEN: u64 = 0x20000;
+
+/// The ROM `path` names: a file, an archive holding one ROM, or one member
+/// (`archive.zip//inner/path.sfc`). Nothing larger than `max` bytes is
+/// decompressed.
+pub fn read_rom(path: &Path, max: u64) -> Result<NamedInput, FileError> {
+    read_as(path, Role::Rom, max)
+}
+
+/// The patch `path` names, as [`read_rom`] reads a ROM.
+pub fn read_patch(path: &Path, max: u64) -> Result<NamedInput, FileError> {
+    read_as(path, Role::Patch, max)
+}
+
+fn read_as(path: &Path, role: Role, max: u64) -> Result<NamedInput, FileError> {
+    match open_any(path, max, Some(role))? {
+        Opened::One(input) => Ok(input),
+        Opened::Listing(listing) => Err(listing.refusal(path, role)),
+    }
+}
+
+/// What `info` shows of `path`: a file; the one ROM or patch of an archive
+/// (other members, such as a readme, left aside); a member named with
+/// `//`; or, for an archive holding several or none, its listing.
+pub fn read_any(path: &Path, max: u64) -> Result<Opened, FileError> {
+    open_any(path, max, None)
+}
+
+fn open_any(path: &Path, max: u64, role: Option<Role>) -> Result<Opened, FileError> {
+    if let Some((archive_path, member)) = split_member_path(path) {
+        let archive = open_archive(&archive_path)?;
+        return read_named_member(&archive_path, &archive, &member, max).map(Opened::One);
+    }
+    let input = read_input(path)?;
+    let name = path.display().to_string();
+    let Some(kind) = archive_kind(&name, &input) else {
+        return Ok(Opened::One(NamedInput { bytes: input, name }));
+    };
+    drop(input);
+    let archive = open_archive_as(path, kind)?;
+    let listing = ArchiveListing::of(&archive, name);
+    let pick = |role: Role| {
+        let mut candidates = listing
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, (member, r))| {
+                *r == Some(role) && member.problem.as_deref() != Some(archive::NESTED_ARCHIVE)
+            });
+        match (candidates.next(), candidates.next()) {
+            (Some((index, _)), None) => Some(index),
+            _ => None,
+        }
+    };
+    let index = if listing.members.len() == 1 {
+        Some(0)
+    } else {
+        match role {
+            Some(role) => pick(role),
+            // info: the one ROM, or else the one patch, of the archive.
+            None => {
+                let roms = listing.count(Role::Rom);
+                let patches = listing.count(Role::Patch);
+                match (roms, patches) {
+                    (1, 0) => pick(Role::Rom),
+                    (0, 1) => pick(Role::Patch),
+                    _ => None,
+                }
+            }
+        }
+    };
+    match index {
+        Some(index) => read_member_at(path, &archive, index, max).map(Opened::One),
+        None => Ok(Opened::Listing(listing)),
+    }
+}
+
+/// The archive format of a file read whole, unless its name says it is a
+/// ROM or a patch (a ROM may start with anything, even `PK\x03\x04`).
+fn archive_kind(name: &str, bytes: &[u8]) -> Option<ArchiveKind> {
+    if PatchFormat::from_extension(name).is_some() || is_rom_name(name) {
+        return None;
+    }
+    archive::kind_of(bytes)
+}
+
+fn is_rom_name(name: &str) -> bool {
+    if system::system_for_extension(name).is_some() {
+        return true;
+    }
+    let base = name.rsplit('/').next().unwrap_or(name);
+    matches!(
+        base.rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .as_deref(),
+        Some("bin" | "rom")
+    )
+}
+
+/// `archive.zip//inner/path.sfc` as the archive and the member's name,
+/// when no file has that whole name and the part before a `//` is a file.
+fn split_member_path(path: &Path) -> Option<(PathBuf, String)> {
+    let text = path.to_str()?;
+    if !text.contains(MEMBER_SEPARATOR) || std::fs::metadata(path).is_ok() {
+        return None;
+    }
+    let mut from = 0;
+    while let Some(at) = text[from..].find(MEMBER_SEPARATOR) {
+        let split = from + at;
+        let (archive_part, member) = (&text[..split], &text[split + MEMBER_SEPARATOR.len()..]);
+        if !archive_part.is_empty()
+            && !member.is_empty()
+            && std::fs::metadata(archive_part).is_ok_and(|m| m.is_file())
+        {
+            return Some((PathBuf::from(archive_part), member.to_string()));
+        }
+        from = split + 1;
+    }
+    None
+}
+
+/// The file on disk an input names: the archive of an
+/// `archive.zip//member` path, else the path itself.
+pub fn on_disk(path: &Path) -> PathBuf {
+    match split_member_path(path) {
+        Some((archive, _)) => archive,
+        None => path.to_path_buf(),
+    }
+}
+
+fn open_archive(path: &Path) -> Result<Archive, FileError> {
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_error)?;
+    let mut head = [0u8; archive::MAGIC_LEN];
+    let mut got = 0;
+    while got < head.len() {
+        match io::Read::read(&mut file, &mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(read_error(error)),
+        }
+    }
+    let kind = archive::kind_of(&head[..got]).ok_or_else(|| FileError::Archive {
+        path: path.to_path_buf(),
+        source: ArchiveError::Damaged("it is no zip, 7z or gzip archive".into()),
+    })?;
+    open_archive_as(path, kind)
+}
+
+fn open_archive_as(path: &Path, kind: ArchiveKind) -> Result<Archive, FileError> {
+    let file = File::open(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Archive::open(file, &name, kind).map_err(|source| FileError::Archive {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The member named `member` (as listed: its sanitized name; a leading
+/// `/` and backslashes are taken as the archive would have them).
+fn read_named_member(
+    path: &Path,
+    archive: &Archive,
+    member: &str,
+    max: u64,
+) -> Result<NamedInput, FileError> {
+    let wanted = archive::sanitize_name(member);
+    let members = archive.members();
+    let index = members
+        .iter()
+        .position(|m| m.name == member)
+        .or_else(|| members.iter().position(|m| m.name == wanted))
+        .ok_or_else(|| FileError::NoSuchMember {
+            path: path.to_path_buf(),
+            member: member.to_string(),
+            members: members.iter().map(|m| m.name.clone()).collect(),
+        })?;
+    read_member_at(path, archive, index, max)
+}
+
+fn read_member_at(
+    path: &Path,
+    archive: &Archive,
+    index: usize,
+    max: u64,
+) -> Result<NamedInput, FileError> {
+    let bytes = archive
+        .read_member(index, max)
+        .map_err(|source| FileError::Archive {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let member = archive.members().get(index).map_or("", |m| m.name.as_str());
+    Ok(NamedInput {
+        bytes: Input::Owned(bytes),
+        name: format!("{}{MEMBER_SEPARATOR}{member}", path.display()),
+    })
+}
+
+impl ArchiveListing {
+    /// Each member with what it is: a patch or ROM by its extension, else
+    /// a ROM if detection recognises its first bytes.
+    fn of(archive: &Archive, name: String) -> ArchiveListing {
+        let members = archive.members();
+        let by_name: Vec<Option<Role>> = members.iter().map(role_by_name).collect();
+        let unknown: Vec<bool> = members
+            .iter()
+            .zip(&by_name)
+            .map(|(member, role)| role.is_none() && member.problem.is_none())
+            .collect();
+        let mut roles = by_name;
+        if unknown.contains(&true) {
+            // A solid 7z block is decoded once for all of them.
+            let prefixes: Vec<(usize, Result<Vec<u8>, ArchiveError>)> =
+                if archive.kind() == ArchiveKind::SevenZip {
+                    let all = archive.read_prefixes(SNIFF_LEN + 0x8000);
+                    all.into_iter()
+                        .enumerate()
+                        .filter(|&(i, _)| unknown[i])
+                        .map(|(i, prefix)| {
+                            let len = sniff_len(&members[i]) as usize;
+                            (i, prefix.map(|p| p[..len.min(p.len())].to_vec()))
+                        })
+                        .collect()
+                } else {
+                    (0..members.len())
+                        .filter(|&i| unknown[i])
+                        .map(|i| (i, archive.read_prefix(i, sniff_len(&members[i]))))
+                        .collect()
+                };
+            for (index, prefix) in prefixes {
+                if let Ok(prefix) = prefix
+                    && system::sniff(&prefix) != SystemType::Raw
+                {
+                    roles[index] = Some(Role::Rom);
+                }
+            }
+        }
+        ArchiveListing {
+            name,
+            kind: archive.kind(),
+            members: members.iter().cloned().zip(roles).collect(),
+        }
+    }
+
+    fn count(&self, role: Role) -> usize {
+        self.members
+            .iter()
+            .filter(|(_, r)| *r == Some(role))
+            .count()
+    }
+
+    /// Why a command wanting one `role` cannot take this archive.
+    fn refusal(&self, path: &Path, role: Role) -> FileError {
+        let candidates: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, r)| *r == Some(role))
+            .map(|(member, _)| member.name.clone())
+            .collect();
+        if candidates.is_empty() {
+            FileError::NoneInArchive {
+                path: path.to_path_buf(),
+                role,
+                members: self.members.iter().map(|(m, _)| m.name.clone()).collect(),
+            }
+        } else {
+            FileError::SeveralInArchive {
+                path: path.to_path_buf(),
+                role,
+                candidates,
+            }
+        }
+    }
+
+    /// The listing as `info` prints it, and as its JSON object.
+    pub fn describe(&self) -> (String, serde_json::Value) {
+        let roms = self.count(Role::Rom);
+        let patches = self.count(Role::Patch);
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let mut table = format!(
+            "{}\n  archive  {}, {}: {}, {}\n",
+            self.name,
+            self.kind.name(),
+            plural(self.members.len(), "member"),
+            plural(roms, "ROM"),
+            if patches == 1 {
+                "1 patch".to_string()
+            } else {
+                format!("{patches} patches")
+            },
+        );
+        if roms + patches > 0 {
+            table.push_str(&format!(
+                "  name one as {}{MEMBER_SEPARATOR}MEMBER to read it\n",
+                self.name
+            ));
+        }
+        let name_width = self
+            .members
+            .iter()
+            .map(|(m, _)| m.name.chars().count())
+            .max();
+        let size_width = self
+            .members
+            .iter()
+            .map(|(m, _)| m.size.to_string().len())
+            .max();
+        for (member, role) in &self.members {
+            let crc = member
+                .crc32
+                .map_or_else(|| "--------".to_string(), |crc| format!("{crc:08x}"));
+            let mut what: Vec<&str> = Vec::new();
+            if let Some(role) = role {
+                what.push(role.word());
+            }
+            if let Some(problem) = &member.problem {
+                what.push(problem);
+            }
+            let line = format!(
+                "  {:<nw$}  {:>sw$} bytes  crc32 {crc}  {}",
+                member.name,
+                member.size,
+                what.join(", "),
+                nw = name_width.unwrap_or(0),
+                sw = size_width.unwrap_or(0),
+            );
+            table.push_str(line.trim_end());
+            table.push('\n');
+        }
+        let members: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|(member, role)| {
+                serde_json::json!({
+                    "name": member.name,
+                    "size": member.size,
+                    "crc32": member.crc32.map(|crc| format!("{crc:08x}")),
+                    "kind": role.map(|role| match role {
+                        Role::Rom => "rom",
+                        Role::Patch => "patch",
+                    }),
+                    "problem": member.problem,
+                })
+            })
+            .collect();
+        let object = serde_json::json!({
+            "file": self.name,
+            "archive": {
+                "format": self.kind.name(),
+                "members": members,
+            }
+        });
+        (table, object)
+    }
+}
+
+fn role_by_name(member: &Member) -> Option<Role> {
+    if member.problem.as_deref() == Some(archive::NESTED_ARCHIVE) {
+        None
+    } else if PatchFormat::from_extension(&member.name).is_some() {
+        Some(Role::Patch)
+    } else if is_rom_name(&member.name) {
+        Some(Role::Rom)
+    } else {
+        None
+    }
+}
+
+/// How much of a member to read to sniff it: 128 KiB, plus what a copier
+/// header adds to a SNES dump's length (detection reads that length).
+fn sniff_len(member: &Member) -> u64 {
+    member.size.min(SNIFF_LEN + member.size % 0x8000)
 }
 
 /// Where an output goes: a file path, or standard output for `-`.
@@ -229,7 +702,8 @@ impl Output {
         };
         if let Ok(out_meta) = std::fs::metadata(path) {
             for input in inputs {
-                if let Ok(in_meta) = std::fs::metadata(input)
+                // An archive member's archive is the file not to overwrite.
+                if let Ok(in_meta) = std::fs::metadata(on_disk(input))
                     && in_meta.dev() == out_meta.dev()
                     && in_meta.ino() == out_meta.ino()
                 {

@@ -390,8 +390,12 @@ fn describe_file(
     path: &Path,
     forced: Option<SystemType>,
 ) -> Result<(String, serde_json::Value), CliError> {
-    let bytes = files::read_input(path)?;
-    let name = path.display().to_string();
+    let input = match files::read_any(path, Limits::default().max_image_size)? {
+        files::Opened::One(input) => input,
+        // An archive holding several ROMs or patches, or none: its members.
+        files::Opened::Listing(listing) => return Ok(listing.describe()),
+    };
+    let (bytes, name) = (input.bytes, input.name);
     if forced.is_none()
         && let Some(format) = PatchFormat::detect(Some(&name), &bytes)
     {
@@ -440,8 +444,8 @@ fn describe_file(
 fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {
     let output = Output::new(&args.output, args.force);
     output.check(&[&args.rom])?;
-    let raw = files::read_input(&args.rom)?;
-    let name = args.rom.to_string_lossy();
+    let rom = files::read_rom(&args.rom, Limits::default().max_image_size)?;
+    let (raw, name) = (rom.bytes, rom.name);
     let layout =
         system::identify(Some(&name), &raw, args.system).map_err(system_error(&args.rom))?;
     let normalized = system::normalize(&raw, &layout).map_err(system_error(&args.rom))?;
@@ -494,8 +498,9 @@ struct PatchFile {
 }
 
 fn read_patch(path: &Path) -> Result<PatchFile, CliError> {
-    let bytes = files::read_input(path)?;
-    let format = PatchFormat::detect(Some(&path.to_string_lossy()), &bytes).ok_or_else(|| {
+    let input = files::read_patch(path, Limits::default().max_image_size)?;
+    let (bytes, name) = (input.bytes, input.name);
+    let format = PatchFormat::detect(Some(&name), &bytes).ok_or_else(|| {
         CliError::Reported(match unread_patch_format(path, &bytes) {
             Some(name) => format!(
                 "{}: {name} patch, a format ninja-fs does not read yet (it reads {READ_FORMATS})",
@@ -508,7 +513,8 @@ fn read_patch(path: &Path) -> Result<PatchFile, CliError> {
         })
     })?;
     Ok(PatchFile {
-        path: path.to_path_buf(),
+        // An archive member is named as `Hack.zip//Hack.ips`.
+        path: PathBuf::from(name),
         bytes,
         format,
     })
@@ -532,7 +538,8 @@ fn apply_to_file(
     let mut inputs: Vec<&Path> = vec![rom];
     inputs.extend(patch_paths.iter().map(PathBuf::as_path));
     output.check(&inputs)?;
-    let raw = files::read_input(rom)?;
+    let rom_input = files::read_rom(rom, opts.limits.max_image_size)?;
+    let raw = rom_input.bytes;
     let patch_files = patch_paths
         .iter()
         .map(|p| read_patch(p))
@@ -541,7 +548,7 @@ fn apply_to_file(
         .iter()
         .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
-    let rom_name = rom.display().to_string();
+    let rom_name = rom_input.name;
     if let ([(name, Patch::Vcdiff(vcdiff))], true) = (patches.as_slice(), output.is_file()) {
         // xdelta patches of large images: written as each window is made.
         let mut failure = None;
@@ -636,7 +643,16 @@ fn create(
             ninja_fs::create::create_for_folders(original, modified, forced, &info)?
         }
         (false, false) => {
-            ninja_fs::create::create_for_files(format, original, modified, forced, &info)?
+            let max = Limits::default().max_image_size;
+            let from = files::read_rom(original, max)?;
+            let to = files::read_rom(modified, max)?;
+            ninja_fs::create::create_for_images(
+                format,
+                (&from.name, &from.bytes),
+                (&to.name, &to.bytes),
+                forced,
+                &info,
+            )?
         }
         (true, true) => {
             return Err(CliError::Reported(format!(
