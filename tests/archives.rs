@@ -750,6 +750,35 @@ fn a_hundred_thousand_members() {
 }
 
 #[test]
+fn links_and_empty_zips() {
+    need!("zip");
+    let dir = roms_dir();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link.sfc")).unwrap();
+    run(
+        dir.path(),
+        "zip",
+        &["-q", "-y", "links.zip", "link.sfc", "hello.lnx"],
+    );
+    let archive = open(&dir.path().join("links.zip")).unwrap();
+    assert_eq!(archive.members()[0].name, "link.sfc");
+    assert_eq!(
+        archive.members()[0].problem.as_deref(),
+        Some("a symbolic link: not supported")
+    );
+    assert_eq!(
+        message(archive.read_member(0, GIB)),
+        "member link.sfc is a symbolic link: not supported"
+    );
+    assert!(archive.read_member(1, GIB).unwrap() == rom("hello.lnx"));
+    // An empty zip is its end record alone.
+    let empty = crate_zip(&[]);
+    assert!(empty.starts_with(b"PK\x05\x06"));
+    let archive = open(&write_temp(dir.path(), "empty.zip", &empty)).unwrap();
+    assert!(archive.members().is_empty());
+    assert!(archive.read_prefixes(10).is_empty());
+}
+
+#[test]
 fn rar_is_recognised_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     for magic in [
