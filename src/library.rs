@@ -7,6 +7,7 @@
 //! never is, not even by the next mount when the header cache
 //! ([`header_cache`]) is on.
 
+mod archives;
 pub mod header_cache;
 pub mod hints;
 
@@ -36,12 +37,29 @@ use crate::system::{self, HeaderKind, Layout, SystemType};
 use header_cache::HeaderCache;
 use hints::SourceDigest;
 
+/// Where a ROM's or patch's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The backing file at its `rel_path`.
+    File,
+    /// A member of the archive at `archive` (relative to the root), by its
+    /// sanitized name inside it; its identity is the archive's.
+    Member { archive: String, member: String },
+}
+
 /// A ROM in the backing folder.
 #[derive(Debug)]
 pub struct Rom {
-    /// Path relative to the backing root, with `/`.
+    /// Path relative to the backing root, with `/`; for an archive's
+    /// member, `archive//member`.
     pub rel_path: String,
+    /// Its name in its folder of the views (for a member shown in place of
+    /// its archive, the archive's name).
     pub file_name: String,
+    /// The folder of the views that shows it, relative (for a member, the
+    /// archive's folder, or the archive's own folder in the views).
+    pub folder: String,
+    pub source: Source,
     pub stem: String,
     pub id: FileId,
     pub layout: Layout,
@@ -55,7 +73,23 @@ pub struct Rom {
     sha1s: OnceLock<LayoutSha1s>,
 }
 
+impl Source {
+    /// The backing file that holds the bytes of the ROM or patch at
+    /// `rel_path`.
+    pub fn file_path<'a>(&'a self, rel_path: &'a str) -> &'a str {
+        match self {
+            Source::File => rel_path,
+            Source::Member { archive, .. } => archive,
+        }
+    }
+}
+
 impl Rom {
+    /// The backing file that holds its bytes.
+    pub fn file_path(&self) -> &str {
+        self.source.file_path(&self.rel_path)
+    }
+
     pub fn normalized_len(&self) -> u64 {
         self.layout.normalized_len() as u64
     }
@@ -80,8 +114,12 @@ pub struct PairKey {
 /// A patch in the backing folder.
 #[derive(Debug)]
 pub struct PatchFile {
+    /// As [`Rom::rel_path`].
     pub rel_path: String,
     pub file_name: String,
+    /// As [`Rom::folder`].
+    pub folder: String,
+    pub source: Source,
     /// The name without its extension (`Game` for `Game.ips1`).
     pub stem: String,
     /// The extension, lower case (`ips1`).
@@ -95,6 +133,13 @@ pub struct PatchFile {
     pub target_size: Option<u64>,
     /// Why the patch cannot be read, if it cannot.
     pub error: Option<String>,
+}
+
+impl PatchFile {
+    /// The backing file that holds its bytes.
+    pub fn file_path(&self) -> &str {
+        self.source.file_path(&self.rel_path)
+    }
 }
 
 /// A patched variant of a ROM: the patches applied in order.
@@ -149,6 +194,11 @@ pub struct DirContents {
     linked: HashSet<String>,
     /// Text files that may be readmes naming a ROM (see [`hints`]).
     notes: Vec<(String, FileId)>,
+    /// Subfolders that are archives shown as folders, with the archive's
+    /// path.
+    archive_folders: HashMap<String, String>,
+    /// For a folder inside an archive: the archive's path and version.
+    archive: Option<(String, FileId)>,
     /// Positions in `patches` by stem, made on first use: pairing by name
     /// would otherwise compare every ROM with every patch.
     by_stem: OnceLock<HashMap<String, Vec<usize>>>,
@@ -181,7 +231,7 @@ struct DirEntryCache {
 }
 
 #[derive(Clone)]
-enum Classified {
+pub(crate) enum Classified {
     Rom(Arc<Rom>),
     Patch(Arc<PatchFile>),
     Other,
@@ -193,6 +243,8 @@ pub struct Library {
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
     index: Mutex<Option<(Instant, PatchIndex)>>,
+    /// What each archive holds, by path and version.
+    archives: Mutex<HashMap<String, (FileId, Arc<archives::ArchiveListing>)>>,
     /// What each readme-like text file names, by path and version.
     notes: Mutex<HashMap<String, (FileId, Option<SourceDigest>)>>,
     /// Files whose bytes were read to classify them.
@@ -216,16 +268,18 @@ enum Looked {
     Dir(String),
     Known(Found, Arc<ClassifiedEntry>),
     Unknown(Found),
+    /// An archive, by its name.
+    Archive(Found),
     /// Left out, and why (`None`: nothing worth saying, such as `.` files
     /// that are no ROM).
     Skipped(String, Option<String>),
 }
 
 /// A file of a folder being scanned.
-struct Found {
-    name: String,
-    id: FileId,
-    linked: bool,
+pub(crate) struct Found {
+    pub(crate) name: String,
+    pub(crate) id: FileId,
+    pub(crate) linked: bool,
 }
 
 /// Every patch in the tree that can pair by checksum.
@@ -334,6 +388,7 @@ impl Library {
             files: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
             notes: Mutex::new(HashMap::new()),
+            archives: Mutex::new(HashMap::new()),
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
@@ -411,7 +466,9 @@ impl Library {
     /// The folder `rel_dir` (relative, `/`-separated; empty for the root),
     /// scanned again if it changed. `None` if it is not a folder.
     pub fn dir(&self, rel_dir: &str) -> Option<Arc<DirContents>> {
-        let dir = self.backing.open_dir(rel_dir).ok()?;
+        let Ok(dir) = self.backing.open_dir(rel_dir) else {
+            return self.archive_dir(rel_dir);
+        };
         let id = LocalFolder::stat_fd(&dir).ok()?;
         if let Some(cached) = lock(&self.dirs).get(rel_dir)
             && cached.id == id
@@ -448,11 +505,25 @@ impl Library {
 
     /// The identity (with owner and mode) of the folder `rel_dir`.
     pub fn folder_id(&self, rel_dir: &str) -> io::Result<FileId> {
-        self.backing.stat(rel_dir)
+        self.backing.stat(rel_dir).or_else(|error| {
+            // A folder inside an archive: the archive's, as a folder.
+            let contents = self.dir(rel_dir).ok_or(error)?;
+            let (_, id) = contents
+                .archive
+                .as_ref()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such folder"))?;
+            Ok(FileId {
+                access: archives::as_folder(id.access),
+                ..*id
+            })
+        })
     }
 
     /// The backing file of `rom`, open, if it is still the version scanned.
     pub fn open_rom(&self, rom: &Rom) -> Option<File> {
+        if rom.source != Source::File {
+            return None;
+        }
         let file = self.backing.open_file(&rom.rel_path).ok()?;
         let meta = file.metadata().ok()?;
         (FileId::of(&meta) == rom.id).then_some(file)
@@ -466,24 +537,32 @@ impl Library {
     /// Whether every file of the scanned folder `rel_dir` is still the same
     /// file (a rewrite in place does not change the folder's mtime).
     fn files_unchanged(&self, rel_dir: &str, contents: &DirContents) -> bool {
+        if let Some((archive, id)) = &contents.archive {
+            return self.is_current(archive, id);
+        }
         // Each listing checks every file: stat them by name in the open
         // folder rather than walking the whole path each time.
         let Ok(dir) = self.backing.open_dir(rel_dir) else {
             return false;
         };
-        let unchanged = |name: &str, id: &FileId| {
-            let now = if contents.linked.contains(name) {
-                self.backing.stat(&join(rel_dir, name))
-            } else {
-                LocalFolder::stat_entry(&dir, OsStr::new(name))
+        let unchanged = |name: &str, source: &Source, id: &FileId| {
+            let now = match source {
+                Source::Member { archive, .. } => self.backing.stat(archive),
+                Source::File if contents.linked.contains(name) => {
+                    self.backing.stat(&join(rel_dir, name))
+                }
+                Source::File => LocalFolder::stat_entry(&dir, OsStr::new(name)),
             };
             now.is_ok_and(|now| now == *id)
         };
-        contents.roms.iter().all(|r| unchanged(&r.file_name, &r.id))
+        contents
+            .roms
+            .iter()
+            .all(|r| unchanged(&r.file_name, &r.source, &r.id))
             && contents
                 .patches
                 .iter()
-                .all(|p| unchanged(&p.file_name, &p.id))
+                .all(|p| unchanged(&p.file_name, &p.source, &p.id))
     }
 
     fn scan_dir(&self, rel_dir: &str, dir: &OwnedFd, access: Access) -> DirContents {
@@ -509,8 +588,10 @@ impl Library {
         let listed_len = listed.len();
         let mut current = HashMap::new();
         let mut unknown = Vec::new();
+        let mut archived = Vec::new();
         for looked in looked {
             match looked {
+                Looked::Archive(found) => archived.push(found),
                 Looked::Dir(name) => contents.subdirs.push(name),
                 Looked::Known(found, entry) => {
                     if found.linked {
@@ -556,6 +637,12 @@ impl Library {
                     self.log_left_out(rel_dir, name, id, entry);
                 }
             }
+        }
+        let listings = parallel_map(&archived, SCAN_THREADS, |found| {
+            self.archive_listing(&join(rel_dir, &found.name), found.id)
+        });
+        for (found, listing) in archived.iter().zip(listings) {
+            self.add_archive(rel_dir, found, &listing, &mut contents);
         }
         contents.subdirs.sort();
         if let Some(cache) = self.header_cache.get()
@@ -671,6 +758,9 @@ impl Library {
             id,
             linked,
         };
+        if archives::is_archive(name) {
+            return Looked::Archive(found);
+        }
         if let Some(known) = self.known(rel_dir, name, &self.path_of(&rel_path), id) {
             return Looked::Known(found, known);
         }
@@ -756,47 +846,85 @@ impl Library {
         name: &str,
         id: FileId,
     ) -> Result<(Classified, bool), ReadError> {
-        let (stem, ext) = split_name(name);
+        let found = Found {
+            name: name.to_string(),
+            id,
+            linked: false,
+        };
+        let folder = rel_path.rsplit_once('/').map_or("", |(dir, _)| dir);
         if PatchFormat::from_extension(name).is_some() {
-            return Ok(self.read_patch(rel_path, name, id));
+            self.header_reads.fetch_add(1, Ordering::Relaxed);
+            let bytes = self.backing.read_whole(rel_path, &id);
+            let lasting = bytes.is_ok();
+            let patch = self.patch_from_bytes(rel_path, folder, &found, Source::File, bytes);
+            return Ok((Classified::Patch(Arc::new(patch)), lasting));
         }
         if id.size > self.limits.max_image_size {
             return Ok((Classified::Other, true));
         }
         self.header_reads.fetch_add(1, Ordering::Relaxed);
         let head = self.read_head(rel_path, &id)?;
+        Ok((
+            self.rom_from_head(rel_path, folder, &found, name, Source::File, &head),
+            true,
+        ))
+    }
+
+    /// What the file `found` (whose name for detection is `name`: a member's
+    /// own) is, from its detection regions `head`: a ROM, or nothing.
+    pub(crate) fn rom_from_head(
+        &self,
+        rel_path: &str,
+        folder: &str,
+        found: &Found,
+        name: &str,
+        source: Source,
+        head: &[u8],
+    ) -> Classified {
+        let (stem, ext) = split_name(name);
         let by_name = system::system_for_extension(name).is_some()
             || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
-        if !by_name && system::sniff(&head) == SystemType::Raw {
-            return Ok((Classified::Other, true));
+        if !by_name && system::sniff(head) == SystemType::Raw {
+            return Classified::Other;
         }
-        let layout = system::detect(Some(name), &head);
-        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, &head);
-        let rom = Rom {
+        let layout = system::detect(Some(name), head);
+        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, head);
+        Classified::Rom(Arc::new(Rom {
             rel_path: rel_path.to_string(),
-            file_name: name.to_string(),
+            file_name: found.name.clone(),
+            folder: folder.to_string(),
+            source,
             stem: stem.to_string(),
-            id,
+            id: found.id,
             layout,
             normalized_ext,
             deinterleaved_ext,
             report_len: OnceLock::new(),
             hashes: OnceLock::new(),
             sha1s: OnceLock::new(),
-        };
-        Ok((Classified::Rom(Arc::new(rom)), true))
+        }))
     }
 
-    /// The patch as far as pairing needs it; `false` when the file could
-    /// not be read (that may pass), `true` when it was.
-    fn read_patch(&self, rel_path: &str, name: &str, id: FileId) -> (Classified, bool) {
+    /// The patch `found` (named `found.name`) as far as pairing needs it,
+    /// from its bytes, or with the reason they could not be read.
+    pub(crate) fn patch_from_bytes(
+        &self,
+        rel_path: &str,
+        folder: &str,
+        found: &Found,
+        source: Source,
+        bytes: Result<Vec<u8>, impl std::fmt::Display>,
+    ) -> PatchFile {
+        let name = found.name.as_str();
         let (stem, ext) = split_name(name);
         let mut patch = PatchFile {
             rel_path: rel_path.to_string(),
             file_name: name.to_string(),
+            folder: folder.to_string(),
+            source,
             stem: stem.to_string(),
             ext: ext.to_ascii_lowercase(),
-            id,
+            id: found.id,
             format: PatchFormat::from_extension(name).unwrap_or(PatchFormat::Ips),
             pair_keys: Vec::new(),
             verifies_source: false,
@@ -804,13 +932,8 @@ impl Library {
             target_size: None,
             error: None,
         };
-        let mut lasting = true;
-        self.header_reads.fetch_add(1, Ordering::Relaxed);
-        match self.backing.read_whole(rel_path, &id) {
-            Err(error) => {
-                patch.error = Some(error.to_string());
-                lasting = false;
-            }
+        match bytes {
+            Err(error) => patch.error = Some(error.to_string()),
             Ok(bytes) => match PatchFormat::detect(Some(name), &bytes) {
                 None => patch.error = Some("not a patch this tool can read".into()),
                 Some(format) => {
@@ -828,7 +951,7 @@ impl Library {
                 }
             },
         }
-        (Classified::Patch(Arc::new(patch)), lasting)
+        patch
     }
 
     /// Every patch under the root that can pair by checksum, refreshed at
@@ -1019,12 +1142,46 @@ impl Library {
 
     /// The ROM's bytes, checked to be the file that was analyzed.
     pub fn read_rom(&self, rom: &Rom) -> Result<Vec<u8>, ReadError> {
-        self.backing.read_whole(&rom.rel_path, &rom.id)
+        self.read_source(&rom.rel_path, &rom.source, &rom.id)
     }
 
     /// The patch's bytes, checked to be the file that was analyzed.
     pub fn read_patch_bytes(&self, patch: &PatchFile) -> Result<Vec<u8>, ReadError> {
-        self.backing.read_whole(&patch.rel_path, &patch.id)
+        self.read_source(&patch.rel_path, &patch.source, &patch.id)
+    }
+
+    fn read_source(
+        &self,
+        rel_path: &str,
+        source: &Source,
+        id: &FileId,
+    ) -> Result<Vec<u8>, ReadError> {
+        match source {
+            Source::File => self.backing.read_whole(rel_path, id),
+            Source::Member { archive, member } => self.read_member(archive, id, member),
+        }
+    }
+
+    /// The regions of `rom` that detection reads, in a buffer as long as
+    /// its image (see [`detection_regions`]).
+    pub fn read_rom_head(&self, rom: &Rom) -> Result<Vec<u8>, ReadError> {
+        match &rom.source {
+            Source::File => self.read_head(&rom.rel_path, &rom.id),
+            Source::Member { archive, member } => {
+                let bytes = self.read_member(archive, &rom.id, member)?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Whether the backing file of `rom` is still the version scanned.
+    pub fn rom_is_current(&self, rom: &Rom) -> bool {
+        self.is_current(rom.file_path(), &rom.id)
+    }
+
+    /// Whether the backing file of `patch` is still the version scanned.
+    pub fn patch_is_current(&self, patch: &PatchFile) -> bool {
+        self.is_current(patch.file_path(), &patch.id)
     }
 
     /// The regions of file `rel_path` (the version `id`) that detection

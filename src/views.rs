@@ -373,21 +373,20 @@ impl NinjaFs {
         if self.sources_unchanged(target) {
             return Ok(node);
         }
-        self.library.forget_dir_of(&target.rom.rel_path);
+        self.library.forget_dir_of(target.rom.file_path());
         for patch in target.variant.iter().flat_map(|v| &v.patches) {
-            self.library.forget_dir_of(&patch.rel_path);
+            self.library.forget_dir_of(patch.file_path());
         }
         self.resolve(path)
     }
 
     fn sources_unchanged(&self, target: &Target) -> bool {
-        self.library
-            .is_current(&target.rom.rel_path, &target.rom.id)
+        self.library.rom_is_current(&target.rom)
             && target
                 .variant
                 .iter()
                 .flat_map(|v| &v.patches)
-                .all(|p| self.library.is_current(&p.rel_path, &p.id))
+                .all(|p| self.library.patch_is_current(p))
     }
 
     fn attributes(&self, ino: u64, node: &Node) -> Result<Attributes, FsError> {
@@ -439,10 +438,10 @@ impl NinjaFs {
     /// own (the mount mirrors the ROM's folders, which guard it already).
     fn access_of(&self, target: &Target) -> Access {
         let mut access = target.rom.id.access.as_file();
-        let rom_dir = parent_dir(&target.rom.rel_path);
+        let rom_dir = target.rom.folder.as_str();
         for patch in target.variant.iter().flat_map(|v| &v.patches) {
             access = access.narrowed_by(patch.id.access, false);
-            for folder in folders_from(rom_dir, parent_dir(&patch.rel_path)) {
+            for folder in folders_from(rom_dir, &patch.folder) {
                 access = match self.library.folder_id(&folder) {
                     Ok(id) => access.narrowed_by(id.access, true),
                     Err(_) => Access { mode: 0, ..access },
@@ -526,7 +525,7 @@ impl NinjaFs {
     /// mounts).
     fn header_report_len(&self, rom: &Rom) -> Option<u64> {
         self.library.report_len(rom, || {
-            let head = self.library.read_head(&rom.rel_path, &rom.id).ok()?;
+            let head = self.library.read_rom_head(rom).ok()?;
             let normalized = system::normalize(&head, &rom.layout).ok()?;
             let placeholder = &Digests::PLACEHOLDER;
             let text = RomReport::with_digests(
@@ -580,7 +579,16 @@ impl NinjaFs {
     /// Builds the bytes of a virtual file from the backing files.
     fn materialize(&self, target: &Target) -> Result<Vec<u8>, String> {
         let rom = &target.rom;
-        let raw = self.library.read_rom(rom).map_err(|e| e.to_string())?;
+        let raw = match self.library.read_rom(rom) {
+            Ok(raw) => raw,
+            // The report is where a user looks for why: it still says it.
+            Err(error) if target.view == View::Info => {
+                let mut text = format!("{}\n  cannot be read: {error}\n", rom.rel_path);
+                text.push_str(&self.patches_text(rom));
+                return Ok(text.into_bytes());
+            }
+            Err(error) => return Err(error.to_string()),
+        };
         let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
         match (&target.view, &target.variant) {
             (View::Normalized, _) => Ok(normalized.into_owned()),
@@ -678,7 +686,7 @@ impl NinjaFs {
     /// it that could not be read the last time they were asked for.
     fn patches_text(&self, rom: &Rom) -> String {
         let mut text = String::new();
-        let rel_dir = rom.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
+        let rel_dir = rom.folder.as_str();
         let Some(dir) = self.library.dir(rel_dir) else {
             return text;
         };
@@ -834,11 +842,6 @@ fn failure_key(target: &Target) -> FailureKey {
         target.view,
         label.unwrap_or_default(),
     )
-}
-
-/// The folder of `rel_path` (empty for the root).
-fn parent_dir(rel_path: &str) -> &str {
-    rel_path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// The folders one passes through from folder `from` to folder `to` that

@@ -314,12 +314,12 @@ impl LocalFolder {
     /// identities, and for a file changed in the last second, only when two
     /// reads agree. Retries a few times, then says the file is unsettled.
     /// A file that is not the version `expected` gives `Changed` at once.
-    pub fn read_consistent(
+    pub fn read_consistent<T: PartialEq>(
         &self,
         rel: &str,
         expected: &FileId,
-        mut read: impl FnMut(&File, u64) -> io::Result<Vec<u8>>,
-    ) -> Result<Vec<u8>, ReadError> {
+        mut read: impl FnMut(&File, u64) -> io::Result<T>,
+    ) -> Result<T, ReadError> {
         let io_error = |source| ReadError::Io {
             path: rel.to_string(),
             source,
@@ -365,13 +365,13 @@ impl LocalFolder {
     }
 }
 
-/// Reads twice; the bytes, and whether both reads agree.
-fn read_twice(
+/// Reads twice; what the first read made, and whether both agree.
+fn read_twice<T: PartialEq>(
     file: &File,
     size: u64,
-    read: &mut impl FnMut(&File, u64) -> io::Result<Vec<u8>>,
+    read: &mut impl FnMut(&File, u64) -> io::Result<T>,
     io_error: impl Fn(io::Error) -> ReadError,
-) -> Result<(Vec<u8>, bool), ReadError> {
+) -> Result<(T, bool), ReadError> {
     let first = read(file, size).map_err(&io_error)?;
     let second = read(file, size).map_err(&io_error)?;
     let agree = first == second;

@@ -25,7 +25,8 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, RomHashes, join, split_name,
+    Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, RomHashes, Source, join,
+    split_name,
 };
 use crate::apply::ImageLayout;
 use crate::cache::lock;
@@ -37,7 +38,7 @@ use crate::system::{ByteOrder, HeaderKind, Interleave, Layout, SystemType, UnifP
 const MAGIC: &str = "ninja-fs header cache";
 
 /// Bump when what is stored, or what the scan makes of a file, changes.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// More than any report a ROM's headers make.
 const MAX_REPORT_LEN: u64 = 1 << 20;
@@ -209,6 +210,8 @@ impl Entry {
                 Classified::Rom(Arc::new(Rom {
                     rel_path: self.path.clone(),
                     file_name: name.clone(),
+                    folder: dir.clone(),
+                    source: Source::File,
                     stem: stem.to_string(),
                     id: self.id,
                     layout,
@@ -235,6 +238,8 @@ impl Entry {
                 Classified::Patch(Arc::new(PatchFile {
                     rel_path: self.path.clone(),
                     file_name: name.clone(),
+                    folder: dir.clone(),
+                    source: Source::File,
                     stem: stem.to_string(),
                     ext: ext.to_ascii_lowercase(),
                     id: self.id,
