@@ -20,6 +20,17 @@ pub fn bytes_as_text(bytes: &[u8]) -> String {
     text
 }
 
+/// A title field of a ROM header as text: the padding (NUL bytes and
+/// spaces) that fills the field after the title is dropped.
+pub fn padded_title(field: &[u8]) -> String {
+    let padding = field
+        .iter()
+        .rev()
+        .take_while(|&&b| b == 0 || b == b' ')
+        .count();
+    bytes_as_text(&field[..field.len() - padding])
+}
+
 /// `s` with `\` and unprintable characters escaped: `\n`, `\t`, `\r`; other
 /// ASCII control bytes (ESC, DEL...) as `\xNN`, the byte they are; C1
 /// controls and invisible format characters (bidirectional overrides,

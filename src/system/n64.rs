@@ -69,14 +69,10 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     let Some(header) = normalized.get(..0x40) else {
         return;
     };
-    let title = &header[0x20..0x34];
-    let kept = title.len()
-        - title
-            .iter()
-            .rev()
-            .take_while(|&&b| b == 0 || b == b' ')
-            .count();
-    out.push(("title", crate::text::bytes_as_text(&title[..kept]).into()));
+    out.push((
+        "title",
+        crate::text::padded_title(&header[0x20..0x34]).into(),
+    ));
     let code = crate::text::bytes_as_text(&header[0x3B..0x3F]);
     out.push(("game_code", code.into()));
     let version = header[0x3F];

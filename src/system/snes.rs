@@ -256,15 +256,7 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
         return;
     };
     let header = &normalized[base..base + 0x40];
-    let title_end = 21;
-    let title = &header[..title_end];
-    let kept = title.len()
-        - title
-            .iter()
-            .rev()
-            .take_while(|&&b| b == 0 || b == b' ')
-            .count();
-    out.push(("title", crate::text::bytes_as_text(&title[..kept]).into()));
+    out.push(("title", crate::text::padded_title(&header[..21]).into()));
     let place = match base {
         LOROM_HEADER => "LoROM",
         HIROM_HEADER => "HiROM",
