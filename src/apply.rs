@@ -43,14 +43,31 @@ pub enum ApplyError {
     #[error("{patch}: {source}")]
     Patch { patch: String, source: PatchError },
 
+    /// No layout of the ROM is the source the patch checks for.
     #[error(
-        "{patch} does not match this ROM: the patch expects {expected}; tried {}",
+        "{rom} does not match {patch}: the patch expects {expected}; {}",
         tried_list(.tried)
     )]
     NoLayoutMatches {
+        rom: String,
         patch: String,
         expected: String,
-        tried: Vec<(ImageLayout, String)>,
+        /// (which image, what it is: "has CRC32 c97d4234").
+        tried: Vec<(String, String)>,
+    },
+
+    /// A patch that checks bytes as it goes (PPF, APS, text listings)
+    /// found others.
+    #[error(
+        "{rom} does not match {patch}: the patch expects {} {expected}, this file has {actual}",
+        crate::patch::expectation(what)
+    )]
+    Mismatch {
+        rom: String,
+        patch: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
     },
 
     /// `create` could not write a patch of this format for these files.
@@ -73,12 +90,39 @@ pub enum ApplyError {
     },
 }
 
-fn tried_list(tried: &[(ImageLayout, String)]) -> String {
+/// "this file's raw image has CRC32 ..., its normalized image has ...".
+fn tried_list(tried: &[(String, String)]) -> String {
     tried
         .iter()
-        .map(|(layout, actual)| format!("the {layout} image ({actual})"))
+        .enumerate()
+        .map(|(index, (image, fact))| {
+            let whose = if index == 0 { "this file's" } else { "its" };
+            format!("{whose} {image} {fact}")
+        })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A patch's error on `rom`: a checksum mismatch names the ROM too.
+fn patch_failure(rom: &str, patch: &str, source: PatchError) -> ApplyError {
+    match source {
+        PatchError::ChecksumMismatch {
+            what,
+            expected,
+            actual,
+            ..
+        } => ApplyError::Mismatch {
+            rom: rom.to_string(),
+            patch: patch.to_string(),
+            what,
+            expected,
+            actual,
+        },
+        source => ApplyError::Patch {
+            patch: patch.to_string(),
+            source,
+        },
+    }
 }
 
 /// Which deinterleaved image an application writes.
@@ -176,6 +220,29 @@ impl<'a> RomImage<'a> {
         out
     }
 
+    /// What a candidate layout's image is called in messages, with its
+    /// verb: every layout with the same bytes, so the user sees all three
+    /// were tried.
+    fn image_label(&self, bytes: &[u8]) -> (String, &'static str) {
+        let same: Vec<&str> = [
+            ("raw", self.raw),
+            ("normalized", self.normalized.as_ref()),
+            ("deinterleaved", self.deinterleaved()),
+        ]
+        .into_iter()
+        .filter(|(_, image)| *image == bytes)
+        .map(|(name, _)| name)
+        .collect();
+        match same.as_slice() {
+            [one] => (format!("{one} image"), "has"),
+            [a, b] => (format!("{a} and {b} images"), "have"),
+            _ => (
+                "image (raw, normalized and deinterleaved alike)".to_string(),
+                "has",
+            ),
+        }
+    }
+
     /// `bytes`, a patched image in `layout`, as the deinterleaved image.
     fn to_deinterleaved(
         &self,
@@ -219,22 +286,21 @@ fn deinterleave_as(
 /// one that cannot check (IPS, PPF 1.0, GDIFF), or any patch when checksums
 /// are ignored, applies to the deinterleaved image. NINJA2 patches normalize
 /// the ROM with each entry's own system type.
+/// `rom_name` says what the ROM is in messages.
 pub fn apply_patch(
     rom: &RomImage<'_>,
+    rom_name: &str,
     patch_name: &str,
     patch: &Patch<'_>,
     opts: &ApplyOptions,
 ) -> Result<Applied, ApplyError> {
-    let patch_error = |source| ApplyError::Patch {
-        patch: patch_name.to_string(),
-        source,
-    };
+    let patch_error = |source| patch_failure(rom_name, patch_name, source);
     let restore_error = |source| ApplyError::Restore {
         patch: patch_name.to_string(),
         source,
     };
     if let Patch::Rup(rup) = patch {
-        return apply_rup(rom, patch_name, &rup.entries, opts);
+        return apply_rup(rom, rom_name, patch_name, &rup.entries, opts);
     }
     if !patch.verifies_source() || opts.ignore_checksums {
         let image = patch
@@ -264,13 +330,15 @@ pub fn apply_patch(
                 what,
                 ..
             }) => {
-                expected = format!("{what} {wanted}");
-                tried.push((layout, actual));
+                expected = format!("{} {wanted}", crate::patch::expectation(what));
+                let (image, has) = rom.image_label(bytes);
+                tried.push((image, format!("{has} {actual}")));
             }
             Err(other) => return Err(patch_error(other)),
         }
     }
     Err(ApplyError::NoLayoutMatches {
+        rom: rom_name.to_string(),
         patch: patch_name.to_string(),
         expected,
         tried,
@@ -283,14 +351,12 @@ pub fn apply_patch(
 /// then laid out as the ROM's own system.
 fn apply_rup(
     rom: &RomImage<'_>,
+    rom_name: &str,
     patch_name: &str,
     entries: &[RupEntry<'_>],
     opts: &ApplyOptions,
 ) -> Result<Applied, ApplyError> {
-    let patch_error = |source| ApplyError::Patch {
-        patch: patch_name.to_string(),
-        source,
-    };
+    let patch_error = |source| patch_failure(rom_name, patch_name, source);
     let singles: Vec<&RupEntry<'_>> = match entries {
         [only] => vec![only],
         _ => entries.iter().filter(|e| e.name.is_none()).collect(),
@@ -310,14 +376,14 @@ fn apply_rup(
             Ok(layout) => rom.write_back.layout(layout),
             Err(error) => {
                 tried.push((
-                    ImageLayout::Normalized,
-                    format!("not a {entry_system} image: {error}"),
+                    format!("image read as {entry_system}"),
+                    format!("fails: {error}"),
                 ));
                 continue;
             }
         };
         let normalized = system::normalize(rom.raw, &layout).map_err(|source| ApplyError::Rom {
-            rom: "ROM".into(),
+            rom: rom_name.to_string(),
             source,
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
@@ -336,9 +402,9 @@ fn apply_rup(
         }
         if direction.is_none() && !forced {
             tried.push((
-                ImageLayout::Normalized,
+                format!("image normalized as {entry_system}"),
                 format!(
-                    "as {entry_system}: MD5 {}",
+                    "has MD5 {}",
                     crate::digest::hex(&crate::digest::md5(&normalized))
                 ),
             ));
@@ -376,17 +442,19 @@ fn apply_rup(
             continue;
         }
         let digest = crate::digest::md5(bytes);
-        let label = match layout {
-            ImageLayout::Normalized => format!("as {}: MD5 ", rom.layout.system),
-            _ => "MD5 ".to_string(),
-        };
         let Some(entry) = singles.iter().find(|e| {
             SystemType::from_code(e.system_type).is_some()
                 && (e.source_md5 == digest || e.target_md5 == digest)
         }) else {
             let hex = crate::digest::hex(&digest);
             if !tried.iter().any(|(_, seen)| seen.ends_with(&hex)) {
-                tried.push((layout, format!("{label}{hex}")));
+                let (image, has) = match layout {
+                    ImageLayout::Normalized => {
+                        (format!("image normalized as {}", rom.layout.system), "has")
+                    }
+                    _ => rom.image_label(bytes),
+                };
+                tried.push((image, format!("{has} MD5 {hex}")));
             }
             continue;
         };
@@ -407,7 +475,7 @@ fn apply_rup(
         .iter()
         .map(|e| {
             format!(
-                "MD5 {} (source) or {} (target)",
+                "a source with MD5 {} (or a target with MD5 {}, to undo it)",
                 crate::digest::hex(&e.source_md5),
                 crate::digest::hex(&e.target_md5)
             )
@@ -415,6 +483,7 @@ fn apply_rup(
         .collect::<Vec<_>>()
         .join(", or ");
     Err(ApplyError::NoLayoutMatches {
+        rom: rom_name.to_string(),
         patch: patch_name.to_string(),
         expected,
         tried,
@@ -450,8 +519,15 @@ pub fn apply_stack_with(
     let system = layout.system;
     let mut image = RomImage::with_write_back(raw, layout, write_back).map_err(rom_error)?;
     let mut owned: Vec<u8>;
+    // After the first step the image is no longer the file as it is.
+    let mut described = rom_name.to_string();
     for (index, (name, patch)) in patches.iter().enumerate() {
-        let applied = apply_patch(&image, name, patch, opts)?;
+        let applied = apply_patch(&image, &described, name, patch, opts)?;
+        described = if index == 0 {
+            format!("{rom_name} patched with {name}")
+        } else {
+            format!("{described} and {name}")
+        };
         log::info!(
             "{name}: applied to the {} image{}",
             applied.layout,
@@ -545,7 +621,14 @@ pub fn apply_rup_to_folder_with(
         };
         let layout = system::analyze(&raw, system).map_err(rom_error)?;
         let image = RomImage::with_write_back(&raw, layout, write_back).map_err(rom_error)?;
-        let applied = apply_rup(&image, &file_name, std::slice::from_ref(entry), opts)?;
+        let rom_name = path.display().to_string();
+        let applied = apply_rup(
+            &image,
+            &rom_name,
+            &file_name,
+            std::slice::from_ref(entry),
+            opts,
+        )?;
         results.push((name.clone(), applied.image));
     }
     Ok(results)
@@ -592,12 +675,9 @@ pub fn stream_vcdiff_with(
     match patch.apply_to_writer(image.deinterleaved(), opts, &mut sink) {
         Ok(_) => Ok(()),
         Err(crate::patch::vcdiff::StreamError::Write(error)) => Err(StreamFailure::Write(error)),
-        Err(crate::patch::vcdiff::StreamError::Patch(source)) => {
-            Err(StreamFailure::Apply(ApplyError::Patch {
-                patch: patch_name.to_string(),
-                source,
-            }))
-        }
+        Err(crate::patch::vcdiff::StreamError::Patch(source)) => Err(StreamFailure::Apply(
+            patch_failure(rom_name, patch_name, source),
+        )),
     }
 }
 

@@ -140,11 +140,15 @@ fn patches_with_checksums_refuse_other_nes_containers() {
                 .args(flag)
                 .args(["-o", "-"]),
         );
+        // UNIF keeps its chunks and, with --keep-header, the FFE dump its
+        // header: the deinterleaved image is the file itself.
         assert_eq!(
             err,
             format!(
-                "ninja-fs: {} does not match this ROM: the patch expects source 7399d1f1; \
-                 tried the raw image ({raw}), the normalized image ({normalized})\n",
+                "ninja-fs: {} does not match {}: the patch expects a source with CRC32 7399d1f1; \
+                 this file's raw and deinterleaved images have CRC32 {raw}, its normalized image \
+                 has CRC32 {normalized}\n",
+                fixture(rom).display(),
                 bps.display()
             )
         );
@@ -421,8 +425,11 @@ fn a_stack_that_fails_at_a_later_step_writes_nothing() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects source 7399d1f1; \
-             tried the raw image ({:08x}), the normalized image ({:08x})\n",
+            "ninja-fs: {} patched with {} does not match {}: the patch expects a source with \
+             CRC32 7399d1f1; this file's raw and deinterleaved images have CRC32 {:08x}, its \
+             normalized image has CRC32 {:08x}\n",
+            fixture("roms/nes/nes15-NTSC.nes").display(),
+            fixture("patches/nes15_ntsc2pal.flips.ips").display(),
             bps.display(),
             crc32fast::hash(&pal),
             crc32fast::hash(pal_headerless)
@@ -444,8 +451,9 @@ fn a_checksum_mismatch_names_the_patch_the_checksum_and_the_layouts() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects source 4de40f6b; \
-             tried the raw image (f3830969)\n",
+            "ninja-fs: {} does not match {}: the patch expects a source with CRC32 4de40f6b; \
+             this file's image (raw, normalized and deinterleaved alike) has CRC32 f3830969\n",
+            gb.display(),
             bps.display()
         )
     );
@@ -480,8 +488,10 @@ fn a_checksum_mismatch_names_the_patch_the_checksum_and_the_layouts() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects source 4de40f6b; \
-             tried the raw image ({:08x}), the normalized image ({:08x})\n",
+            "ninja-fs: {} does not match {}: the patch expects a source with CRC32 4de40f6b; \
+             this file's raw image has CRC32 {:08x}, its normalized and deinterleaved images \
+             have CRC32 {:08x}\n",
+            rom.display(),
             bps.display(),
             crc32fast::hash(&smc),
             crc32fast::hash(&smc[512..])
@@ -524,9 +534,11 @@ fn a_rup_mismatch_lists_both_digests_and_every_layout_tried() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects MD5 \
-             845ddbdbd5e14a97757f3f9f68a74f75 (source) or 93461e21f2f69deb8c0f1cdd32b41c7d (target); \
-             tried the normalized image (as raw: MD5 {}), the normalized image (as snes: MD5 {})\n",
+            "ninja-fs: {} does not match {}: the patch expects a source with MD5 \
+             845ddbdbd5e14a97757f3f9f68a74f75 (or a target with MD5 \
+             93461e21f2f69deb8c0f1cdd32b41c7d, to undo it); this file's image normalized as raw \
+             has MD5 {}, its image normalized as snes has MD5 {}\n",
+            smc.display(),
             rup_path.display(),
             common::md5_hex(&raw),
             common::md5_hex(&raw[512..]),
@@ -551,9 +563,11 @@ fn a_rup_mismatch_lists_both_digests_and_every_layout_tried() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects MD5 \
-             db3ef23da54121f9a383d52db5fc5853 (source) or 44aa46f8e008b29abcc507ea83b4cf46 (target); \
-             tried the normalized image (as raw: MD5 {})\n",
+            "ninja-fs: {} does not match {}: the patch expects a source with MD5 \
+             db3ef23da54121f9a383d52db5fc5853 (or a target with MD5 \
+             44aa46f8e008b29abcc507ea83b4cf46, to undo it); this file's image normalized as raw \
+             has MD5 {}\n",
+            rom.display(),
             rup_path.display(),
             common::md5_hex(&sfc),
         )
@@ -919,4 +933,57 @@ fn a_forced_raw_rup_applies_to_the_deinterleaved_image() {
     let (expected, _) = entry.apply_normalized(&clean, &forced).unwrap();
     assert_eq!(out.len(), 28688);
     assert!(out == expected);
+}
+
+#[test]
+fn a_patch_failing_its_own_crc_is_named_damaged_not_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rom = fixture("roms/nes/nes15-NTSC.nes");
+    for (fixture_name, name, at) in [
+        ("patches/nes15_ntsc2pal.flips-delta.bps", "Hack.bps", 20),
+        ("patches/nes15_ntsc2pal.rompatcherjs.ups", "Hack.ups", 12),
+    ] {
+        let mut bytes = read_fixture(fixture_name);
+        let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        bytes[at] ^= 0x40;
+        let actual = crc32fast::hash(&bytes[..bytes.len() - 4]);
+        let patch = dir.path().join(name);
+        std::fs::write(&patch, &bytes).unwrap();
+        let out = dir.path().join("out.nes");
+        let err = stderr_of(
+            ninja()
+                .arg("apply")
+                .arg(&rom)
+                .arg(&patch)
+                .arg("-o")
+                .arg(&out),
+        );
+        let format = &name[5..].to_uppercase();
+        assert_eq!(
+            err,
+            format!(
+                "ninja-fs: {}: {format} patch is damaged: its own CRC32 is {stored:08x} but the \
+                 file's bytes give {actual:08x} (download it again)\n",
+                patch.display()
+            )
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn a_ups_for_another_rom_names_the_rom_both_crcs_and_the_images() {
+    let gb = fixture("roms/gb/mooneye_emulator-only_mbc1_rom_512Kb.gb");
+    let ups = fixture("patches/nes15_ntsc2pal.rompatcherjs.ups");
+    let err = stderr_of(ninja().arg("apply").arg(&gb).arg(&ups).args(["-o", "-"]));
+    assert_eq!(
+        err,
+        format!(
+            "ninja-fs: {} does not match {}: the patch expects a source with CRC32 7399d1f1 \
+             (or a target with CRC32 ae6caf8c, to undo it); this file's image (raw, normalized \
+             and deinterleaved alike) has CRC32 f3830969\n",
+            gb.display(),
+            ups.display()
+        )
+    );
 }

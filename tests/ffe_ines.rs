@@ -130,8 +130,10 @@ fn keep_header_gives_ninjas_ffe_write_back() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {} does not match this ROM: the patch expects source 7399d1f1; \
-             tried the raw image (c97d4234), the normalized image (35485ad2)\n",
+            "ninja-fs: {} does not match {}: the patch expects a source with CRC32 7399d1f1; \
+             this file's raw and deinterleaved images have CRC32 c97d4234, its normalized image \
+             has CRC32 35485ad2\n",
+            ffe.display(),
             bps.display()
         )
     );

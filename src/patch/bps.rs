@@ -4,7 +4,7 @@
 //! carries both sizes, free-form metadata and three CRC32s.
 
 use super::reader::ByteReader;
-use super::ups::{Header, corrupt, crc_mismatch, read_header, vlv_len, write_vlv};
+use super::ups::{Header, corrupt, read_header, source_mismatch, vlv_len, write_vlv, wrong_result};
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "BPS";
@@ -211,7 +211,7 @@ impl<'a> BpsPatch<'a> {
         if !opts.ignore_checksums {
             let actual = crc32fast::hash(source);
             if actual != self.source_crc32 {
-                return Err(crc_mismatch(NAME, "source", self.source_crc32, actual));
+                return Err(source_mismatch(NAME, self.source_crc32, actual));
             }
         }
         let mut output: Vec<u8> = Vec::with_capacity(output_len);
@@ -250,7 +250,7 @@ impl<'a> BpsPatch<'a> {
         if !opts.ignore_checksums {
             let actual = crc32fast::hash(&output);
             if actual != self.target_crc32 {
-                return Err(crc_mismatch(NAME, "target", self.target_crc32, actual));
+                return Err(wrong_result(NAME, self.target_crc32, actual));
             }
         }
         Ok(output)
@@ -975,7 +975,10 @@ mod tests {
         damaged[5] ^= 0x40;
         assert!(matches!(
             parse(&damaged, &Limits::default()),
-            Err(PatchError::ChecksumMismatch { what: "patch", .. })
+            Err(PatchError::Damaged {
+                checksum: "CRC32",
+                ..
+            })
         ));
         // A wrong target CRC (patch CRC recomputed) is caught after applying.
         let mut wrong_target = patch[..patch.len() - 4].to_vec();
@@ -986,7 +989,7 @@ mod tests {
         let parsed = parse(&wrong_target, &Limits::default()).unwrap();
         assert!(matches!(
             parsed.apply(b"source", &opts()),
-            Err(PatchError::ChecksumMismatch { what: "target", .. })
+            Err(PatchError::WrongResult { .. })
         ));
     }
 

@@ -181,8 +181,11 @@ impl<'a> EbpPatch<'a> {
             if digest != EARTHBOUND_CLEAN_MD5 {
                 return Err(PatchError::ChecksumMismatch {
                     format: NAME,
-                    what: "source MD5 (clean headerless EarthBound (USA) ROM)",
-                    expected: Checksum::Md5(EARTHBOUND_CLEAN_MD5).to_string(),
+                    what: "source",
+                    expected: format!(
+                        "{} (the clean headerless EarthBound (USA) ROM)",
+                        Checksum::Md5(EARTHBOUND_CLEAN_MD5)
+                    ),
                     actual: Checksum::Md5(digest).to_string(),
                 });
             }
@@ -275,8 +278,8 @@ mod tests {
             patch.apply(&[], &ApplyOptions::default()),
             Err(PatchError::ChecksumMismatch {
                 format: "EBP",
-                what: "source MD5 (clean headerless EarthBound (USA) ROM)",
-                expected: "MD5 a864b2e5c141d2dec1c4cbed75a42a85".into(),
+                what: "source",
+                expected: "MD5 a864b2e5c141d2dec1c4cbed75a42a85 (the clean headerless EarthBound (USA) ROM)".into(),
                 actual: "MD5 d41d8cd98f00b204e9800998ecf8427e".into(),
             })
         );

@@ -17,6 +17,7 @@ pub mod rup;
 pub mod ups;
 pub mod vcdiff;
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Everything that can go wrong while reading, applying or creating a patch.
@@ -39,12 +40,38 @@ pub enum PatchError {
         detail: String,
     },
 
+    /// The image given is not the one the patch was made for. `expected`
+    /// and `actual` name their kind of checksum ("CRC32 47e70e08").
     #[error(
-        "{format} patch does not match this file: {what} checksum is {actual}, the patch expects {expected}"
+        "{format} patch is for another image: the patch expects {} {expected}, this one has {actual}",
+        expectation(what)
     )]
     ChecksumMismatch {
         format: &'static str,
         what: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    /// The patch fails its checksum of itself: the download is damaged, not
+    /// the ROM wrong, so this is never tried against another layout.
+    #[error(
+        "{format} patch is damaged: its own {checksum} is {stored} but the file's bytes give {actual} (download it again)"
+    )]
+    Damaged {
+        format: &'static str,
+        checksum: &'static str,
+        stored: String,
+        actual: String,
+    },
+
+    /// The source checked out but the result is not what the patch
+    /// promises: its records are wrong, whatever ROM it is given.
+    #[error(
+        "{format} patch is damaged: applied to its own source it gives {actual}, not the {expected} it promises (download it again)"
+    )]
+    WrongResult {
+        format: &'static str,
         expected: String,
         actual: String,
     },
@@ -63,6 +90,15 @@ pub enum PatchError {
         format: &'static str,
         detail: String,
     },
+}
+
+/// How a mismatch's `what` reads after "the patch expects".
+pub fn expectation(what: &str) -> Cow<'_, str> {
+    match what {
+        "source" => Cow::Borrowed("a source with"),
+        "file size" => Cow::Borrowed("a file size of"),
+        other => Cow::Borrowed(other),
+    }
 }
 
 /// Bounds that protect against hostile patches: no parser or applier may

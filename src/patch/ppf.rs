@@ -427,8 +427,11 @@ impl PpfPatch<'_> {
         Err(PatchError::ChecksumMismatch {
             format: NAME,
             what: "block check",
-            expected: format!("the patch's 1024 bytes at offset {:#x}", block.image_offset),
-            actual: "different bytes".to_string(),
+            expected: format!(
+                "of the 1024 bytes at offset {:#x} as the patch holds them",
+                block.image_offset
+            ),
+            actual: "other bytes there".to_string(),
         })
     }
 }

@@ -426,7 +426,7 @@ impl RupPatch<'_> {
             }),
             (None, _) => Err(PatchError::ChecksumMismatch {
                 format: NAME,
-                what: "input MD5",
+                what: "source",
                 expected: unnamed
                     .iter()
                     .map(|entry| entry.expected_digests())
@@ -465,7 +465,7 @@ impl RupEntry<'_> {
 
     fn expected_digests(&self) -> String {
         format!(
-            "{} (source) or {} (target)",
+            "{} (or a target with {}, to undo it)",
             Checksum::Md5(self.source_md5),
             Checksum::Md5(self.target_md5)
         )
@@ -486,7 +486,7 @@ impl RupEntry<'_> {
             None => {
                 return Err(PatchError::ChecksumMismatch {
                     format: NAME,
-                    what: "input MD5",
+                    what: "source",
                     expected: self.expected_digests(),
                     actual: Checksum::Md5(input_digest).to_string(),
                 });

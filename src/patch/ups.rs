@@ -147,16 +147,26 @@ impl UpsPatch<'_> {
         if opts.ignore_checksums {
             return Ok(self.direction_by_size(input_len));
         }
-        Err(crc_mismatch(NAME, "source", self.source_crc32, input_crc))
+        // The target is taken too (to undo the patch), so the user is told.
+        Err(PatchError::ChecksumMismatch {
+            format: NAME,
+            what: "source",
+            expected: format!(
+                "{} (or a target with {}, to undo it)",
+                Checksum::Crc32(self.source_crc32),
+                Checksum::Crc32(self.target_crc32)
+            ),
+            actual: Checksum::Crc32(input_crc).to_string(),
+        })
     }
 
     /// Applies the patch forward to the source, or in reverse when `input`
     /// is the patch's target (giving the source back).
     pub fn apply(&self, input: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
         let direction = self.direction(input, opts)?;
-        let (output_size, output_crc, output_what) = match direction {
-            UpsDirection::Forward => (self.target_size, self.target_crc32, "target"),
-            UpsDirection::Reverse => (self.source_size, self.source_crc32, "un-patched source"),
+        let (output_size, output_crc) = match direction {
+            UpsDirection::Forward => (self.target_size, self.target_crc32),
+            UpsDirection::Reverse => (self.source_size, self.source_crc32),
         };
         let output_len = opts.limits.check(NAME, output_size)?;
         let mut output = vec![0u8; output_len];
@@ -179,7 +189,7 @@ impl UpsPatch<'_> {
         if !opts.ignore_checksums {
             let actual = crc32fast::hash(&output);
             if actual != output_crc {
-                return Err(crc_mismatch(NAME, output_what, output_crc, actual));
+                return Err(wrong_result(NAME, output_crc, actual));
             }
         }
         Ok(output)
@@ -306,22 +316,32 @@ pub(crate) fn verify_patch_crc(
         .unwrap_or_default();
     let actual = crc32fast::hash(covered);
     if actual != stored {
-        return Err(crc_mismatch(format, "patch", stored, actual));
+        return Err(PatchError::Damaged {
+            format,
+            checksum: "CRC32",
+            stored: format!("{stored:08x}"),
+            actual: format!("{actual:08x}"),
+        });
     }
     Ok(())
 }
 
-pub(crate) fn crc_mismatch(
-    format: &'static str,
-    what: &'static str,
-    expected: u32,
-    actual: u32,
-) -> PatchError {
+/// The source given is not the patch's: `expected` is its CRC32.
+pub(crate) fn source_mismatch(format: &'static str, expected: u32, actual: u32) -> PatchError {
     PatchError::ChecksumMismatch {
         format,
-        what,
-        expected: format!("{expected:08x}"),
-        actual: format!("{actual:08x}"),
+        what: "source",
+        expected: Checksum::Crc32(expected).to_string(),
+        actual: Checksum::Crc32(actual).to_string(),
+    }
+}
+
+/// The source matched but the output's CRC32 is not the one promised.
+pub(crate) fn wrong_result(format: &'static str, expected: u32, actual: u32) -> PatchError {
+    PatchError::WrongResult {
+        format,
+        expected: Checksum::Crc32(expected).to_string(),
+        actual: Checksum::Crc32(actual).to_string(),
     }
 }
 
@@ -513,7 +533,10 @@ mod tests {
         patch[6] ^= 1;
         assert!(matches!(
             parse(&patch, &Limits::default()),
-            Err(PatchError::ChecksumMismatch { what: "patch", .. })
+            Err(PatchError::Damaged {
+                checksum: "CRC32",
+                ..
+            })
         ));
     }
 
