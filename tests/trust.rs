@@ -144,43 +144,23 @@ fn every_file_carries_the_owner_and_read_bits_of_what_it_is_made_from() {
     let view = |rel: &str| mnt.join(rel);
 
     // What root sees of owners and modes: the backing's, without write bits.
-    assert_eq!(mode_and_owner(&mnt), (0o555, 0, 0));
-    assert_eq!(mode_and_owner(&view("normalized")), (0o555, 0, 0));
-    assert_eq!(
-        mode_and_owner(&view("normalized/public.sfc")),
-        (0o444, 0, 0)
-    );
-    assert_eq!(
-        mode_and_owner(&view("normalized/secret.sfc")),
-        (0o400, 0, 0)
-    );
-    assert_eq!(
-        mode_and_owner(&view("deinterleaved/secret.sfc")),
-        (0o400, 0, 0)
-    );
-    assert_eq!(mode_and_owner(&view("info/secret.smc.txt")), (0o400, 0, 0));
-    assert_eq!(
-        mode_and_owner(&view("normalized/theirs.sfc")),
-        (0o400, NOBODY, NOBODY)
-    );
-    assert_eq!(mode_and_owner(&view("normalized/private")), (0o500, 0, 0));
-    assert_eq!(
-        mode_and_owner(&view("patched/public [public].sfc")),
-        (0o444, 0, 0)
-    );
-    assert_eq!(
-        mode_and_owner(&view("patched/guarded [guarded].sfc")),
-        (0o400, 0, 0)
-    );
-    assert_eq!(
-        mode_and_owner(&view("patched/public [Translation].sfc")),
-        (0o400, 0, 0)
-    );
-    // Nobody owns theirs.smc, but root's locked folder guards the patch.
-    assert_eq!(
-        mode_and_owner(&view("patched/theirs [Translation].sfc")),
-        (0o000, NOBODY, NOBODY)
-    );
+    for (rel, expected) in [
+        ("", (0o555, 0, 0)),
+        ("normalized", (0o555, 0, 0)),
+        ("normalized/public.sfc", (0o444, 0, 0)),
+        ("normalized/secret.sfc", (0o400, 0, 0)),
+        ("deinterleaved/secret.sfc", (0o400, 0, 0)),
+        ("info/secret.smc.txt", (0o400, 0, 0)),
+        ("normalized/theirs.sfc", (0o400, NOBODY, NOBODY)),
+        ("normalized/private", (0o500, 0, 0)),
+        ("patched/public [public].sfc", (0o444, 0, 0)),
+        ("patched/guarded [guarded].sfc", (0o400, 0, 0)),
+        ("patched/public [Translation].sfc", (0o400, 0, 0)),
+        // Nobody owns theirs.smc, but root's locked folder guards the patch.
+        ("patched/theirs [Translation].sfc", (0o000, NOBODY, NOBODY)),
+    ] {
+        assert_eq!(mode_and_owner(&view(rel)), expected, "{rel}");
+    }
 
     // Links: those leading out are not shown; those inside are.
     let mut listed: Vec<String> = fs::read_dir(view("normalized"))
