@@ -243,6 +243,8 @@ pub struct Library {
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
     index: Mutex<Option<(Instant, PatchIndex)>>,
+    /// The source a readme in the same archive names, by patch path.
+    archived_hints: Mutex<HashMap<String, (SourceDigest, String)>>,
     /// What each archive holds, by path and version.
     archives: Mutex<HashMap<String, (FileId, Arc<archives::ArchiveListing>)>>,
     /// What each readme-like text file names, by path and version.
@@ -389,6 +391,7 @@ impl Library {
             index: Mutex::new(None),
             notes: Mutex::new(HashMap::new()),
             archives: Mutex::new(HashMap::new()),
+            archived_hints: Mutex::new(HashMap::new()),
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
@@ -1032,6 +1035,14 @@ impl Library {
                     patch: patch.clone(),
                     source,
                     rule: format!("the {source} in its file name"),
+                });
+            } else if let Some((source, rule)) =
+                lock(&self.archived_hints).get(&patch.rel_path).cloned()
+            {
+                hinted.push(Hinted {
+                    patch: patch.clone(),
+                    source,
+                    rule,
                 });
             } else if let Some((source, rule)) = &readme {
                 hinted.push(Hinted {

@@ -101,6 +101,18 @@ fn zipped_library(root: &Path) {
         &root.join("hacks/Translation v1.2.zip"),
         &[("Translation.bps", &bps), ("readme.txt", b"Enjoy.\n")],
     );
+    // An IPS, which carries no checksum, with a readme that names its ROM.
+    let crc = crc32fast::hash(&read_fixture("roms/snes/cputest-basic.sfc"));
+    archive_of(
+        &root.join("hacks/Hack v2.zip"),
+        &[
+            ("Hack.ips", &ips),
+            (
+                "readme.txt",
+                format!("ROM / ISO Information:\nCRC32: {crc:08X}\n").as_bytes(),
+            ),
+        ],
+    );
     // Two ROMs in one archive: a folder.
     archive_of(
         &root.join("nes/nes15.7z"),
@@ -179,6 +191,7 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
             "normalized/nes/nes15/nes15-NTSC.nes",
             "normalized/snes/Game (USA).sfc",
             "patched/snes/Game (USA) [Game (USA)].sfc",
+            "patched/snes/Game (USA) [Hack].sfc",
             "patched/snes/Game (USA) [Translation].sfc",
         ]
     );
@@ -189,6 +202,7 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
     assert!(*file("deinterleaved/snes/Game (USA).sfc") == clean);
     assert!(*file("patched/snes/Game (USA) [Game (USA)].sfc") == full);
     assert!(*file("patched/snes/Game (USA) [Translation].sfc") == full);
+    assert!(*file("patched/snes/Game (USA) [Hack].sfc") == full);
     let ntsc = read_fixture("roms/nes/nes15-NTSC.nes");
     let pal = read_fixture("roms/nes/nes15-PAL.nes");
     assert!(*file("deinterleaved/nes/nes15/nes15-NTSC.nes") == ntsc);
@@ -207,6 +221,11 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
         ),
         "{info}"
     );
+    let by_readme = format!(
+        "  [Hack] hacks/Hack v2.zip//Hack.ips: the readme readme.txt in its archive names a source with CRC32 {:08x}, the normalized image's\n",
+        crc32fast::hash(&clean)
+    );
+    assert!(info.contains(&by_readme), "{by_readme}\nin:\n{info}");
 }
 
 #[test]

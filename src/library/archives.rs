@@ -11,6 +11,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::hints::{self, SourceDigest};
 use super::{
     Classified, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
     Source, join, split_name,
@@ -63,6 +64,8 @@ enum Candidate {
     Rom(Vec<u8>),
     /// The whole patch.
     Patch(Vec<u8>),
+    /// A readme, and the one source ROM it names, if it names one.
+    Note(Option<SourceDigest>),
     /// Neither, by its name.
     Other,
 }
@@ -150,6 +153,11 @@ impl Library {
                             .read_member(index, max)
                             .map(Candidate::Patch)
                             .map_err(|e| e.to_string())
+                    } else if hints::is_note(base) {
+                        archive
+                            .read_prefix(index, hints::NOTE_BYTES)
+                            .map(|text| Candidate::Note(hints::source_in_note(&text)))
+                            .map_err(|e| e.to_string())
                     } else if !rom_named(base) {
                         Ok(Candidate::Other)
                     } else if member.size > max {
@@ -211,6 +219,8 @@ impl Library {
         let mut roms = Vec::new();
         let mut patches = Vec::new();
         let mut left_out = Vec::new();
+        // What the readmes of each of the archive's folders name.
+        let mut named: HashMap<String, Vec<(SourceDigest, String)>> = HashMap::new();
         for member in members {
             let source = Source::Member {
                 archive: rel_path.to_string(),
@@ -226,7 +236,14 @@ impl Library {
             };
             match member.read {
                 Err(why) => left_out.push((member.name, why)),
-                Ok(Candidate::Other) => {}
+                Ok(Candidate::Other | Candidate::Note(None)) => {}
+                Ok(Candidate::Note(Some(source))) => {
+                    let inner = member.name.rsplit_once('/').map_or("", |(dir, _)| dir);
+                    let sources = named.entry(inner.to_string()).or_default();
+                    if !sources.iter().any(|(seen, _)| *seen == source) {
+                        sources.push((source, base_name(&member.name).to_string()));
+                    }
+                }
                 Ok(Candidate::Patch(bytes)) => {
                     let found = Found {
                         name: base_name(&member.name).to_string(),
@@ -264,6 +281,11 @@ impl Library {
             folders.entry(folder_of(&name)).or_default().roms.push(rom);
         }
         for (name, patch) in patches {
+            // A readme beside the patch in the archive that names one ROM.
+            if let Some([(source, note)]) = named.get(&folder_of(&name)).map(Vec::as_slice) {
+                let rule = format!("the readme {note} in its archive names a source with {source}");
+                lock(&self.archived_hints).insert(patch.rel_path.clone(), (*source, rule));
+            }
             folders
                 .entry(folder_of(&name))
                 .or_default()
