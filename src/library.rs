@@ -1083,17 +1083,29 @@ impl Library {
         if let Some(sha1s) = rom.sha1s.get() {
             return Ok(sha1s.clone());
         }
+        let sha1s = Arc::new(self.layout_digests(rom, |bytes| {
+            use sha1::Digest;
+            sha1::Sha1::digest(bytes).into()
+        })?);
+        let _ = rom.sha1s.set(sha1s.clone());
+        Ok(sha1s)
+    }
+
+    /// `digest` of each of the ROM's images (raw, normalized,
+    /// deinterleaved), from one read of its file.
+    fn layout_digests<T>(
+        &self,
+        rom: &Rom,
+        digest: impl Fn(&[u8]) -> T,
+    ) -> io::Result<Vec<(ImageLayout, T)>> {
         let raw = self.read_rom(rom).map_err(io::Error::other)?;
         let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
         let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
-        let sha1 = |bytes: &[u8]| crate::digest::Digests::of(bytes).sha1;
-        let sha1s = Arc::new(vec![
-            (ImageLayout::Raw, sha1(&raw)),
-            (ImageLayout::Normalized, sha1(&normalized)),
-            (ImageLayout::Deinterleaved, sha1(&deinterleaved)),
-        ]);
-        let _ = rom.sha1s.set(sha1s.clone());
-        Ok(sha1s)
+        Ok(vec![
+            (ImageLayout::Raw, digest(&raw)),
+            (ImageLayout::Normalized, digest(&normalized)),
+            (ImageLayout::Deinterleaved, digest(&deinterleaved)),
+        ])
     }
 
     /// The layout of `rom` whose image has the digest `source`, if any.
@@ -1125,23 +1137,18 @@ impl Library {
             return Ok(hashes.clone());
         }
         self.roms_hashed.fetch_add(1, Ordering::Relaxed);
-        let raw = self.read_rom(rom).map_err(io::Error::other)?;
-        let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
-        let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
-        let digest_of = |layout, bytes: &[u8]| {
+        let layouts = self.layout_digests(rom, |bytes| {
             (
-                layout,
                 bytes.len() as u64,
                 crc32fast::hash(bytes),
                 digest::md5(bytes),
             )
-        };
+        })?;
         let hashes = Arc::new(RomHashes {
-            layouts: vec![
-                digest_of(ImageLayout::Raw, &raw),
-                digest_of(ImageLayout::Normalized, &normalized),
-                digest_of(ImageLayout::Deinterleaved, &deinterleaved),
-            ],
+            layouts: layouts
+                .into_iter()
+                .map(|(layout, (size, crc, md5))| (layout, size, crc, md5))
+                .collect(),
         });
         if rom.hashes.set(hashes.clone()).is_ok()
             && let Some(cache) = self.header_cache.get()
@@ -1178,10 +1185,8 @@ impl Library {
     pub fn read_rom_head(&self, rom: &Rom) -> Result<Vec<u8>, ReadError> {
         match &rom.source {
             Source::File => self.read_head(&rom.rel_path, &rom.id),
-            Source::Member { archive, member } => {
-                let bytes = self.read_member(archive, &rom.id, member)?;
-                Ok(bytes)
-            }
+            // Detection's regions of a member are the whole member.
+            Source::Member { archive, member } => self.read_member(archive, &rom.id, member),
         }
     }
 
