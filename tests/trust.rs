@@ -191,26 +191,19 @@ fn every_file_carries_the_owner_and_read_bits_of_what_it_is_made_from() {
 
     // What nobody (uid 65534, no groups) can read, through the kernel's
     // own permission checks.
-    assert_eq!(
-        read_as_nobody(&view("normalized/public.sfc")),
-        Ok(headerless.clone())
-    );
-    assert_eq!(
-        read_as_nobody(&view("normalized/inside.sfc")),
-        Ok(headerless.clone())
-    );
-    assert_eq!(
-        read_as_nobody(&view("normalized/absolute.sfc")),
-        Ok(headerless.clone())
-    );
-    assert_eq!(
-        read_as_nobody(&view("normalized/theirs.sfc")),
-        Ok(headerless.clone())
-    );
-    assert_eq!(
-        read_as_nobody(&view("patched/public [public].sfc")),
-        Ok(full.clone())
-    );
+    for (readable, bytes) in [
+        ("normalized/public.sfc", &headerless),
+        ("normalized/inside.sfc", &headerless),
+        ("normalized/absolute.sfc", &headerless),
+        ("normalized/theirs.sfc", &headerless),
+        ("patched/public [public].sfc", &full),
+    ] {
+        assert_eq!(
+            read_as_nobody(&view(readable)),
+            Ok(bytes.clone()),
+            "{readable}"
+        );
+    }
     assert!(read_as_nobody(&view("info/public.smc.txt")).is_ok());
     for denied in [
         "normalized/secret.sfc",
