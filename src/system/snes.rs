@@ -119,6 +119,10 @@ pub(super) fn analyze(raw: &[u8]) -> Result<Layout, SystemError> {
             };
         }
         (_, Some((true, map))) if map % 2 == 1 => {}
+        // A plain ExHiROM (over 32 Mbit) keeps its header at 0x40FFC0, where
+        // the console sees it as bank $00's; NINJA looked at two places only.
+        _ if header_at(data, EXHIROM_HEADER).is_some_and(|(valid, map)| valid && map % 2 == 1) => {
+        }
         _ => layout.notes.push(
             "the internal checksum pair fails at both header places (a beta cart or a damaged dump?): served as is, not deinterleaved"
                 .to_string(),
@@ -212,7 +216,7 @@ pub(super) fn looks_like_snes(raw: &[u8]) -> bool {
     let plausible = |base: usize| {
         header_at(data, base).is_some_and(|(valid, map)| valid && (0x20..=0x3F).contains(&map))
     };
-    plausible(LOROM_HEADER) || plausible(HIROM_HEADER)
+    plausible(LOROM_HEADER) || plausible(HIROM_HEADER) || plausible(EXHIROM_HEADER)
 }
 
 /// The SNES checksum: a 16-bit sum of all bytes, with the part past the
@@ -412,6 +416,36 @@ mod tests {
         let order: Vec<u8> = stored.chunks(BLOCK).map(|c| c[0]).collect();
         assert_eq!(order, [1, 3, 5, 7, 0, 2, 4, 6]);
         assert_eq!(deinterleave(&stored, Interleave::SnesGeneric), data);
+    }
+
+    /// A plain 48 Mbit ExHiROM: game bytes everywhere, the header only at
+    /// 0x40FFC0 with a checksum pair that holds.
+    fn plain_exhirom() -> Vec<u8> {
+        let mut image: Vec<u8> = (0..0x60_0000u32).map(|i| (i % 251) as u8).collect();
+        let header = &mut image[EXHIROM_HEADER..EXHIROM_HEADER + 0x20];
+        header[..21].copy_from_slice(b"EXHIROM TEST         ");
+        header[0x15] = 0x35;
+        header[0x17] = 0x0D;
+        header[0x1C..0x20].copy_from_slice(&[0xFF, 0xFF, 0, 0]);
+        let sum = (mirrored_sum(&image) & 0xFFFF) as u16;
+        image[EXHIROM_HEADER + 0x1C..EXHIROM_HEADER + 0x1E].copy_from_slice(&(!sum).to_le_bytes());
+        image[EXHIROM_HEADER + 0x1E..EXHIROM_HEADER + 0x20].copy_from_slice(&sum.to_le_bytes());
+        image
+    }
+
+    #[test]
+    fn plain_exhirom_is_found_at_its_own_header_place() {
+        let image = plain_exhirom();
+        assert!(!header_at(&image, LOROM_HEADER).unwrap().0);
+        assert!(!header_at(&image, HIROM_HEADER).unwrap().0);
+        let layout = analyze(&image).unwrap();
+        assert_eq!(layout.interleave, Interleave::None);
+        assert_eq!(layout.notes, Vec::<String>::new());
+        assert!(looks_like_snes(&image));
+        // The same bytes with the pair broken are still a beta cart.
+        let mut broken = image.clone();
+        broken[EXHIROM_HEADER + 0x1E] ^= 1;
+        assert_eq!(analyze(&broken).unwrap().notes.len(), 1);
     }
 
     #[test]
