@@ -109,6 +109,17 @@ pub fn create_for_images(
     any::create(format, &source.bytes, &target.bytes).map_err(patch_error)
 }
 
+/// Which files of two folders a multi-file patch covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FolderDepth {
+    /// The files directly in each folder, as NINJA 2.0 took them: its
+    /// patch for the same folders is byte for byte this one.
+    #[default]
+    TopLevel,
+    /// Every file under each folder, subfolders included (`sub/c.bin`).
+    Recursive,
+}
+
 /// A multi-file NINJA2 patch from folder `original` to folder `modified`:
 /// one named entry for every file that differs, in sorted path order, each
 /// of its own detected system (or `forced`). A file only in `modified` is
@@ -118,9 +129,14 @@ pub fn create_for_folders(
     modified: &Path,
     forced: Option<SystemType>,
     info: &RupInfo,
+    depth: FolderDepth,
 ) -> Result<Vec<u8>, ApplyError> {
-    let mut names = list_files(original)?;
-    names.extend(list_files(modified)?);
+    let listed = |dir: &Path| match depth {
+        FolderDepth::TopLevel => top_level_files(dir),
+        FolderDepth::Recursive => list_files(dir),
+    };
+    let mut names = listed(original)?;
+    names.extend(listed(modified)?);
     names.sort();
     names.dedup();
     let mut images = Vec::new();
@@ -155,4 +171,21 @@ pub fn create_for_folders(
         format: rup::NAME,
         source,
     })
+}
+
+/// The regular files directly in `dir`, sorted by name.
+fn top_level_files(dir: &Path) -> Result<Vec<String>, ApplyError> {
+    let io_error = |source| ApplyError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        if entry.file_type().map_err(io_error)?.is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }

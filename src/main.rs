@@ -97,6 +97,10 @@ enum Command {
         system: Option<SystemType>,
         #[command(flatten)]
         metadata: RupMetadata,
+        /// Folders: take the files in subfolders too (NINJA 2.0 took only the
+        /// files directly in each folder, and so does the default).
+        #[arg(long)]
+        recursive: bool,
         /// Replace PATCH if it exists.
         #[arg(long)]
         force: bool,
@@ -302,10 +306,18 @@ fn run(command: Command) -> Result<(), CliError> {
             format,
             system,
             metadata,
+            recursive,
             force,
-        } => create(
-            &original, &modified, &output, format, system, &metadata, force,
-        ),
+        } => {
+            let depth = if recursive {
+                ninja_fs::create::FolderDepth::Recursive
+            } else {
+                ninja_fs::create::FolderDepth::TopLevel
+            };
+            create(
+                &original, &modified, &output, format, system, &metadata, depth, force,
+            )
+        }
         Command::Mount(args) => run_mount(&args),
         Command::Unmount { mountpoint } => run_unmount(&mountpoint),
         Command::Completions { shell } => {
@@ -606,6 +618,7 @@ fn apply_to_folder(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // the create command's options
 fn create(
     original: &Path,
     modified: &Path,
@@ -613,6 +626,7 @@ fn create(
     format: Option<PatchFormat>,
     forced: Option<SystemType>,
     metadata: &RupMetadata,
+    depth: ninja_fs::create::FolderDepth,
     force: bool,
 ) -> Result<(), CliError> {
     let format = match format {
@@ -640,7 +654,12 @@ fn create(
     };
     let patch = match (original.is_dir(), modified.is_dir()) {
         (true, true) if format == PatchFormat::Rup => {
-            ninja_fs::create::create_for_folders(original, modified, forced, &info)?
+            ninja_fs::create::create_for_folders(original, modified, forced, &info, depth)?
+        }
+        (false, false) if depth == ninja_fs::create::FolderDepth::Recursive => {
+            return Err(CliError::Reported(
+                "--recursive is for patches between two folders".into(),
+            ));
         }
         (false, false) => {
             let max = Limits::default().max_image_size;

@@ -208,13 +208,52 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn a_folder_patch_reproduces_every_file_and_extends_ninjas_by_subfolders() {
+fn a_folder_patch_takes_the_top_level_files_as_ninja_did() {
     let dir = tempfile::tempdir().unwrap();
     let a = fixture("rup-vectors/multifile_A");
     let b = fixture("rup-vectors/multifile_B");
     let patch = dir.path().join("out.rup");
     ninja()
         .arg("create")
+        .arg(&a)
+        .arg(&b)
+        .arg("-o")
+        .arg(&patch)
+        .assert()
+        .success();
+    // NINJA 2.0's own patch for these folders, byte for byte: sub/c.bin
+    // differs but is not in it.
+    assert_eq!(
+        std::fs::read(&patch).unwrap(),
+        read_fixture("rup-vectors/multifile_dir.rup")
+    );
+
+    // --recursive is for folders only.
+    let err = stderr_of(
+        ninja()
+            .arg("create")
+            .arg("--recursive")
+            .arg(fixture("rup-vectors/multifile_A/a.bin"))
+            .arg(fixture("rup-vectors/multifile_B/a.bin"))
+            .arg("-o")
+            .arg(dir.path().join("one.rup")),
+    );
+    assert_eq!(
+        err,
+        "ninja-fs: --recursive is for patches between two folders\n"
+    );
+    assert!(!dir.path().join("one.rup").exists());
+}
+
+#[test]
+fn a_recursive_folder_patch_reproduces_every_file_and_extends_ninjas_by_subfolders() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = fixture("rup-vectors/multifile_A");
+    let b = fixture("rup-vectors/multifile_B");
+    let patch = dir.path().join("out.rup");
+    ninja()
+        .arg("create")
+        .arg("--recursive")
         .arg(&a)
         .arg(&b)
         .arg("-o")
