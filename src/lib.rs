@@ -5,6 +5,7 @@ pub mod apply;
 pub mod backing;
 pub mod cache;
 pub mod create;
+pub mod dat;
 pub mod digest;
 pub mod files;
 pub mod fs;

@@ -1158,6 +1158,52 @@ impl Library {
         Ok(hashes)
     }
 
+    /// The size, CRC32, MD5 and SHA-1 of each of a ROM's images (DAT
+    /// verification): from the digests kept when both kinds are known,
+    /// else from one read of the file, which then fills both (and the
+    /// header cache keeps them).
+    pub fn full_digests(&self, rom: &Rom) -> io::Result<Vec<(ImageLayout, u64, digest::Digests)>> {
+        if let (Some(hashes), Some(sha1s)) = (rom.hashes.get(), rom.sha1s.get()) {
+            let joined: Vec<_> = hashes
+                .layouts
+                .iter()
+                .zip(sha1s.iter())
+                .filter(|((layout, ..), (sha1_layout, _))| layout == sha1_layout)
+                .map(|((layout, size, crc32, md5), (_, sha1))| {
+                    let digests = digest::Digests {
+                        crc32: *crc32,
+                        md5: *md5,
+                        sha1: *sha1,
+                    };
+                    (*layout, *size, digests)
+                })
+                .collect();
+            if joined.len() == hashes.layouts.len() {
+                return Ok(joined);
+            }
+        }
+        self.roms_hashed.fetch_add(1, Ordering::Relaxed);
+        let layouts = self.layout_digests(rom, |bytes| {
+            (bytes.len() as u64, digest::Digests::of(bytes))
+        })?;
+        let hashes = RomHashes {
+            layouts: layouts
+                .iter()
+                .map(|(layout, (size, d))| (*layout, *size, d.crc32, d.md5))
+                .collect(),
+        };
+        let sha1s = layouts.iter().map(|(layout, (_, d))| (*layout, d.sha1));
+        let _ = rom.hashes.set(Arc::new(hashes));
+        let _ = rom.sha1s.set(Arc::new(sha1s.collect()));
+        if let Some(cache) = self.header_cache.get() {
+            cache.changed_since_save();
+        }
+        Ok(layouts
+            .into_iter()
+            .map(|(layout, (size, d))| (layout, size, d))
+            .collect())
+    }
+
     /// The ROM's bytes, checked to be the file that was analyzed.
     pub fn read_rom(&self, rom: &Rom) -> Result<Vec<u8>, ReadError> {
         self.read_source(&rom.rel_path, &rom.source, &rom.id)

@@ -43,6 +43,10 @@ enum Command {
         /// Read every file as a ROM of this system instead of detecting it.
         #[arg(long, value_name = "TYPE")]
         system: Option<SystemType>,
+        /// Check each ROM against the DATs at PATH: a Logiqx XML or clrmamepro DAT, a
+        /// folder of them (searched recursively) or a .zip of them. Repeatable.
+        #[arg(long, value_name = "PATH")]
+        dat: Vec<PathBuf>,
     },
     /// Write NINJA's common format: headerless, deinterleaved, big-endian.
     Normalize(ConvertArgs),
@@ -270,7 +274,8 @@ fn run(command: Command) -> Result<(), CliError> {
             files,
             json,
             system,
-        } => info(&files, json, system),
+            dat,
+        } => info(&files, json, system, &dat),
         Command::Normalize(args) => convert(&args, false),
         Command::Deinterleave(args) => convert(&args, true),
         Command::Apply {
@@ -365,13 +370,22 @@ fn helper_form(mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
-fn info(paths: &[PathBuf], json: bool, forced: Option<SystemType>) -> Result<(), CliError> {
+fn info(
+    paths: &[PathBuf],
+    json: bool,
+    forced: Option<SystemType>,
+    dat_paths: &[PathBuf],
+) -> Result<(), CliError> {
+    let dats = ninja_fs::dat::load_for_command(dat_paths).map_err(CliError::Reported)?;
     let mut tables = Vec::new();
     let mut objects = Vec::new();
     let mut failures = 0;
     for path in paths {
         match describe_file(path, forced) {
-            Ok((table, object)) => {
+            Ok((mut table, mut object)) => {
+                if !dat_paths.is_empty() {
+                    ninja_fs::dat::add_to_report(&dats, path, forced, &mut table, &mut object);
+                }
                 tables.push(table);
                 objects.push(object);
             }
