@@ -1,5 +1,6 @@
 //! Game Boy and Game Boy Color: an optional 512-byte SmartCard header.
 
+use super::checksum::{ChecksumField, ChecksumStatus, Endian};
 use super::{HeaderKind, Layout, SystemError, SystemType, bytes_at};
 
 const SMARTCARD_HEADER_LEN: usize = 0x200;
@@ -102,9 +103,7 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
         _ => "unknown",
     };
     out.push_text("ram_size_code", ram, format!("{ram} ({ram_size})"));
-    let computed = header[0x34..0x4D]
-        .iter()
-        .fold(0u8, |x, &b| x.wrapping_sub(b).wrapping_sub(1));
+    let computed = header_checksum(normalized).unwrap_or_default();
     out.push_text(
         "header_checksum",
         format!("{:#04x}", header[0x4D]),
@@ -112,13 +111,64 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
     );
     out.push(("header_checksum_valid", (computed == header[0x4D]).into()));
     let stored_global = u16::from_be_bytes([header[0x4E], header[0x4F]]);
-    // Every byte but the two that hold the sum; a plain u32 sum vectorizes.
-    let all: u32 = normalized.iter().map(|&b| u32::from(b)).sum();
-    let global = (all - u32::from(header[0x4E]) - u32::from(header[0x4F])) as u16;
+    let global = checksum_status(normalized)
+        .and_then(|status| status.fields.get(1).map(|field| field.computed));
     out.push_text(
         "global_checksum",
         format!("{stored_global:#06x}"),
         format!("{stored_global:#06x} (stored, over the whole image)"),
     );
-    out.push(("global_checksum_valid", (global == stored_global).into()));
+    let global_holds = global == Some(u32::from(stored_global));
+    out.push(("global_checksum_valid", global_holds.into()));
+}
+
+/// The header checksum at 0x14d, over 0x134..=0x14c, as the boot ROM checks it.
+fn header_checksum(image: &[u8]) -> Option<u8> {
+    Some(
+        image
+            .get(0x134..0x14D)?
+            .iter()
+            .fold(0u8, |x, &b| x.wrapping_sub(b).wrapping_sub(1)),
+    )
+}
+
+/// The header checksum (0x14d) and the global checksum (0x14e-0x14f, a
+/// big-endian sum of every byte but those two) of a Game Boy image with
+/// the Nintendo logo.
+pub(super) fn checksum_status(image: &[u8]) -> Option<ChecksumStatus> {
+    if image.len() < 0x150 || !bytes_at(image, LOGO_AT, &LOGO_START) {
+        return None;
+    }
+    let header = header_checksum(image)?;
+    let stored_global = u16::from_be_bytes([image[0x14E], image[0x14F]]);
+    // A plain u32 sum vectorizes; a wrapping u16 fold does not.
+    let all = image
+        .chunks(1 << 16)
+        .map(|chunk| chunk.iter().map(|&b| u32::from(b)).sum::<u32>() & 0xFFFF)
+        .fold(0u32, u32::wrapping_add);
+    let global = all
+        .wrapping_sub(u32::from(image[0x14E]))
+        .wrapping_sub(u32::from(image[0x14F]))
+        & 0xFFFF;
+    Some(ChecksumStatus {
+        kind: "Game Boy header and global checksums".into(),
+        fields: vec![
+            ChecksumField {
+                name: "Game Boy header checksum",
+                offset: 0x14D,
+                width: 1,
+                endian: Endian::Big,
+                stored: u32::from(image[0x14D]),
+                computed: u32::from(header),
+            },
+            ChecksumField {
+                name: "Game Boy global checksum",
+                offset: 0x14E,
+                width: 2,
+                endian: Endian::Big,
+                stored: u32::from(stored_global),
+                computed: global,
+            },
+        ],
+    })
 }

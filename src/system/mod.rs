@@ -12,7 +12,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod checksum;
 mod gb;
+mod gba;
 mod lynx;
 mod n64;
 mod nes;
@@ -20,6 +22,10 @@ mod pce;
 mod sega;
 mod snes;
 
+pub use checksum::{
+    ChecksumField, ChecksumStatus, Endian, FieldChange, checksum_status, fix_checksum,
+    has_checksum, status_words,
+};
 pub use snes::{CHART_20MBIT, CHART_24MBIT, CHART_48MBIT};
 
 /// The console families NINJA 2.0 knows; the discriminant is NINJA2's
@@ -796,7 +802,8 @@ pub fn describe(raw: &[u8], normalized: &[u8], layout: &Layout) -> Fields {
             sega::describe(normalized, layout.system, &mut fields)
         }
         SystemType::Lynx => lynx::describe(layout, &mut fields),
-        SystemType::Raw | SystemType::Fds | SystemType::Pce => {}
+        SystemType::Raw => gba::describe(normalized, &mut fields),
+        SystemType::Fds | SystemType::Pce => {}
     }
     fields
 }

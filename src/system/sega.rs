@@ -1,6 +1,7 @@
 //! Sega Master System / Game Gear and Mega Drive / Genesis: plain dumps and
 //! Super Magic Drive (SMD) interleaved dumps.
 
+use super::checksum::{ChecksumField, ChecksumStatus, Endian};
 use super::{
     HeaderKind, Interleave, Layout, SystemError, SystemType, bytes_at, read_u16_be, read_u16_le,
 };
@@ -119,12 +120,7 @@ fn describe_mega(normalized: &[u8], out: &mut super::Fields) {
     out.push(("serial", text(&header[0x80..0x8E]).into()));
     out.push(("region", text(&header[0xF0..0xF3]).into()));
     if let Some(stored) = read_u16_be(header, 0x8E) {
-        let computed = normalized
-            .get(0x200..)
-            .unwrap_or_default()
-            .chunks(2)
-            .map(|w| u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]))
-            .fold(0u16, u16::wrapping_add);
+        let computed = mega_sum(normalized);
         out.push_text(
             "checksum",
             format!("{stored:#06x}"),
@@ -180,18 +176,7 @@ fn describe_sms(normalized: &[u8], out: &mut super::Fields) {
     let size_code = header[0xF] & 0x0F;
     if let (Some(stored), Some(size)) = (read_u16_le(header, 0xA), sms_declared_size(size_code)) {
         out.push_bytes("rom_size_declared", size as u64);
-        let sum = |range: std::ops::Range<usize>| {
-            normalized
-                .get(range)
-                .unwrap_or_default()
-                .iter()
-                .fold(0u16, |s, &b| s.wrapping_add(u16::from(b)))
-        };
-        let computed = if size <= 0x8000 {
-            sum(0..size - 0x10)
-        } else {
-            sum(0..SMS_HEADER).wrapping_add(sum(0x8000..size))
-        };
+        let computed = sms_sum(normalized, size);
         out.push_text(
             "checksum",
             format!("{stored:#06x}"),
@@ -199,4 +184,79 @@ fn describe_sms(normalized: &[u8], out: &mut super::Fields) {
         );
         out.push(("checksum_valid", (stored == computed).into()));
     }
+}
+
+/// The Mega Drive checksum: a sum of the big-endian words after the
+/// 512-byte header (an odd last byte counts as a word's high byte).
+fn mega_sum(image: &[u8]) -> u16 {
+    image
+        .get(0x200..)
+        .unwrap_or_default()
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]))
+        .fold(0u16, u16::wrapping_add)
+}
+
+/// The Master System checksum: a sum of the bytes of the declared size,
+/// the 16-byte header left out (bytes past the image's end count as none).
+fn sms_sum(image: &[u8], size: usize) -> u16 {
+    let sum = |range: std::ops::Range<usize>| {
+        let end = range.end.min(image.len());
+        image
+            .get(range.start.min(end)..end)
+            .unwrap_or_default()
+            .iter()
+            .fold(0u16, |s, &b| s.wrapping_add(u16::from(b)))
+    };
+    if size <= 0x8000 {
+        sum(0..size - 0x10)
+    } else {
+        sum(0..SMS_HEADER).wrapping_add(sum(0x8000..size))
+    }
+}
+
+/// The checksum word of a Mega Drive image (0x18e), or of a Master System
+/// or Game Gear image with a TMR SEGA header (0x7ffa).
+pub(super) fn checksum_status(image: &[u8], system: SystemType) -> Option<ChecksumStatus> {
+    let field = |name, offset, endian, stored: u16, computed: u16| ChecksumField {
+        name,
+        offset,
+        width: 2,
+        endian,
+        stored: u32::from(stored),
+        computed: u32::from(computed),
+    };
+    let (kind, field) = if system == SystemType::Mega || bytes_at(image, 0x100, b"SEGA") {
+        if image.len() < 0x200 {
+            return None;
+        }
+        let stored = read_u16_be(image, 0x18E)?;
+        let field = field(
+            "Mega Drive checksum",
+            0x18E,
+            Endian::Big,
+            stored,
+            mega_sum(image),
+        );
+        ("Mega Drive checksum", field)
+    } else {
+        if !bytes_at(image, SMS_HEADER, b"TMR SEGA") {
+            return None;
+        }
+        let size = sms_declared_size(*image.get(SMS_HEADER + 0xF)? & 0x0F)?;
+        let stored = read_u16_le(image, SMS_HEADER + 0xA)?;
+        let computed = sms_sum(image, size);
+        let field = field(
+            "TMR SEGA checksum",
+            SMS_HEADER + 0xA,
+            Endian::Little,
+            stored,
+            computed,
+        );
+        ("TMR SEGA header checksum", field)
+    };
+    Some(ChecksumStatus {
+        kind: kind.into(),
+        fields: vec![field],
+    })
 }

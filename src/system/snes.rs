@@ -1,6 +1,7 @@
 //! Super NES / Super Famicom: copier headers (NINJA kept only NSRT's),
 //! LoROM/HiROM detection, and the HiROM interleave schemes of copiers.
 
+use super::checksum::{ChecksumField, ChecksumStatus, Endian};
 use super::{
     Conversion, Copier, HeaderKind, Interleave, Layout, SystemError, SystemType, bytes_at,
     read_u16_le,
@@ -332,6 +333,93 @@ pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
         "checksum_valid",
         (stored == computed && complement == !stored).into(),
     ));
+}
+
+/// The header places and the map bytes a header there may hold.
+const CHECKSUM_PLACES: [(usize, &[u8]); 3] = [
+    (LOROM_HEADER, &[0x20, 0x30, 0x22, 0x32, 0x23, 0x33]),
+    (HIROM_HEADER, &[0x21, 0x31]),
+    (EXHIROM_HEADER, &[0x25, 0x35]),
+];
+
+/// Where the header whose checksum is checked and fixed lies: a place
+/// whose checksum pair holds (one whose map byte fits the place first),
+/// else one whose map byte fits and whose ROM size byte is plausible.
+/// Nothing else is taken for a header, so no game code is rewritten.
+fn checksum_place(data: &[u8]) -> Option<usize> {
+    let present = |base: usize| data.len() >= base + 0x20;
+    let pair_holds = |base: usize| header_at(data, base).is_some_and(|(valid, _)| valid);
+    let map_fits = |base: usize, maps: &[u8]| present(base) && maps.contains(&data[base + 0x15]);
+    let places = CHECKSUM_PLACES.iter();
+    places
+        .clone()
+        .find(|(base, maps)| pair_holds(*base) && map_fits(*base, maps))
+        .or_else(|| places.clone().find(|(base, _)| pair_holds(*base)))
+        .or_else(|| {
+            places.clone().find(|(base, maps)| {
+                map_fits(*base, maps) && (0x07..=0x0D).contains(&data[base + 0x17])
+            })
+        })
+        .map(|(base, _)| *base)
+}
+
+/// How many times the byte at `at` counts in [`mirrored_sum`] of a
+/// `len`-byte image.
+fn mirror_weight(len: usize, at: usize) -> u64 {
+    let main = if len.is_power_of_two() {
+        len
+    } else {
+        len.next_power_of_two() / 2
+    };
+    if at < main {
+        return 1;
+    }
+    let rest = len - main;
+    mirror_weight(rest, at - main) * (main / rest.next_power_of_two()) as u64
+}
+
+/// The checksum and complement of a SNES image (a 512-byte copier header
+/// in front, if any, is skipped). The checksum computed is the one the
+/// image has once checksum and complement are a pair: their four bytes
+/// then add up to 0x1fe wherever they are.
+pub(super) fn checksum_status(image: &[u8]) -> Option<ChecksumStatus> {
+    let skip = if image.len() % BLOCK == COPIER_HEADER_LEN {
+        COPIER_HEADER_LEN
+    } else {
+        0
+    };
+    let data = &image[skip..];
+    let base = checksum_place(data)?;
+    let complement = read_u16_le(data, base + 0x1C)?;
+    let checksum = read_u16_le(data, base + 0x1E)?;
+    let paired = [0xFFu8, 0xFF, 0x00, 0x00];
+    let sum = (base + 0x1C..base + 0x20)
+        .zip(paired)
+        .fold(mirrored_sum(data), |sum, (at, new)| {
+            let change = u64::from(new).wrapping_sub(u64::from(data[at]));
+            sum.wrapping_add(mirror_weight(data.len(), at).wrapping_mul(change))
+        });
+    let computed = (sum & 0xFFFF) as u32;
+    let field = |name, at: usize, stored: u16, computed: u32| ChecksumField {
+        name,
+        offset: skip + at,
+        width: 2,
+        endian: Endian::Little,
+        stored: u32::from(stored),
+        computed,
+    };
+    Some(ChecksumStatus {
+        kind: "SNES checksum and complement".into(),
+        fields: vec![
+            field("SNES checksum", base + 0x1E, checksum, computed),
+            field(
+                "SNES checksum complement",
+                base + 0x1C,
+                complement,
+                computed ^ 0xFFFF,
+            ),
+        ],
+    })
 }
 
 /// What a SNES cartridge type byte says: ROM, RAM, battery, coprocessor.
