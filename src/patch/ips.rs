@@ -2,6 +2,9 @@
 //! for repeated bytes, an "EOF" marker, and Lunar IPS's truncation
 //! extension (a 24-bit new length after the marker). IPS carries no
 //! checksums and no sizes, so the output size depends on the source.
+//!
+//! IPS32 (see [`super::ips32`]) is the same record list with 32-bit
+//! offsets: the code here serves both through a [`Dialect`].
 
 use super::reader::ByteReader;
 use super::ups::corrupt;
@@ -9,24 +12,62 @@ use super::{ApplyOptions, Limits, PatchError, PatchSummary};
 
 pub const NAME: &str = "IPS";
 
-const MAGIC: &[u8] = b"PATCH";
-const EOF_MARKER: &[u8] = b"EOF";
-/// A record at this offset would read as the "EOF" marker.
-const EOF_OFFSET: usize = 0x45_4F46;
 const MAX_RECORD_LEN: usize = 0xFFFF;
 /// The largest target IPS can describe: offsets are 24 bits.
 pub const MAX_TARGET_SIZE: usize = 0x100_0000;
 /// The truncation extension is also 24 bits.
 const MAX_TRUNCATED_SIZE: usize = 0xFF_FFFF;
 
-/// True when `bytes` starts with the IPS magic.
-pub fn matches(bytes: &[u8]) -> bool {
-    bytes.starts_with(MAGIC)
+/// What sets IPS and IPS32 apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dialect {
+    pub(crate) name: &'static str,
+    pub(crate) magic: &'static [u8],
+    /// As wide as an offset, so a record may not start where it would read
+    /// as the marker.
+    pub(crate) end_marker: &'static [u8],
+    /// Lunar IPS's 3-byte truncation length may follow the marker.
+    pub(crate) truncation: bool,
+    /// What the user should pick instead when a target cannot be made.
+    pub(crate) instead: &'static str,
 }
 
-/// A parsed IPS patch.
+impl Dialect {
+    fn offset_width(&self) -> usize {
+        self.end_marker.len()
+    }
+
+    /// The record offset whose bytes read as the end marker.
+    fn end_offset(&self) -> usize {
+        self.end_marker
+            .iter()
+            .fold(0, |acc, &b| (acc << 8) | usize::from(b))
+    }
+
+    /// One past the largest offset a record can start at.
+    fn max_target_size(&self) -> u64 {
+        1 << (8 * self.offset_width())
+    }
+}
+
+pub(crate) const IPS: Dialect = Dialect {
+    name: NAME,
+    magic: b"PATCH",
+    end_marker: b"EOF",
+    truncation: true,
+    instead: "use BPS or UPS",
+};
+
+/// True when `bytes` starts with the IPS magic.
+pub fn matches(bytes: &[u8]) -> bool {
+    bytes.starts_with(IPS.magic)
+}
+
+/// A parsed IPS (or IPS32) patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpsPatch<'a> {
+    /// "IPS" or "IPS32", for messages.
+    pub format: &'static str,
     pub records: Vec<IpsRecord<'a>>,
     /// The length the output is cut (or padded) to, when the patch has
     /// Lunar IPS's truncation extension.
@@ -68,24 +109,39 @@ impl IpsRecord<'_> {
 /// Parses an IPS patch: every record complete, the EOF marker present, and
 /// nothing after it but an optional 3-byte truncation length.
 pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<IpsPatch<'a>, PatchError> {
-    if !matches(bytes) {
+    parse_dialect(&IPS, bytes, limits)
+}
+
+/// Parses the record list of `dialect`; every record's end is checked
+/// against `limits` before anything is allocated for it.
+pub(crate) fn parse_dialect<'a>(
+    dialect: &Dialect,
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<IpsPatch<'a>, PatchError> {
+    let format = dialect.name;
+    if !bytes.starts_with(dialect.magic) {
         return Err(PatchError::NotThisFormat {
-            format: NAME,
-            reason: "it does not start with \"PATCH\"".into(),
+            format,
+            reason: format!(
+                "it does not start with \"{}\"",
+                String::from_utf8_lossy(dialect.magic)
+            ),
         });
     }
-    let mut reader = ByteReader::new(NAME, bytes);
-    reader.take(MAGIC.len(), "magic")?;
+    let marker = String::from_utf8_lossy(dialect.end_marker);
+    let mut reader = ByteReader::new(format, bytes);
+    reader.take(dialect.magic.len(), "magic")?;
     let mut records = Vec::new();
     loop {
         if reader.is_empty() {
             return Err(PatchError::Truncated {
-                format: NAME,
-                what: "the EOF marker is missing".into(),
+                format,
+                what: format!("the {marker} marker is missing"),
             });
         }
-        let offset_bytes = reader.take(3, "record offset")?;
-        if offset_bytes == EOF_MARKER {
+        let offset_bytes = reader.take(dialect.offset_width(), "record offset")?;
+        if offset_bytes == dialect.end_marker {
             break;
         }
         let offset = offset_bytes
@@ -100,27 +156,37 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<IpsPatch<'a>, Patch
             IpsData::Bytes(reader.take(size as usize, "record data")?)
         };
         let record = IpsRecord { offset, data };
-        limits.check(NAME, record.end())?;
+        limits.check(format, record.end())?;
         records.push(record);
     }
     let truncate_to = match reader.rest() {
         [] => None,
-        &[a, b, c] => {
+        &[a, b, c] if dialect.truncation => {
             let size = u32::from_be_bytes([0, a, b, c]);
-            limits.check(NAME, u64::from(size))?;
+            limits.check(format, u64::from(size))?;
             Some(size)
+        }
+        extra if dialect.truncation => {
+            return Err(corrupt(
+                format,
+                format!(
+                    "{} unexpected bytes after the {marker} marker (only a 3-byte truncation length may follow it)",
+                    extra.len()
+                ),
+            ));
         }
         extra => {
             return Err(corrupt(
-                NAME,
+                format,
                 format!(
-                    "{} unexpected bytes after the EOF marker (only a 3-byte truncation length may follow it)",
+                    "{} unexpected bytes after the {marker} marker (nothing may follow it)",
                     extra.len()
                 ),
             ));
         }
     };
     Ok(IpsPatch {
+        format,
         records,
         truncate_to,
     })
@@ -153,7 +219,7 @@ impl IpsPatch<'_> {
     pub fn apply(&self, source: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
         let output_len = opts
             .limits
-            .check(NAME, self.output_size(source.len() as u64))?;
+            .check(self.format, self.output_size(source.len() as u64))?;
         let mut output = vec![0u8; output_len];
         let kept = source.len().min(output_len);
         if let (Some(dest), Some(src)) = (output.get_mut(..kept), source.get(..kept)) {
@@ -181,41 +247,78 @@ impl IpsPatch<'_> {
     }
 }
 
-/// Bytes of header in every record: 3 offset + 2 size.
-const RECORD_HEADER: usize = 5;
-/// An RLE record: header + 2 length + 1 value.
-const RLE_RECORD: usize = RECORD_HEADER + 3;
-/// Equal bytes between two changed runs that are cheaper to rewrite than
-/// to start a new record for.
-const MAX_MERGED_GAP: usize = RECORD_HEADER - 1;
+impl Dialect {
+    /// Bytes of header in every record: the offset + 2 size.
+    fn record_header(&self) -> usize {
+        self.offset_width() + 2
+    }
+
+    /// An RLE record: header + 2 length + 1 value.
+    fn rle_record(&self) -> usize {
+        self.record_header() + 3
+    }
+
+    /// Equal bytes between two changed runs that are cheaper to rewrite
+    /// than to start a new record for.
+    fn max_merged_gap(&self) -> usize {
+        self.record_header() - 1
+    }
+}
 
 /// Creates an IPS patch. Fails for targets over 16 MiB, which IPS offsets
 /// cannot reach.
 pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
-    if target.len() > MAX_TARGET_SIZE {
+    create_dialect(&IPS, source, target)
+}
+
+/// Creates a patch of `dialect`: changed bytes as literal and RLE records,
+/// a shorter target by the truncation length where the dialect has one.
+pub(crate) fn create_dialect(
+    dialect: &Dialect,
+    source: &[u8],
+    target: &[u8],
+) -> Result<Vec<u8>, PatchError> {
+    let format = dialect.name;
+    if target.len() as u64 > dialect.max_target_size() {
         return Err(PatchError::Unsupported {
-            format: NAME,
+            format,
             detail: format!(
-                "the target is {} bytes; IPS offsets stop at 16 MiB ({MAX_TARGET_SIZE} bytes), use BPS or UPS",
-                target.len()
+                "the target is {} bytes; {format} offsets stop at {} bytes, {}",
+                target.len(),
+                dialect.max_target_size(),
+                dialect.instead
             ),
         });
     }
     let shrinks = target.len() < source.len();
+    if shrinks && !dialect.truncation {
+        return Err(PatchError::Unsupported {
+            format,
+            detail: format!(
+                "the target ({} bytes) is shorter than the source ({} bytes) and {format} cannot shorten a file; {}",
+                target.len(),
+                source.len(),
+                dialect.instead
+            ),
+        });
+    }
     if shrinks && target.len() > MAX_TRUNCATED_SIZE {
         return Err(PatchError::Unsupported {
-            format: NAME,
+            format,
             detail: format!(
-                "the target ({} bytes) is shorter than the source but too long for the 24-bit truncation length; use BPS or UPS",
-                target.len()
+                "the target ({} bytes) is shorter than the source but too long for the 24-bit truncation length; {}",
+                target.len(),
+                dialect.instead
             ),
         });
     }
 
     let mut writer = RecordWriter {
-        patch: MAGIC.to_vec(),
+        dialect,
+        patch: dialect.magic.to_vec(),
         target,
     };
+    let max_merged_gap = dialect.max_merged_gap();
     // Every byte past the source's end is written, so the output grows.
     let differs = |i: usize| source.get(i) != target.get(i);
     let mut position = 0;
@@ -231,11 +334,11 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
                 position += 1;
             }
             end = position;
-            let gap = (end..target.len().min(end + MAX_MERGED_GAP + 1))
+            let gap = (end..target.len().min(end + max_merged_gap + 1))
                 .take_while(|&i| !differs(i))
                 .count();
             let next_change = end + gap;
-            if gap <= MAX_MERGED_GAP && next_change < target.len() {
+            if gap <= max_merged_gap && next_change < target.len() {
                 position = next_change;
             } else {
                 break;
@@ -244,7 +347,7 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
         writer.block(start, end);
         position = end;
     }
-    writer.patch.extend_from_slice(EOF_MARKER);
+    writer.patch.extend_from_slice(dialect.end_marker);
     if shrinks {
         let size = target.len() as u32;
         writer.patch.extend_from_slice(&size.to_be_bytes()[1..]);
@@ -253,6 +356,7 @@ pub fn create(source: &[u8], target: &[u8]) -> Result<Vec<u8>, PatchError> {
 }
 
 struct RecordWriter<'a> {
+    dialect: &'a Dialect,
     patch: Vec<u8>,
     target: &'a [u8],
 }
@@ -273,10 +377,11 @@ impl RecordWriter<'_> {
             let touches_end = run_end == end;
             // An RLE record replaces the run's bytes but, inside a block,
             // also costs the header of the literal record after it.
+            let (header, rle) = (self.dialect.record_header(), self.dialect.rle_record());
             let rle_cost = match (touches_start, touches_end) {
-                (true, true) => RLE_RECORD - RECORD_HEADER,
-                (true, false) | (false, true) => RLE_RECORD,
-                (false, false) => RLE_RECORD + RECORD_HEADER,
+                (true, true) => rle - header,
+                (true, false) | (false, true) => rle,
+                (false, false) => rle + header,
             };
             if run_len > rle_cost {
                 self.literal(literal_start, run_start);
@@ -289,8 +394,9 @@ impl RecordWriter<'_> {
     }
 
     fn header(&mut self, offset: usize, size: usize) {
+        let width = self.dialect.offset_width();
         self.patch
-            .extend_from_slice(&(offset as u32).to_be_bytes()[1..]);
+            .extend_from_slice(&(offset as u32).to_be_bytes()[4 - width..]);
         self.patch.extend_from_slice(&(size as u16).to_be_bytes());
     }
 
@@ -298,8 +404,8 @@ impl RecordWriter<'_> {
         let mut position = start;
         while position < end {
             // Starting one byte early rewrites an unchanged byte rather
-            // than writing an offset that reads as "EOF".
-            let record_start = if position == EOF_OFFSET {
+            // than writing an offset that reads as the end marker.
+            let record_start = if position == self.dialect.end_offset() {
                 position - 1
             } else {
                 position
@@ -318,7 +424,7 @@ impl RecordWriter<'_> {
     fn run(&mut self, start: usize, end: usize, value: u8) {
         let mut position = start;
         while position < end {
-            if position == EOF_OFFSET {
+            if position == self.dialect.end_offset() {
                 // Cover the byte before and the first run byte literally.
                 self.literal(position - 1, position + 1);
                 position += 1;
@@ -341,6 +447,8 @@ mod tests {
     fn opts() -> ApplyOptions {
         ApplyOptions::default()
     }
+
+    const EOF_OFFSET: usize = 0x45_4F46;
 
     fn round_trip(source: &[u8], target: &[u8]) -> Vec<u8> {
         let patch = create(source, target).unwrap();

@@ -5,11 +5,13 @@
 pub mod any;
 pub mod aps;
 pub mod bps;
+pub mod bsdiff;
 pub mod ebp;
 pub mod fc;
 pub mod ffp;
 pub mod gdiff;
 pub mod ips;
+pub mod ips32;
 pub mod pat;
 pub mod ppf;
 mod reader;
