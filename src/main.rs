@@ -53,6 +53,14 @@ enum Command {
     /// Write the layout emulators play: deinterleaved, with iNES/UNIF/LNX headers kept,
     /// copier and NSRT headers dropped, and a Famtasia/FFE dump made an iNES file.
     Deinterleave(ConvertArgs),
+    /// Write the deinterleaved image (as deinterleave does) with its internal checksums
+    /// recomputed, and say which fields changed (old -> new).
+    ///
+    /// SNES checksum and complement, Game Boy header and global checksums, Mega Drive
+    /// and Master System / Game Gear checksums, N64 CRC1/CRC2 (CIC 6101, 6102, 6103,
+    /// 6105, 6106) and the GBA header complement. A ROM of another system, or with no
+    /// header, is refused and nothing is written.
+    FixChecksum(ConvertArgs),
     /// Apply patches in order (a stack); the output is the deinterleaved image.
     ///
     /// A patch that carries a checksum applies to whichever of the raw, normalized
@@ -73,6 +81,10 @@ enum Command {
         /// Apply even when a patch's checksums do not match.
         #[arg(long)]
         ignore_checksum: bool,
+        /// Recompute the output's internal checksums (as fix-checksum does) and say
+        /// which fields changed.
+        #[arg(long)]
+        fix_checksum: bool,
         /// Write the dumped header back as NINJA 2.0 did (a Famtasia/FFE dump keeps its
         /// FFE header, a SNES dump its NSRT header) instead of the form emulators play.
         #[arg(long)]
@@ -278,12 +290,14 @@ fn run(command: Command) -> Result<(), CliError> {
         } => info(&files, json, system, &dat),
         Command::Normalize(args) => convert(&args, false),
         Command::Deinterleave(args) => convert(&args, true),
+        Command::FixChecksum(args) => fix_checksum_file(&args),
         Command::Apply {
             rom,
             patches,
             output,
             system,
             ignore_checksum,
+            fix_checksum,
             keep_header,
             limits,
             force,
@@ -297,11 +311,24 @@ fn run(command: Command) -> Result<(), CliError> {
             } else {
                 WriteBack::Playable
             };
+            if rom.is_dir() && fix_checksum {
+                return Err(CliError::Reported(
+                    "--fix-checksum works on one ROM file, not on a folder".into(),
+                ));
+            }
             if rom.is_dir() {
                 apply_to_folder(&rom, &patches, &output, &opts, write_back, force)
             } else {
                 let output = Output::new(&output, force);
-                apply_to_file(&rom, &patches, &output, system, &opts, write_back)
+                apply_to_file(
+                    &rom,
+                    &patches,
+                    &output,
+                    system,
+                    &opts,
+                    write_back,
+                    fix_checksum,
+                )
             }
         }
         Command::Create {
@@ -492,6 +519,28 @@ fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `fix-checksum`: the deinterleaved image with its internal checksums
+/// recomputed; a ROM without any is an error, and nothing is written.
+fn fix_checksum_file(args: &ConvertArgs) -> Result<(), CliError> {
+    let output = Output::new(&args.output, args.force);
+    output.check(&[&args.rom])?;
+    let rom = files::read_rom(&args.rom, Limits::default().max_image_size)?;
+    let (raw, name) = (rom.bytes, rom.name);
+    let layout =
+        system::identify(Some(&name), &raw, args.system).map_err(system_error(&args.rom))?;
+    let normalized = system::normalize(&raw, &layout).map_err(system_error(&args.rom))?;
+    let mut image = system::restore(&normalized, &layout)
+        .map_err(system_error(&args.rom))?
+        .into_owned();
+    let fixed = system::fix_checked(&mut image, layout.system)
+        .map_err(|why| CliError::Reported(format!("{name}: {why}: nothing written")))?;
+    output.write(&image)?;
+    for line in fixed.lines() {
+        eprintln!("ninja-fs: {name}: {line}");
+    }
+    Ok(())
+}
+
 /// Every patch format ninja-fs reads, for messages.
 const READ_FORMATS: &str =
     "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b";
@@ -553,6 +602,7 @@ fn parse_patch<'a>(file: &'a PatchFile, limits: &Limits) -> Result<Patch<'a>, Cl
     })
 }
 
+#[allow(clippy::too_many_arguments)] // the command's options, one by one
 fn apply_to_file(
     rom: &Path,
     patch_paths: &[PathBuf],
@@ -560,6 +610,7 @@ fn apply_to_file(
     forced: Option<SystemType>,
     opts: &ApplyOptions,
     write_back: WriteBack,
+    fix_checksum: bool,
 ) -> Result<(), CliError> {
     let mut inputs: Vec<&Path> = vec![rom];
     inputs.extend(patch_paths.iter().map(PathBuf::as_path));
@@ -575,7 +626,9 @@ fn apply_to_file(
         .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
     let rom_name = rom_input.name;
-    if let ([(name, Patch::Vcdiff(vcdiff))], true) = (patches.as_slice(), output.is_file()) {
+    if let ([(name, Patch::Vcdiff(vcdiff))], true) =
+        (patches.as_slice(), output.is_file() && !fix_checksum)
+    {
         // xdelta patches of large images: written as each window is made.
         let mut failure = None;
         let written = output.write_streamed(|sink| {
@@ -596,7 +649,21 @@ fn apply_to_file(
         };
     }
     let image = apply::apply_stack_with(&rom_name, &raw, forced, &patches, opts, write_back)?;
+    let mut image = image;
+    // The patched image's checksums; a ROM without any is written as patched.
+    let fixed = fix_checksum.then(|| {
+        let system = system::identify(Some(&rom_name), &raw, forced).map(|l| l.system);
+        system.map(|system| system::fix_checked(&mut image, system))
+    });
     output.write(&image)?;
+    match fixed {
+        Some(Ok(Ok(fixed))) => fixed
+            .lines()
+            .iter()
+            .for_each(|line| eprintln!("ninja-fs: {rom_name}: {line}")),
+        Some(Ok(Err(why))) => eprintln!("ninja-fs: {rom_name}: {why}: written as patched"),
+        Some(Err(_)) | None => {}
+    }
     Ok(())
 }
 

@@ -143,6 +143,74 @@ pub fn fix_checksum(image: &mut [u8], system: SystemType) -> Vec<FieldChange> {
     changes
 }
 
+/// Why the checksum of an image cannot be checked or fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    #[error(
+        "{0} images carry no internal checksum (ninja-fs fixes those of SNES, Game Boy, \
+         Mega Drive, Master System, Game Gear, N64 and GBA images)"
+    )]
+    NoneInSystem(&'static str),
+    #[error(
+        "no GBA cartridge header, and a raw image has no other internal checksum \
+         (say --system if it is a ROM of another system)"
+    )]
+    NoGbaHeader,
+    #[error(
+        "the N64 CRCs cannot be computed: the image is shorter than the MiB after its boot \
+         code, or its boot code is none of CIC 6101, 6102, 6103, 6105, 6106"
+    )]
+    N64Unknown,
+    #[error("no {0} internal header with a checksum is found in the image")]
+    NoHeader(&'static str),
+}
+
+/// What [`fix_checked`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fixed {
+    /// These fields were rewritten.
+    Changed(Vec<FieldChange>),
+    /// Every field held already; nothing was written.
+    Held(ChecksumStatus),
+}
+
+impl Fixed {
+    /// One line per field changed, or one saying all held, for people.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Fixed::Changed(changes) => changes.iter().map(|c| format!("fixed {c}")).collect(),
+            Fixed::Held(status) => {
+                let fields: Vec<String> = status
+                    .fields
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, f.hex(f.stored)))
+                    .collect();
+                let verb = if fields.len() == 1 { "holds" } else { "hold" };
+                vec![format!(
+                    "{} {verb} already: nothing changed",
+                    fields.join(" and ")
+                )]
+            }
+        }
+    }
+}
+
+/// [`fix_checksum`], saying why when `image` has no checksum to fix.
+pub fn fix_checked(image: &mut [u8], system: SystemType) -> Result<Fixed, ChecksumError> {
+    let Some(status) = checksum_status(image, system) else {
+        return Err(match system {
+            SystemType::Raw => ChecksumError::NoGbaHeader,
+            SystemType::N64 => ChecksumError::N64Unknown,
+            system if has_checksum(system) => ChecksumError::NoHeader(system.name()),
+            system => ChecksumError::NoneInSystem(system.name()),
+        });
+    };
+    if status.holds() {
+        return Ok(Fixed::Held(status));
+    }
+    Ok(Fixed::Changed(fix_checksum(image, system)))
+}
+
 /// A status in words, all of one width (a report is sized before its
 /// images are built).
 pub fn status_words(status: Option<&ChecksumStatus>) -> &'static str {

@@ -23,8 +23,8 @@ mod sega;
 mod snes;
 
 pub use checksum::{
-    ChecksumField, ChecksumStatus, Endian, FieldChange, checksum_status, fix_checksum,
-    has_checksum, status_words,
+    ChecksumError, ChecksumField, ChecksumStatus, Endian, FieldChange, Fixed, checksum_status,
+    fix_checked, fix_checksum, has_checksum, status_words,
 };
 pub use snes::{CHART_20MBIT, CHART_24MBIT, CHART_48MBIT};
 
