@@ -2,8 +2,8 @@
 //! apply, describe or create it without caring which format it is.
 
 use super::{
-    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, ebp, fc, ffp, gdiff, ips, pat, ppf,
-    rup, ups, vcdiff,
+    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, dps, ebp, fc, ffp, gdiff, ips, pat,
+    ppf, rup, ups, vcdiff,
 };
 
 #[derive(
@@ -22,6 +22,7 @@ pub enum PatchFormat {
     Ffp,
     Fc,
     Vcdiff,
+    Dps,
 }
 
 impl PatchFormat {
@@ -39,6 +40,7 @@ impl PatchFormat {
             PatchFormat::Ffp => ffp::NAME,
             PatchFormat::Fc => fc::NAME,
             PatchFormat::Vcdiff => vcdiff::NAME,
+            PatchFormat::Dps => dps::NAME,
         }
     }
 
@@ -65,6 +67,7 @@ impl PatchFormat {
             "ffp" => PatchFormat::Ffp,
             "fc" => PatchFormat::Fc,
             "xdelta" | "xdelta3" | "vcdiff" | "delta" => PatchFormat::Vcdiff,
+            "dps" => PatchFormat::Dps,
             _ => return None,
         })
     }
@@ -72,6 +75,12 @@ impl PatchFormat {
     /// The format of a patch: binary magics first, then the extension for
     /// the text formats, whose content alone cannot say which they are.
     pub fn detect(file_name: Option<&str>, bytes: &[u8]) -> Option<PatchFormat> {
+        let by_name = file_name.and_then(Self::from_extension);
+        // DPS has no magic: its name and a whole header say it is one, even
+        // when its name field happens to start like another format's magic.
+        if by_name == Some(PatchFormat::Dps) && dps::matches(bytes) {
+            return Some(PatchFormat::Dps);
+        }
         if rup::matches(bytes) {
             return Some(PatchFormat::Rup);
         }
@@ -100,8 +109,9 @@ impl PatchFormat {
                 PatchFormat::Ips
             });
         }
-        let by_name = file_name.and_then(Self::from_extension);
         match by_name {
+            // A damaged one is still read as DPS, to say what is wrong.
+            Some(PatchFormat::Dps) => Some(PatchFormat::Dps),
             Some(PatchFormat::Pat) if pat::matches(bytes) => Some(PatchFormat::Pat),
             Some(PatchFormat::Ffp) if ffp::matches(bytes) => Some(PatchFormat::Ffp),
             _ if fc::matches(bytes) && by_name.is_none_or(|f| f == PatchFormat::Fc) => {
@@ -113,7 +123,7 @@ impl PatchFormat {
 
     /// Formats `ninja-fs create` can write.
     pub fn can_create(self) -> bool {
-        !matches!(self, PatchFormat::Ebp)
+        !matches!(self, PatchFormat::Ebp | PatchFormat::Dps)
     }
 }
 
@@ -130,9 +140,11 @@ impl std::str::FromStr for PatchFormat {
         PatchFormat::from_extension(&format!("x.{s}"))
             .filter(|f| f.can_create())
             .ok_or_else(|| {
-                format!(
-                    "unknown patch format '{s}': use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff"
-                )
+                let known = PatchFormat::from_extension(&format!("x.{s}"))
+                    .filter(|f| matches!(f, PatchFormat::Dps))
+                    .map(|f| format!("ninja-fs reads {f} patches but does not make them"))
+                    .unwrap_or_else(|| format!("unknown patch format '{s}'"));
+                format!("{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff")
             })
     }
 }
@@ -150,6 +162,7 @@ pub enum Patch<'a> {
     Gdiff(gdiff::GdiffPatch<'a>),
     Text(PatchFormat, pat::TextPatch<'a>),
     Vcdiff(vcdiff::VcdiffPatch<'a>),
+    Dps(dps::DpsPatch<'a>),
 }
 
 impl<'a> Patch<'a> {
@@ -171,6 +184,7 @@ impl<'a> Patch<'a> {
             PatchFormat::Ffp => Patch::Text(format, ffp::parse(bytes, limits)?),
             PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
             PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
+            PatchFormat::Dps => Patch::Dps(dps::parse(bytes, limits)?),
         })
     }
 
@@ -186,6 +200,7 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(_) => PatchFormat::Gdiff,
             Patch::Text(format, _) => *format,
             Patch::Vcdiff(_) => PatchFormat::Vcdiff,
+            Patch::Dps(_) => PatchFormat::Dps,
         }
     }
 
@@ -201,6 +216,7 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.summary(),
             Patch::Text(_, p) => p.summary(),
             Patch::Vcdiff(p) => p.summary(),
+            Patch::Dps(p) => p.summary(),
         }
     }
 
@@ -218,6 +234,7 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.output_size(source_len),
             Patch::Text(_, p) => p.output_size(source_len),
             Patch::Vcdiff(p) => p.output_size(source_len),
+            Patch::Dps(p) => p.output_size(source_len),
         }
     }
 
@@ -259,6 +276,7 @@ impl<'a> Patch<'a> {
                 other => Err(other),
             }),
             Patch::Vcdiff(p) => p.apply(source, opts),
+            Patch::Dps(p) => p.apply(source, opts),
         }
     }
 
@@ -378,6 +396,30 @@ impl<'a> Patch<'a> {
                     (None, None) => {}
                 }
             }
+            Patch::Dps(p) => {
+                for (label, value) in [
+                    ("name", p.name),
+                    ("author", p.author),
+                    ("version", p.version),
+                ] {
+                    if !value.is_empty() {
+                        push(
+                            label,
+                            crate::text::str_as_text(&String::from_utf8_lossy(value)),
+                        );
+                    }
+                }
+                if p.flag == 1 {
+                    push("flag", "1 (the author marked it unstable)".to_string());
+                }
+                push(
+                    "original size",
+                    crate::system::bytes_text(u64::from(p.original_size)),
+                );
+                push("records", p.records.len().to_string());
+                push("output size", crate::system::bytes_text(p.output_size));
+                return rows;
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -435,6 +477,13 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
         PatchFormat::Ebp => Err(PatchError::Unsupported {
             format: ebp::NAME,
             detail: "making EBP patches is not supported; make an IPS patch instead".into(),
+        }),
+        PatchFormat::Dps => Err(PatchError::Unsupported {
+            format: format.name(),
+            detail: format!(
+                "ninja-fs applies {} patches but does not make them; make a BPS patch instead",
+                format.name()
+            ),
         }),
     }
 }
