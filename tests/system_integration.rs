@@ -777,7 +777,8 @@ fn unread_patch_formats_are_named() {
         fs::write(&patch, bytes).unwrap();
         let expected = format!(
             "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, EBP, UPS, \
-             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS)",
+             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod \
+             .mod))",
             patch.display()
         );
         let output = run(ninja().arg("info").arg(&patch));

@@ -3,7 +3,7 @@
 
 use super::{
     ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, dps, ebp, fc, ffp, gdiff, ips, pat,
-    ppf, rup, ups, vcdiff,
+    pmsr, ppf, rup, ups, vcdiff,
 };
 
 #[derive(
@@ -23,6 +23,7 @@ pub enum PatchFormat {
     Fc,
     Vcdiff,
     Dps,
+    Pmsr,
 }
 
 impl PatchFormat {
@@ -41,6 +42,7 @@ impl PatchFormat {
             PatchFormat::Fc => fc::NAME,
             PatchFormat::Vcdiff => vcdiff::NAME,
             PatchFormat::Dps => dps::NAME,
+            PatchFormat::Pmsr => pmsr::NAME,
         }
     }
 
@@ -68,6 +70,8 @@ impl PatchFormat {
             "fc" => PatchFormat::Fc,
             "xdelta" | "xdelta3" | "vcdiff" | "delta" => PatchFormat::Vcdiff,
             "dps" => PatchFormat::Dps,
+            // Star Rod names its packages `<mod>.mod`.
+            "mod" | "pmsr" => PatchFormat::Pmsr,
             _ => return None,
         })
     }
@@ -80,6 +84,9 @@ impl PatchFormat {
         // when its name field happens to start like another format's magic.
         if by_name == Some(PatchFormat::Dps) && dps::matches(bytes) {
             return Some(PatchFormat::Dps);
+        }
+        if pmsr::matches(bytes) {
+            return Some(PatchFormat::Pmsr);
         }
         if rup::matches(bytes) {
             return Some(PatchFormat::Rup);
@@ -123,7 +130,10 @@ impl PatchFormat {
 
     /// Formats `ninja-fs create` can write.
     pub fn can_create(self) -> bool {
-        !matches!(self, PatchFormat::Ebp | PatchFormat::Dps)
+        !matches!(
+            self,
+            PatchFormat::Ebp | PatchFormat::Dps | PatchFormat::Pmsr
+        )
     }
 }
 
@@ -141,7 +151,7 @@ impl std::str::FromStr for PatchFormat {
             .filter(|f| f.can_create())
             .ok_or_else(|| {
                 let known = PatchFormat::from_extension(&format!("x.{s}"))
-                    .filter(|f| matches!(f, PatchFormat::Dps))
+                    .filter(|f| matches!(f, PatchFormat::Dps | PatchFormat::Pmsr))
                     .map(|f| format!("ninja-fs reads {f} patches but does not make them"))
                     .unwrap_or_else(|| format!("unknown patch format '{s}'"));
                 format!("{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff")
@@ -163,6 +173,7 @@ pub enum Patch<'a> {
     Text(PatchFormat, pat::TextPatch<'a>),
     Vcdiff(vcdiff::VcdiffPatch<'a>),
     Dps(dps::DpsPatch<'a>),
+    Pmsr(pmsr::PmsrPatch<'a>),
 }
 
 impl<'a> Patch<'a> {
@@ -185,6 +196,7 @@ impl<'a> Patch<'a> {
             PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
             PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
             PatchFormat::Dps => Patch::Dps(dps::parse(bytes, limits)?),
+            PatchFormat::Pmsr => Patch::Pmsr(pmsr::parse(bytes, limits)?),
         })
     }
 
@@ -201,6 +213,7 @@ impl<'a> Patch<'a> {
             Patch::Text(format, _) => *format,
             Patch::Vcdiff(_) => PatchFormat::Vcdiff,
             Patch::Dps(_) => PatchFormat::Dps,
+            Patch::Pmsr(_) => PatchFormat::Pmsr,
         }
     }
 
@@ -217,6 +230,7 @@ impl<'a> Patch<'a> {
             Patch::Text(_, p) => p.summary(),
             Patch::Vcdiff(p) => p.summary(),
             Patch::Dps(p) => p.summary(),
+            Patch::Pmsr(p) => p.summary(),
         }
     }
 
@@ -235,6 +249,7 @@ impl<'a> Patch<'a> {
             Patch::Text(_, p) => p.output_size(source_len),
             Patch::Vcdiff(p) => p.output_size(source_len),
             Patch::Dps(p) => p.output_size(source_len),
+            Patch::Pmsr(p) => p.output_size(source_len),
         }
     }
 
@@ -277,6 +292,7 @@ impl<'a> Patch<'a> {
             }),
             Patch::Vcdiff(p) => p.apply(source, opts),
             Patch::Dps(p) => p.apply(source, opts),
+            Patch::Pmsr(p) => p.apply(source, opts),
         }
     }
 
@@ -420,6 +436,13 @@ impl<'a> Patch<'a> {
                 push("output size", crate::system::bytes_text(p.output_size));
                 return rows;
             }
+            Patch::Pmsr(p) => {
+                push("base ROM", pmsr::BASE_ROM_NAME.to_string());
+                push("records", p.records.len().to_string());
+                if p.compressed {
+                    push("compression", "Yay0".to_string());
+                }
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -478,7 +501,7 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
             format: ebp::NAME,
             detail: "making EBP patches is not supported; make an IPS patch instead".into(),
         }),
-        PatchFormat::Dps => Err(PatchError::Unsupported {
+        PatchFormat::Dps | PatchFormat::Pmsr => Err(PatchError::Unsupported {
             format: format.name(),
             detail: format!(
                 "ninja-fs applies {} patches but does not make them; make a BPS patch instead",

@@ -14,6 +14,7 @@ pub mod gdiff;
 pub mod ips;
 pub mod ips32;
 pub mod pat;
+pub mod pmsr;
 pub mod ppf;
 mod reader;
 pub mod rup;
