@@ -542,7 +542,7 @@ fn fix_checksum_file(args: &ConvertArgs) -> Result<(), CliError> {
 }
 
 /// Every patch format ninja-fs reads, for messages.
-const READ_FORMATS: &str = "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod)";
+const READ_FORMATS: &str = "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP";
 
 /// Every patch format `create` writes, as `--format` takes them.
 const WRITTEN_FORMATS: &str = "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc";
@@ -1081,7 +1081,7 @@ mod tests {
             );
         }
         assert!(READ_FORMATS.contains("EBP"));
-        for name in ["DPS", "PMSR"] {
+        for name in ["DPS", "PMSR", "BSP"] {
             assert!(READ_FORMATS.contains(name), "{name}");
         }
         let mut command = Cli::command();

@@ -778,7 +778,7 @@ fn unread_patch_formats_are_named() {
         let expected = format!(
             "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, EBP, UPS, \
              BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod \
-             .mod))",
+             .mod), BSP)",
             patch.display()
         );
         let output = run(ninja().arg("info").arg(&patch));

@@ -2,8 +2,8 @@
 //! apply, describe or create it without caring which format it is.
 
 use super::{
-    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, dps, ebp, fc, ffp, gdiff, ips, pat,
-    pmsr, ppf, rup, ups, vcdiff,
+    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, bsp, dps, ebp, fc, ffp, gdiff, ips,
+    pat, pmsr, ppf, rup, ups, vcdiff,
 };
 
 #[derive(
@@ -24,6 +24,7 @@ pub enum PatchFormat {
     Vcdiff,
     Dps,
     Pmsr,
+    Bsp,
 }
 
 impl PatchFormat {
@@ -43,6 +44,7 @@ impl PatchFormat {
             PatchFormat::Vcdiff => vcdiff::NAME,
             PatchFormat::Dps => dps::NAME,
             PatchFormat::Pmsr => pmsr::NAME,
+            PatchFormat::Bsp => bsp::NAME,
         }
     }
 
@@ -72,6 +74,7 @@ impl PatchFormat {
             "dps" => PatchFormat::Dps,
             // Star Rod names its packages `<mod>.mod`.
             "mod" | "pmsr" => PatchFormat::Pmsr,
+            "bsp" => PatchFormat::Bsp,
             _ => return None,
         })
     }
@@ -84,6 +87,10 @@ impl PatchFormat {
         // when its name field happens to start like another format's magic.
         if by_name == Some(PatchFormat::Dps) && dps::matches(bytes) {
             return Some(PatchFormat::Dps);
+        }
+        // Nor has BSP: a script may start with any opcode.
+        if by_name == Some(PatchFormat::Bsp) {
+            return Some(PatchFormat::Bsp);
         }
         if pmsr::matches(bytes) {
             return Some(PatchFormat::Pmsr);
@@ -132,7 +139,7 @@ impl PatchFormat {
     pub fn can_create(self) -> bool {
         !matches!(
             self,
-            PatchFormat::Ebp | PatchFormat::Dps | PatchFormat::Pmsr
+            PatchFormat::Ebp | PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp
         )
     }
 }
@@ -151,7 +158,9 @@ impl std::str::FromStr for PatchFormat {
             .filter(|f| f.can_create())
             .ok_or_else(|| {
                 let known = PatchFormat::from_extension(&format!("x.{s}"))
-                    .filter(|f| matches!(f, PatchFormat::Dps | PatchFormat::Pmsr))
+                    .filter(|f| {
+                        matches!(f, PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp)
+                    })
                     .map(|f| format!("ninja-fs reads {f} patches but does not make them"))
                     .unwrap_or_else(|| format!("unknown patch format '{s}'"));
                 format!("{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff")
@@ -174,6 +183,7 @@ pub enum Patch<'a> {
     Vcdiff(vcdiff::VcdiffPatch<'a>),
     Dps(dps::DpsPatch<'a>),
     Pmsr(pmsr::PmsrPatch<'a>),
+    Bsp(bsp::BspPatch<'a>),
 }
 
 impl<'a> Patch<'a> {
@@ -197,6 +207,7 @@ impl<'a> Patch<'a> {
             PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
             PatchFormat::Dps => Patch::Dps(dps::parse(bytes, limits)?),
             PatchFormat::Pmsr => Patch::Pmsr(pmsr::parse(bytes, limits)?),
+            PatchFormat::Bsp => Patch::Bsp(bsp::parse(bytes, limits)?),
         })
     }
 
@@ -214,6 +225,7 @@ impl<'a> Patch<'a> {
             Patch::Vcdiff(_) => PatchFormat::Vcdiff,
             Patch::Dps(_) => PatchFormat::Dps,
             Patch::Pmsr(_) => PatchFormat::Pmsr,
+            Patch::Bsp(_) => PatchFormat::Bsp,
         }
     }
 
@@ -231,6 +243,7 @@ impl<'a> Patch<'a> {
             Patch::Vcdiff(p) => p.summary(),
             Patch::Dps(p) => p.summary(),
             Patch::Pmsr(p) => p.summary(),
+            Patch::Bsp(p) => p.summary(),
         }
     }
 
@@ -250,6 +263,17 @@ impl<'a> Patch<'a> {
             Patch::Vcdiff(p) => p.output_size(source_len),
             Patch::Dps(p) => p.output_size(source_len),
             Patch::Pmsr(p) => p.output_size(source_len),
+            // Unknown until the script has run: see `known_output_size`.
+            Patch::Bsp(_) => source_len,
+        }
+    }
+
+    /// [`Patch::output_size`] where the patch's metadata fixes it; `None`
+    /// for a BSP script, whose result's size only running it tells.
+    pub fn known_output_size(&self, source_len: u64) -> Option<u64> {
+        match self {
+            Patch::Bsp(_) => None,
+            _ => Some(self.output_size(source_len)),
         }
     }
 
@@ -264,6 +288,8 @@ impl<'a> Patch<'a> {
             // APS N64 type 0 (what RomPatcher.js writes for any non-N64
             // ROM) carries no cartridge check: it applies to anything.
             Patch::Aps(aps::ApsPatch::N64(p)) => p.cartridge.is_some(),
+            // A script verifies its input where it compares its SHA-1.
+            Patch::Bsp(p) => p.verifies_source(),
             _ => true,
         }
     }
@@ -293,6 +319,7 @@ impl<'a> Patch<'a> {
             Patch::Vcdiff(p) => p.apply(source, opts),
             Patch::Dps(p) => p.apply(source, opts),
             Patch::Pmsr(p) => p.apply(source, opts),
+            Patch::Bsp(p) => p.apply(source, opts),
         }
     }
 
@@ -443,6 +470,35 @@ impl<'a> Patch<'a> {
                     push("compression", "Yay0".to_string());
                 }
             }
+            Patch::Bsp(p) => {
+                push(
+                    "script size",
+                    crate::system::bytes_text(p.script.len() as u64),
+                );
+                if p.source_sha1s.is_empty() {
+                    push(
+                        "source SHA-1",
+                        "none found: the script checks no fixed SHA-1 of its input".to_string(),
+                    );
+                }
+                for hash in &p.source_sha1s {
+                    push("source SHA-1", crate::digest::hex(hash));
+                }
+                for hash in &p.result_sha1s {
+                    push("result SHA-1", crate::digest::hex(hash));
+                }
+                for message in &p.messages {
+                    push("message", crate::text::str_as_text(message));
+                }
+                if p.has_menu {
+                    push("menu", "yes: ninja-fs takes its first option".to_string());
+                }
+                push(
+                    "output size",
+                    "known only by running the script".to_string(),
+                );
+                return rows;
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -501,7 +557,7 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
             format: ebp::NAME,
             detail: "making EBP patches is not supported; make an IPS patch instead".into(),
         }),
-        PatchFormat::Dps | PatchFormat::Pmsr => Err(PatchError::Unsupported {
+        PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp => Err(PatchError::Unsupported {
             format: format.name(),
             detail: format!(
                 "ninja-fs applies {} patches but does not make them; make a BPS patch instead",

@@ -6,6 +6,7 @@ pub mod any;
 pub mod aps;
 pub mod bps;
 pub mod bsdiff;
+pub mod bsp;
 pub mod dps;
 pub mod ebp;
 pub mod fc;
