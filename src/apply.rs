@@ -300,7 +300,7 @@ pub fn apply_patch(
         source,
     };
     if let Patch::Rup(rup) = patch {
-        return apply_rup(rom, rom_name, patch_name, &rup.entries, opts);
+        return apply_rup(rom, rom_name, patch_name, &rup.entries, opts, None);
     }
     if !patch.verifies_source() || opts.ignore_checksums {
         let image = patch
@@ -345,9 +345,89 @@ pub fn apply_patch(
     })
 }
 
+/// Undoes one patch on a ROM it patched (see [`Patch::revert`]): as
+/// [`apply_patch`], a patch that checks what it reverts (the target's
+/// checksum, a PPF block check, the listings' new bytes) is tried on the
+/// raw, normalized and deinterleaved image; one that cannot check reverts
+/// the deinterleaved image. A NINJA2 patch reverts where its target MD5
+/// matches.
+pub fn revert_patch(
+    rom: &RomImage<'_>,
+    rom_name: &str,
+    patch_name: &str,
+    patch: &Patch<'_>,
+    opts: &ApplyOptions,
+) -> Result<Applied, ApplyError> {
+    let patch_error = |source| patch_failure(rom_name, patch_name, source);
+    if let Patch::Rup(rup) = patch {
+        return apply_rup(
+            rom,
+            rom_name,
+            patch_name,
+            &rup.entries,
+            opts,
+            Some(Direction::Reverse),
+        );
+    }
+    if !patch.can_revert() {
+        // The reason, before any image is tried.
+        return Err(patch_error(patch.revert(&[], opts).err().unwrap_or(
+            PatchError::Unsupported {
+                format: patch.format().name(),
+                detail: "it cannot be reverted".into(),
+            },
+        )));
+    }
+    let reverted = |layout: ImageLayout, image: Vec<u8>| Applied {
+        image,
+        layout,
+        reversed: true,
+    };
+    // A PPF checks its records' bytes when it reverts, block check or not.
+    let checks = patch.verifies_source() || matches!(patch, Patch::Ppf(_));
+    if !checks || opts.ignore_checksums {
+        let image = patch
+            .revert(rom.deinterleaved(), opts)
+            .map_err(patch_error)?;
+        return Ok(reverted(ImageLayout::Deinterleaved, image));
+    }
+    let mut tried = Vec::new();
+    let mut expected = String::new();
+    for (layout, bytes) in rom.candidates() {
+        match patch.revert(bytes, opts) {
+            Ok(out) => {
+                let image =
+                    rom.to_deinterleaved(out, layout)
+                        .map_err(|source| ApplyError::Restore {
+                            patch: patch_name.to_string(),
+                            source,
+                        })?;
+                return Ok(reverted(layout, image));
+            }
+            Err(PatchError::ChecksumMismatch {
+                expected: wanted,
+                actual,
+                what,
+                ..
+            }) => {
+                expected = format!("{} {wanted}", crate::patch::expectation(what));
+                let (image, has) = rom.image_label(bytes);
+                tried.push((image, format!("{has} {actual}")));
+            }
+            Err(other) => return Err(patch_error(other)),
+        }
+    }
+    Err(ApplyError::NoLayoutMatches {
+        rom: rom_name.to_string(),
+        patch: patch_name.to_string(),
+        expected,
+        tried,
+    })
+}
+
 /// NINJA2: every single-file entry is an alternative; the one whose MD5
 /// matches the ROM normalized with the entry's type applies, forward or in
-/// reverse. The result is written back in that type's deinterleaved layout,
+/// reverse (only in reverse when `wanted` says so). The result is written back in that type's deinterleaved layout,
 /// then laid out as the ROM's own system.
 fn apply_rup(
     rom: &RomImage<'_>,
@@ -355,8 +435,10 @@ fn apply_rup(
     patch_name: &str,
     entries: &[RupEntry<'_>],
     opts: &ApplyOptions,
+    wanted: Option<Direction>,
 ) -> Result<Applied, ApplyError> {
     let patch_error = |source| patch_failure(rom_name, patch_name, source);
+    let reverting = wanted == Some(Direction::Reverse);
     let singles: Vec<&RupEntry<'_>> = match entries {
         [only] => vec![only],
         _ => entries.iter().filter(|e| e.name.is_none()).collect(),
@@ -387,12 +469,14 @@ fn apply_rup(
             source,
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
-        let direction = entry.direction_for(&normalized);
+        let direction = entry
+            .direction_for(&normalized)
+            .filter(|direction| !reverting || *direction == Direction::Reverse);
         if direction.is_none() && forced && entry_system == SystemType::Raw {
             // Forced, a raw entry goes where patches without checksums go:
             // the deinterleaved image, not a copier header.
             let (image, direction) = entry
-                .apply_normalized(rom.deinterleaved(), opts)
+                .apply_normalized_in(rom.deinterleaved(), wanted, opts)
                 .map_err(patch_error)?;
             return Ok(Applied {
                 image,
@@ -411,7 +495,7 @@ fn apply_rup(
             continue;
         }
         let (out, direction) = entry
-            .apply_normalized(&normalized, opts)
+            .apply_normalized_in(&normalized, wanted, opts)
             .map_err(patch_error)?;
         let restore_error = |source| ApplyError::Restore {
             patch: patch_name.to_string(),
@@ -444,7 +528,7 @@ fn apply_rup(
         let digest = crate::digest::md5(bytes);
         let Some(entry) = singles.iter().find(|e| {
             SystemType::from_code(e.system_type).is_some()
-                && (e.source_md5 == digest || e.target_md5 == digest)
+                && ((!reverting && e.source_md5 == digest) || e.target_md5 == digest)
         }) else {
             let hex = crate::digest::hex(&digest);
             if !tried.iter().any(|(_, seen)| seen.ends_with(&hex)) {
@@ -458,7 +542,9 @@ fn apply_rup(
             }
             continue;
         };
-        let (out, direction) = entry.apply_normalized(bytes, opts).map_err(patch_error)?;
+        let (out, direction) = entry
+            .apply_normalized_in(bytes, wanted, opts)
+            .map_err(patch_error)?;
         let image = rom
             .to_deinterleaved(out, layout)
             .map_err(|source| ApplyError::Restore {
@@ -473,12 +559,16 @@ fn apply_rup(
     }
     let expected = singles
         .iter()
-        .map(|e| {
-            format!(
+        .map(|e| match reverting {
+            true => format!(
+                "a target with MD5 {} (a file it patched, to undo it)",
+                crate::digest::hex(&e.target_md5)
+            ),
+            false => format!(
                 "a source with MD5 {} (or a target with MD5 {}, to undo it)",
                 crate::digest::hex(&e.source_md5),
                 crate::digest::hex(&e.target_md5)
-            )
+            ),
         })
         .collect::<Vec<_>>()
         .join(", or ");
@@ -511,6 +601,66 @@ pub fn apply_stack_with(
     opts: &ApplyOptions,
     write_back: WriteBack,
 ) -> Result<Vec<u8>, ApplyError> {
+    run_stack(
+        rom_name,
+        raw,
+        forced,
+        patches,
+        opts,
+        write_back,
+        Step::Apply,
+    )
+}
+
+/// Undoes `patches` on a ROM they patched, in the order given (name the
+/// last one applied first); each undoes the previous result (see
+/// [`revert_patch`]). The output is the deinterleaved image.
+pub fn revert_stack(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patches: &[(String, Patch<'_>)],
+    opts: &ApplyOptions,
+) -> Result<Vec<u8>, ApplyError> {
+    revert_stack_with(rom_name, raw, forced, patches, opts, WriteBack::Playable)
+}
+
+/// [`revert_stack`] writing the deinterleaved image `write_back` says.
+pub fn revert_stack_with(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patches: &[(String, Patch<'_>)],
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+) -> Result<Vec<u8>, ApplyError> {
+    run_stack(
+        rom_name,
+        raw,
+        forced,
+        patches,
+        opts,
+        write_back,
+        Step::Revert,
+    )
+}
+
+/// What each patch of a stack does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Apply,
+    Revert,
+}
+
+fn run_stack(
+    rom_name: &str,
+    raw: &[u8],
+    forced: Option<SystemType>,
+    patches: &[(String, Patch<'_>)],
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+    step: Step,
+) -> Result<Vec<u8>, ApplyError> {
     let rom_error = |source| ApplyError::Rom {
         rom: rom_name.to_string(),
         source,
@@ -522,9 +672,16 @@ pub fn apply_stack_with(
     // After the first step the image is no longer the file as it is.
     let mut described = rom_name.to_string();
     for (index, (name, patch)) in patches.iter().enumerate() {
-        let applied = apply_patch(&image, &described, name, patch, opts)?;
+        let applied = match step {
+            Step::Apply => apply_patch(&image, &described, name, patch, opts)?,
+            Step::Revert => revert_patch(&image, &described, name, patch, opts)?,
+        };
         described = if index == 0 {
-            format!("{rom_name} patched with {name}")
+            let done = match step {
+                Step::Apply => "patched",
+                Step::Revert => "reverted",
+            };
+            format!("{rom_name} {done} with {name}")
         } else {
             format!("{described} and {name}")
         };
@@ -596,6 +753,36 @@ pub fn apply_rup_to_folder_with(
     opts: &ApplyOptions,
     write_back: WriteBack,
 ) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
+    rup_in_folder(dir, patch_name, patch, opts, write_back, None)
+}
+
+/// [`apply_rup_to_folder_with`] with every entry undone: each file must be
+/// the entry's target, and becomes its source.
+pub fn revert_rup_in_folder(
+    dir: &Path,
+    patch_name: &str,
+    patch: &RupPatch<'_>,
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
+    rup_in_folder(
+        dir,
+        patch_name,
+        patch,
+        opts,
+        write_back,
+        Some(Direction::Reverse),
+    )
+}
+
+fn rup_in_folder(
+    dir: &Path,
+    patch_name: &str,
+    patch: &RupPatch<'_>,
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+    wanted: Option<Direction>,
+) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
     let mut results = Vec::new();
     for entry in &patch.entries {
         let Some(name) = &entry.name else {
@@ -628,6 +815,7 @@ pub fn apply_rup_to_folder_with(
             &file_name,
             std::slice::from_ref(entry),
             opts,
+            wanted,
         )?;
         results.push((name.clone(), applied.image));
     }

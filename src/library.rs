@@ -253,7 +253,13 @@ pub struct Library {
     header_reads: AtomicU64,
     roms_hashed: AtomicU64,
     header_cache: OnceLock<Arc<HeaderCache>>,
+    /// Whether a ROM already holds what a PPF 3.0 with undo data writes,
+    /// by the versions of both (see [`Library::mark_reverted_ppf`]).
+    ppf_applied: Mutex<HashMap<PpfPairKey, bool>>,
 }
+
+/// A ROM and a patch, each by path and version.
+type PpfPairKey = (String, FileId, String, FileId);
 
 struct ClassifiedEntry {
     classified: Classified,
@@ -395,6 +401,7 @@ impl Library {
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
+            ppf_applied: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1315,6 +1322,7 @@ impl Library {
         let unfit = self.check_named_variants(rom, &mut variants);
         self.checksum_variants(rom, &mut variants);
         self.hinted_variants(rom, &mut variants);
+        self.mark_reverted_ppf(rom, &mut variants);
         resolve_label_collisions(&mut variants);
         Pairings { variants, unfit }
     }
@@ -1385,6 +1393,68 @@ impl Library {
         let mut told = HashSet::new();
         unfit.retain(|u| told.insert(u.patch.rel_path.clone()));
         unfit
+    }
+
+    /// Variants whose one patch is a PPF 3.0 with undo data that this ROM
+    /// already holds (the bytes it writes, at every record, in one of its
+    /// images) undo it: `[<patch> reverted]`, as a NINJA2 patch whose
+    /// target matches does. Plain apply never un-patches a PPF.
+    fn mark_reverted_ppf(&self, rom: &Rom, variants: &mut [Variant]) {
+        for variant in variants.iter_mut() {
+            let [patch] = variant.patches.as_slice() else {
+                continue;
+            };
+            if patch.format == PatchFormat::Ppf
+                && patch.error.is_none()
+                && !variant.reversed
+                && self.ppf_already_applied(rom, patch)
+            {
+                variant.reversed = true;
+                variant.label.push_str(" reverted");
+                variant.reason.push_str(
+                    "; the ROM holds the bytes it writes at every record, so its undo data un-patches it",
+                );
+            }
+        }
+    }
+
+    /// Whether `rom` holds what the PPF `patch` writes and its undo data
+    /// can undo; read once per version of the two.
+    fn ppf_already_applied(&self, rom: &Rom, patch: &PatchFile) -> bool {
+        let key = (
+            rom.rel_path.clone(),
+            rom.id,
+            patch.rel_path.clone(),
+            patch.id,
+        );
+        if let Some(&known) = lock(&self.ppf_applied).get(&key) {
+            return known;
+        }
+        let judged = (|| {
+            let bytes = self.read_patch_bytes(patch).ok()?;
+            let Ok(Patch::Ppf(ppf)) = Patch::parse(PatchFormat::Ppf, &bytes, &self.limits) else {
+                return Some(false);
+            };
+            if !ppf.has_undo {
+                return Some(false);
+            }
+            let raw = self.read_rom(rom).ok()?;
+            let normalized = system::normalize(&raw, &rom.layout).ok()?;
+            let deinterleaved = system::restore(&normalized, &rom.layout).ok()?;
+            Some(
+                [&raw[..], &normalized, &deinterleaved]
+                    .into_iter()
+                    .any(|image| ppf.holds_patched_bytes(image)),
+            )
+        })();
+        match judged {
+            Some(applied) => {
+                lock(&self.ppf_applied).insert(key, applied);
+                applied
+            }
+            // Unreadable now: applying will say why.
+            None => false,
+        }
     }
 
     /// Patches without a checksum whose source a file name or readme
@@ -1583,7 +1653,7 @@ fn resolve_label_collisions(variants: &mut [Variant]) {
 /// The checksums by which a patch pairs with ROMs anywhere in the tree.
 fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
     match patch {
-        Patch::Bps(_) | Patch::Ups(_) | Patch::Pmsr(_) => {
+        Patch::Bps(_) | Patch::Ups(_) => {
             let summary = patch.summary();
             match (summary.source_size, summary.source_checksum) {
                 (Some(size), Some(checksum @ Checksum::Crc32(_))) => vec![PairKey {

@@ -89,6 +89,11 @@ enum Command {
         /// FFE header, a SNES dump its NSRT header) instead of the form emulators play.
         #[arg(long)]
         keep_header: bool,
+        /// Undo the patches on a ROM they patched, in the order given (the last one
+        /// applied first): PPF 3.0 with undo data, NINJA2, UPS, PAT/FFP/fc listings.
+        /// Other formats carry no original bytes and are refused.
+        #[arg(long)]
+        revert: bool,
         #[command(flatten)]
         limits: LimitArgs,
         /// Replace OUT if it exists.
@@ -299,6 +304,7 @@ fn run(command: Command) -> Result<(), CliError> {
             ignore_checksum,
             fix_checksum,
             keep_header,
+            revert,
             limits,
             force,
         } => {
@@ -317,7 +323,7 @@ fn run(command: Command) -> Result<(), CliError> {
                 ));
             }
             if rom.is_dir() {
-                apply_to_folder(&rom, &patches, &output, &opts, write_back, force)
+                apply_to_folder(&rom, &patches, &output, &opts, write_back, force, revert)
             } else {
                 let output = Output::new(&output, force);
                 apply_to_file(
@@ -327,6 +333,7 @@ fn run(command: Command) -> Result<(), CliError> {
                     system,
                     &opts,
                     write_back,
+                    revert,
                     fix_checksum,
                 )
             }
@@ -542,18 +549,24 @@ fn fix_checksum_file(args: &ConvertArgs) -> Result<(), CliError> {
 }
 
 /// Every patch format ninja-fs reads, for messages.
-const READ_FORMATS: &str = "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP";
+const READ_FORMATS: &str =
+    "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b";
 
 /// Every patch format `create` writes, as `--format` takes them.
 const WRITTEN_FORMATS: &str = "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc";
 
 /// Patch formats people meet that ninja-fs does not read (yet): an
 /// article and a name, so a file in one is not mistaken for a ROM.
-fn unread_patch_format(_path: &Path, bytes: &[u8]) -> Option<&'static str> {
+fn unread_patch_format(path: &Path, bytes: &[u8]) -> Option<&'static str> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
     if bytes.starts_with(b"IPS32") {
         Some("an IPS32")
     } else if bytes.starts_with(b"BSDIFF40") || bytes.starts_with(b"ENDSLEY/BSDIFF43") {
         Some("a BSDIFF")
+    } else if extension.as_deref() == Some("dps") {
+        Some("a DPS")
     } else {
         None
     }
@@ -604,6 +617,7 @@ fn apply_to_file(
     forced: Option<SystemType>,
     opts: &ApplyOptions,
     write_back: WriteBack,
+    revert: bool,
     fix_checksum: bool,
 ) -> Result<(), CliError> {
     let mut inputs: Vec<&Path> = vec![rom];
@@ -620,9 +634,11 @@ fn apply_to_file(
         .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
     let rom_name = rom_input.name;
-    if let ([(name, Patch::Vcdiff(vcdiff))], true) =
-        (patches.as_slice(), output.is_file() && !fix_checksum)
-    {
+    if let ([(name, Patch::Vcdiff(vcdiff))], true, false) = (
+        patches.as_slice(),
+        output.is_file() && !fix_checksum,
+        revert,
+    ) {
         // xdelta patches of large images: written as each window is made.
         let mut failure = None;
         let written = output.write_streamed(|sink| {
@@ -642,7 +658,11 @@ fn apply_to_file(
             (None, written) => Ok(written?),
         };
     }
-    let image = apply::apply_stack_with(&rom_name, &raw, forced, &patches, opts, write_back)?;
+    let image = if revert {
+        apply::revert_stack_with(&rom_name, &raw, forced, &patches, opts, write_back)?
+    } else {
+        apply::apply_stack_with(&rom_name, &raw, forced, &patches, opts, write_back)?
+    };
     let mut image = image;
     // The patched image's checksums; a ROM without any is written as patched.
     let fixed = fix_checksum.then(|| {
@@ -668,6 +688,7 @@ fn apply_to_folder(
     opts: &ApplyOptions,
     write_back: WriteBack,
     force: bool,
+    revert: bool,
 ) -> Result<(), CliError> {
     let [patch_path] = patch_paths else {
         return Err(CliError::Reported(
@@ -682,7 +703,12 @@ fn apply_to_folder(
             patch_path.display()
         )));
     };
-    let patched = apply::apply_rup_to_folder_with(
+    let run = if revert {
+        apply::revert_rup_in_folder
+    } else {
+        apply::apply_rup_to_folder_with
+    };
+    let patched = run(
         dir,
         &patch_path.display().to_string(),
         &rup,
@@ -1081,9 +1107,6 @@ mod tests {
             );
         }
         assert!(READ_FORMATS.contains("EBP"));
-        for name in ["DPS", "PMSR", "BSP"] {
-            assert!(READ_FORMATS.contains(name), "{name}");
-        }
         let mut command = Cli::command();
         command.build();
         let create = command.find_subcommand("create").unwrap();

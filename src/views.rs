@@ -632,8 +632,14 @@ impl NinjaFs {
             limits,
             ignore_checksums: false,
         };
-        apply::apply_stack(&rom.rel_path, raw, Some(rom.layout.system), &parsed, &opts)
-            .map_err(|e| e.to_string())
+        // A reverted variant (a NINJA2 patch whose target matched, a PPF 3.0
+        // the ROM holds) undoes its patch.
+        let run = if variant.reversed {
+            apply::revert_stack
+        } else {
+            apply::apply_stack
+        };
+        run(&rom.rel_path, raw, Some(rom.layout.system), &parsed, &opts).map_err(|e| e.to_string())
     }
 
     /// The patched image's size from patch metadata alone, where that is
@@ -650,7 +656,7 @@ impl NinjaFs {
             for patch in &variant.patches {
                 let bytes = self.library.read_patch_bytes(patch).ok()?;
                 let parsed = Patch::parse(patch.format, &bytes, &self.library.limits()).ok()?;
-                size = parsed.known_output_size(size)?;
+                size = parsed.output_size(size);
             }
             return Some(size);
         }

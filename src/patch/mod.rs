@@ -6,8 +6,6 @@ pub mod any;
 pub mod aps;
 pub mod bps;
 pub mod bsdiff;
-pub mod bsp;
-pub mod dps;
 pub mod ebp;
 pub mod fc;
 pub mod ffp;
@@ -15,7 +13,6 @@ pub mod gdiff;
 pub mod ips;
 pub mod ips32;
 pub mod pat;
-pub mod pmsr;
 pub mod ppf;
 mod reader;
 pub mod rup;
@@ -101,6 +98,7 @@ pub enum PatchError {
 pub fn expectation(what: &str) -> Cow<'_, str> {
     match what {
         "source" => Cow::Borrowed("a source with"),
+        "target" => Cow::Borrowed("a target with"),
         "file size" => Cow::Borrowed("a file size of"),
         other => Cow::Borrowed(other),
     }

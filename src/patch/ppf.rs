@@ -372,12 +372,24 @@ impl PpfPatch<'_> {
 
     /// Restores the original image from a patched one with the undo data of
     /// a PPF 3.0 patch. The size stays that of the patched image: PPF does
-    /// not record how long the original was.
+    /// not record how long the original was. The image must hold the
+    /// patched bytes at every record, unless checksums are ignored.
     pub fn revert(&self, patched: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
         if !self.has_undo {
             return Err(PatchError::Unsupported {
                 format: NAME,
-                detail: "this patch carries no undo data, so it cannot be reverted".to_string(),
+                detail: format!(
+                    "this PPF {} patch carries no undo data, so it cannot be reverted (only a PPF 3.0 made with undo data can be); keep the original ROM",
+                    self.version.number()
+                ),
+            });
+        }
+        if !opts.ignore_checksums && !self.patched_bytes_present(patched) {
+            return Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "at its records",
+                expected: "the bytes it writes (a file it patched)".to_string(),
+                actual: "other bytes there".to_string(),
             });
         }
         let mut image = self.grown_copy(patched, opts)?;
@@ -394,6 +406,54 @@ impl PpfPatch<'_> {
             self.verify_block_check(&image)?;
         }
         Ok(image)
+    }
+
+    /// Whether `image` is one this patch made and its undo data can undo:
+    /// it holds the patched bytes at every record (where records overlap,
+    /// the last one's), and some record changed something.
+    pub fn holds_patched_bytes(&self, image: &[u8]) -> bool {
+        let changes_something =
+            self.records
+                .iter()
+                .any(|record| match (record.data, record.undo) {
+                    (RecordBytes::Literal(data), Some(undo)) => data != undo,
+                    _ => false,
+                });
+        self.has_undo && changes_something && self.patched_bytes_present(image)
+    }
+
+    /// Whether `image` holds the bytes every record writes (the last one's
+    /// where records overlap), within its length.
+    fn patched_bytes_present(&self, image: &[u8]) -> bool {
+        if self.output_size(image.len() as u64) != image.len() as u64 {
+            return false;
+        }
+        let mut final_bytes = std::collections::BTreeMap::new();
+        let in_order = self
+            .records
+            .windows(2)
+            .all(|pair| pair[0].end() <= pair[1].offset);
+        for record in &self.records {
+            let mut written = vec![0u8; record.data.len()];
+            record.data.write_into(&mut written);
+            let start = usize::try_from(record.offset).unwrap_or(usize::MAX);
+            if in_order {
+                // Records that never overlap: compare in place.
+                if image.get(start..start.saturating_add(written.len())) != Some(&written[..]) {
+                    return false;
+                }
+                continue;
+            }
+            for (at, byte) in (record.offset..).zip(written) {
+                final_bytes.insert(at, byte);
+            }
+        }
+        final_bytes.into_iter().all(|(at, byte)| {
+            usize::try_from(at)
+                .ok()
+                .and_then(|at| image.get(at))
+                .is_some_and(|held| *held == byte)
+        })
     }
 
     fn grown_copy(&self, image: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
@@ -688,15 +748,59 @@ mod tests {
     }
 
     #[test]
+    fn only_an_image_with_every_record_patched_holds_the_patched_bytes() {
+        let mut patch_bytes = ppf3_header(false, true);
+        patch_bytes.extend_from_slice(&1u64.to_le_bytes());
+        patch_bytes.extend_from_slice(&[2, 0xA0, 0xA1, 1, 2]);
+        patch_bytes.extend_from_slice(&4u64.to_le_bytes());
+        patch_bytes.extend_from_slice(&[1, 0xB0, 4]);
+        let patch = parse(&patch_bytes, &Limits::default()).unwrap();
+        let original = [0, 1, 2, 3, 4, 5];
+        let patched = patch.apply(&original, &options()).unwrap();
+        assert!(patch.holds_patched_bytes(&patched));
+        assert!(!patch.holds_patched_bytes(&original));
+        // One record patched, the other not: not this patch's result.
+        let mut half = patched.clone();
+        half[4] = 4;
+        assert!(!patch.holds_patched_bytes(&half));
+        // Too short for the last record.
+        assert!(!patch.holds_patched_bytes(&patched[..4]));
+    }
+
+    #[test]
+    fn overlapping_records_are_judged_by_the_last_one() {
+        let mut patch_bytes = ppf3_header(false, true);
+        patch_bytes.extend_from_slice(&2u64.to_le_bytes());
+        patch_bytes.extend_from_slice(&[2, 0xA0, 0xA1, 2, 3]);
+        patch_bytes.extend_from_slice(&1u64.to_le_bytes());
+        patch_bytes.extend_from_slice(&[2, 0xC1, 0xC2, 1, 0xA0]);
+        let patch = parse(&patch_bytes, &Limits::default()).unwrap();
+        let original = [0, 1, 2, 3, 4];
+        let patched = patch.apply(&original, &options()).unwrap();
+        assert_eq!(patched, vec![0, 0xC1, 0xC2, 0xA1, 4]);
+        assert!(patch.holds_patched_bytes(&patched));
+        assert_eq!(patch.revert(&patched, &options()).unwrap(), original);
+        // Without undo data nothing can be undone, patched or not.
+        let mut no_undo = ppf3_header(false, false);
+        no_undo.extend_from_slice(&0u64.to_le_bytes());
+        no_undo.extend_from_slice(&[1, 7]);
+        assert!(
+            !parse(&no_undo, &Limits::default())
+                .unwrap()
+                .holds_patched_bytes(&[7])
+        );
+    }
+
+    #[test]
     fn revert_without_undo_is_refused() {
         let mut patch_bytes = ppf3_header(false, false);
         patch_bytes.extend_from_slice(&0u64.to_le_bytes());
         patch_bytes.extend_from_slice(&[1, 7]);
         let patch = parse(&patch_bytes, &Limits::default()).unwrap();
-        assert!(matches!(
-            patch.revert(&[7], &options()),
-            Err(PatchError::Unsupported { .. })
-        ));
+        assert_eq!(
+            patch.revert(&[7], &options()).unwrap_err().to_string(),
+            "PPF patch cannot be used here: this PPF 3.0 patch carries no undo data, so it cannot be reverted (only a PPF 3.0 made with undo data can be); keep the original ROM"
+        );
     }
 
     #[test]

@@ -438,6 +438,39 @@ impl RupPatch<'_> {
     }
 }
 
+impl RupPatch<'_> {
+    /// Undoes the patch on an input that needs no normalization: among the
+    /// unnamed entries, the one whose target MD5 matches, in reverse.
+    pub fn revert(&self, patched: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
+        let unnamed: Vec<&RupEntry<'_>> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.name.is_none())
+            .collect();
+        let digest = md5_of(patched);
+        let matching = unnamed.iter().find(|entry| entry.target_md5 == digest);
+        match (matching, unnamed.as_slice()) {
+            (Some(entry), _) | (None, [entry]) => Ok(entry
+                .apply_normalized_in(patched, Some(Direction::Reverse), opts)?
+                .0),
+            (None, []) => Err(PatchError::Unsupported {
+                format: NAME,
+                detail: "every file in this patch is named: apply it to a folder".to_string(),
+            }),
+            (None, _) => Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "target",
+                expected: unnamed
+                    .iter()
+                    .map(|entry| Checksum::Md5(entry.target_md5).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", or "),
+                actual: Checksum::Md5(digest).to_string(),
+            }),
+        }
+    }
+}
+
 impl RupEntry<'_> {
     pub fn summary(&self) -> PatchSummary {
         PatchSummary {
@@ -479,10 +512,33 @@ impl RupEntry<'_> {
         normalized_input: &[u8],
         opts: &ApplyOptions,
     ) -> Result<(Vec<u8>, Direction), PatchError> {
+        self.apply_normalized_in(normalized_input, None, opts)
+    }
+
+    /// [`RupEntry::apply_normalized`] in the direction `wanted` only, when
+    /// given: `Reverse` takes only the target (or, with `ignore_checksums`,
+    /// anything) and gives the source back.
+    pub fn apply_normalized_in(
+        &self,
+        normalized_input: &[u8],
+        wanted: Option<Direction>,
+        opts: &ApplyOptions,
+    ) -> Result<(Vec<u8>, Direction), PatchError> {
         let input_digest = md5_of(normalized_input);
-        let direction = match self.direction_for_digest(&input_digest) {
+        let found = self
+            .direction_for_digest(&input_digest)
+            .filter(|direction| wanted.is_none_or(|wanted| wanted == *direction));
+        let direction = match found {
             Some(direction) => direction,
-            None if opts.ignore_checksums => Direction::Forward,
+            None if opts.ignore_checksums => wanted.unwrap_or(Direction::Forward),
+            None if wanted == Some(Direction::Reverse) => {
+                return Err(PatchError::ChecksumMismatch {
+                    format: NAME,
+                    what: "target",
+                    expected: Checksum::Md5(self.target_md5).to_string(),
+                    actual: Checksum::Md5(input_digest).to_string(),
+                });
+            }
             None => {
                 return Err(PatchError::ChecksumMismatch {
                     format: NAME,

@@ -164,6 +164,31 @@ impl UpsPatch<'_> {
     /// is the patch's target (giving the source back).
     pub fn apply(&self, input: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
         let direction = self.direction(input, opts)?;
+        self.apply_in(input, direction, opts)
+    }
+
+    /// Undoes the patch: `patched` must be its target (size and CRC32,
+    /// unless checksums are ignored), and the result is its source.
+    pub fn revert(&self, patched: &[u8], opts: &ApplyOptions) -> Result<Vec<u8>, PatchError> {
+        let input_crc = crc32fast::hash(patched);
+        let is_target = patched.len() as u64 == self.target_size && input_crc == self.target_crc32;
+        if !is_target && !opts.ignore_checksums {
+            return Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "target",
+                expected: Checksum::Crc32(self.target_crc32).to_string(),
+                actual: Checksum::Crc32(input_crc).to_string(),
+            });
+        }
+        self.apply_in(patched, UpsDirection::Reverse, opts)
+    }
+
+    fn apply_in(
+        &self,
+        input: &[u8],
+        direction: UpsDirection,
+        opts: &ApplyOptions,
+    ) -> Result<Vec<u8>, PatchError> {
         let (output_size, output_crc) = match direction {
             UpsDirection::Forward => (self.target_size, self.target_crc32),
             UpsDirection::Reverse => (self.source_size, self.source_crc32),
@@ -509,6 +534,25 @@ mod tests {
         assert_eq!(parsed.apply(target, &opts()).unwrap(), source);
         assert_eq!(parsed.output_size(target.len() as u64), source.len() as u64);
         assert_eq!(parsed.output_size(source.len() as u64), target.len() as u64);
+    }
+
+    #[test]
+    fn revert_takes_only_the_target() {
+        let source = b"hello world, this is the source";
+        let target = b"HELLO";
+        let parsed_bytes = create(source, target).unwrap();
+        let parsed = parse(&parsed_bytes, &Limits::default()).unwrap();
+        assert_eq!(parsed.revert(target, &opts()).unwrap(), source);
+        // The source is not a patched image: nothing to undo.
+        assert_eq!(
+            parsed.revert(source, &opts()),
+            Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "target",
+                expected: format!("CRC32 {:08x}", crc32fast::hash(target)),
+                actual: format!("CRC32 {:08x}", crc32fast::hash(source)),
+            })
+        );
     }
 
     #[test]
