@@ -1653,7 +1653,7 @@ fn resolve_label_collisions(variants: &mut [Variant]) {
 /// The checksums by which a patch pairs with ROMs anywhere in the tree.
 fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
     match patch {
-        Patch::Bps(_) | Patch::Ups(_) => {
+        Patch::Bps(_) | Patch::Ups(_) | Patch::Pmsr(_) => {
             let summary = patch.summary();
             match (summary.source_size, summary.source_checksum) {
                 (Some(size), Some(checksum @ Checksum::Crc32(_))) => vec![PairKey {

@@ -549,24 +549,18 @@ fn fix_checksum_file(args: &ConvertArgs) -> Result<(), CliError> {
 }
 
 /// Every patch format ninja-fs reads, for messages.
-const READ_FORMATS: &str =
-    "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b";
+const READ_FORMATS: &str = "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP";
 
 /// Every patch format `create` writes, as `--format` takes them.
 const WRITTEN_FORMATS: &str = "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc";
 
 /// Patch formats people meet that ninja-fs does not read (yet): an
 /// article and a name, so a file in one is not mistaken for a ROM.
-fn unread_patch_format(path: &Path, bytes: &[u8]) -> Option<&'static str> {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+fn unread_patch_format(_path: &Path, bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"IPS32") {
         Some("an IPS32")
     } else if bytes.starts_with(b"BSDIFF40") || bytes.starts_with(b"ENDSLEY/BSDIFF43") {
         Some("a BSDIFF")
-    } else if extension.as_deref() == Some("dps") {
-        Some("a DPS")
     } else {
         None
     }
@@ -1107,6 +1101,9 @@ mod tests {
             );
         }
         assert!(READ_FORMATS.contains("EBP"));
+        for name in ["DPS", "PMSR", "BSP"] {
+            assert!(READ_FORMATS.contains(name), "{name}");
+        }
         let mut command = Cli::command();
         command.build();
         let create = command.find_subcommand("create").unwrap();

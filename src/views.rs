@@ -656,7 +656,7 @@ impl NinjaFs {
             for patch in &variant.patches {
                 let bytes = self.library.read_patch_bytes(patch).ok()?;
                 let parsed = Patch::parse(patch.format, &bytes, &self.library.limits()).ok()?;
-                size = parsed.output_size(size);
+                size = parsed.known_output_size(size)?;
             }
             return Some(size);
         }

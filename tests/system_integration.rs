@@ -772,13 +772,13 @@ fn unread_patch_formats_are_named() {
             "an IPS32",
         ),
         ("hack.bsdiff", &b"BSDIFF40\x00\x00\x00\x00"[..], "a BSDIFF"),
-        ("hack.dps", &[0u8; 200][..], "a DPS"),
     ] {
         let patch = dir.path().join(name);
         fs::write(&patch, bytes).unwrap();
         let expected = format!(
             "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, EBP, UPS, \
-             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b)",
+             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod \
+             .mod), BSP)",
             patch.display()
         );
         let output = run(ninja().arg("info").arg(&patch));

@@ -2,8 +2,8 @@
 //! apply, describe or create it without caring which format it is.
 
 use super::{
-    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, ebp, fc, ffp, gdiff, ips, pat, ppf,
-    rup, ups, vcdiff,
+    ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, bsp, dps, ebp, fc, ffp, gdiff, ips,
+    pat, pmsr, ppf, rup, ups, vcdiff,
 };
 
 #[derive(
@@ -22,6 +22,9 @@ pub enum PatchFormat {
     Ffp,
     Fc,
     Vcdiff,
+    Dps,
+    Pmsr,
+    Bsp,
 }
 
 impl PatchFormat {
@@ -39,6 +42,9 @@ impl PatchFormat {
             PatchFormat::Ffp => ffp::NAME,
             PatchFormat::Fc => fc::NAME,
             PatchFormat::Vcdiff => vcdiff::NAME,
+            PatchFormat::Dps => dps::NAME,
+            PatchFormat::Pmsr => pmsr::NAME,
+            PatchFormat::Bsp => bsp::NAME,
         }
     }
 
@@ -65,6 +71,10 @@ impl PatchFormat {
             "ffp" => PatchFormat::Ffp,
             "fc" => PatchFormat::Fc,
             "xdelta" | "xdelta3" | "vcdiff" | "delta" => PatchFormat::Vcdiff,
+            "dps" => PatchFormat::Dps,
+            // Star Rod names its packages `<mod>.mod`.
+            "mod" | "pmsr" => PatchFormat::Pmsr,
+            "bsp" => PatchFormat::Bsp,
             _ => return None,
         })
     }
@@ -72,6 +82,19 @@ impl PatchFormat {
     /// The format of a patch: binary magics first, then the extension for
     /// the text formats, whose content alone cannot say which they are.
     pub fn detect(file_name: Option<&str>, bytes: &[u8]) -> Option<PatchFormat> {
+        let by_name = file_name.and_then(Self::from_extension);
+        // DPS has no magic: its name and a whole header say it is one, even
+        // when its name field happens to start like another format's magic.
+        if by_name == Some(PatchFormat::Dps) && dps::matches(bytes) {
+            return Some(PatchFormat::Dps);
+        }
+        // Nor has BSP: a script may start with any opcode.
+        if by_name == Some(PatchFormat::Bsp) {
+            return Some(PatchFormat::Bsp);
+        }
+        if pmsr::matches(bytes) {
+            return Some(PatchFormat::Pmsr);
+        }
         if rup::matches(bytes) {
             return Some(PatchFormat::Rup);
         }
@@ -100,8 +123,9 @@ impl PatchFormat {
                 PatchFormat::Ips
             });
         }
-        let by_name = file_name.and_then(Self::from_extension);
         match by_name {
+            // A damaged one is still read as DPS, to say what is wrong.
+            Some(PatchFormat::Dps) => Some(PatchFormat::Dps),
             Some(PatchFormat::Pat) if pat::matches(bytes) => Some(PatchFormat::Pat),
             Some(PatchFormat::Ffp) if ffp::matches(bytes) => Some(PatchFormat::Ffp),
             _ if fc::matches(bytes) && by_name.is_none_or(|f| f == PatchFormat::Fc) => {
@@ -113,7 +137,10 @@ impl PatchFormat {
 
     /// Formats `ninja-fs create` can write.
     pub fn can_create(self) -> bool {
-        !matches!(self, PatchFormat::Ebp)
+        !matches!(
+            self,
+            PatchFormat::Ebp | PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp
+        )
     }
 }
 
@@ -130,9 +157,13 @@ impl std::str::FromStr for PatchFormat {
         PatchFormat::from_extension(&format!("x.{s}"))
             .filter(|f| f.can_create())
             .ok_or_else(|| {
-                format!(
-                    "unknown patch format '{s}': use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff"
-                )
+                let known = PatchFormat::from_extension(&format!("x.{s}"))
+                    .filter(|f| {
+                        matches!(f, PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp)
+                    })
+                    .map(|f| format!("ninja-fs reads {f} patches but does not make them"))
+                    .unwrap_or_else(|| format!("unknown patch format '{s}'"));
+                format!("{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff")
             })
     }
 }
@@ -150,6 +181,9 @@ pub enum Patch<'a> {
     Gdiff(gdiff::GdiffPatch<'a>),
     Text(PatchFormat, pat::TextPatch<'a>),
     Vcdiff(vcdiff::VcdiffPatch<'a>),
+    Dps(dps::DpsPatch<'a>),
+    Pmsr(pmsr::PmsrPatch<'a>),
+    Bsp(bsp::BspPatch<'a>),
 }
 
 impl<'a> Patch<'a> {
@@ -171,6 +205,9 @@ impl<'a> Patch<'a> {
             PatchFormat::Ffp => Patch::Text(format, ffp::parse(bytes, limits)?),
             PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
             PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
+            PatchFormat::Dps => Patch::Dps(dps::parse(bytes, limits)?),
+            PatchFormat::Pmsr => Patch::Pmsr(pmsr::parse(bytes, limits)?),
+            PatchFormat::Bsp => Patch::Bsp(bsp::parse(bytes, limits)?),
         })
     }
 
@@ -186,6 +223,9 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(_) => PatchFormat::Gdiff,
             Patch::Text(format, _) => *format,
             Patch::Vcdiff(_) => PatchFormat::Vcdiff,
+            Patch::Dps(_) => PatchFormat::Dps,
+            Patch::Pmsr(_) => PatchFormat::Pmsr,
+            Patch::Bsp(_) => PatchFormat::Bsp,
         }
     }
 
@@ -201,6 +241,9 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.summary(),
             Patch::Text(_, p) => p.summary(),
             Patch::Vcdiff(p) => p.summary(),
+            Patch::Dps(p) => p.summary(),
+            Patch::Pmsr(p) => p.summary(),
+            Patch::Bsp(p) => p.summary(),
         }
     }
 
@@ -218,6 +261,19 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.output_size(source_len),
             Patch::Text(_, p) => p.output_size(source_len),
             Patch::Vcdiff(p) => p.output_size(source_len),
+            Patch::Dps(p) => p.output_size(source_len),
+            Patch::Pmsr(p) => p.output_size(source_len),
+            // Unknown until the script has run: see `known_output_size`.
+            Patch::Bsp(_) => source_len,
+        }
+    }
+
+    /// [`Patch::output_size`] where the patch's metadata fixes it; `None`
+    /// for a BSP script, whose result's size only running it tells.
+    pub fn known_output_size(&self, source_len: u64) -> Option<u64> {
+        match self {
+            Patch::Bsp(_) => None,
+            _ => Some(self.output_size(source_len)),
         }
     }
 
@@ -232,6 +288,8 @@ impl<'a> Patch<'a> {
             // APS N64 type 0 (what RomPatcher.js writes for any non-N64
             // ROM) carries no cartridge check: it applies to anything.
             Patch::Aps(aps::ApsPatch::N64(p)) => p.cartridge.is_some(),
+            // A script verifies its input where it compares its SHA-1.
+            Patch::Bsp(p) => p.verifies_source(),
             _ => true,
         }
     }
@@ -254,6 +312,9 @@ impl<'a> Patch<'a> {
                 other => Err(other),
             }),
             Patch::Vcdiff(p) => p.apply(source, opts),
+            Patch::Dps(p) => p.apply(source, opts),
+            Patch::Pmsr(p) => p.apply(source, opts),
+            Patch::Bsp(p) => p.apply(source, opts),
         }
     }
 
@@ -410,6 +471,66 @@ impl<'a> Patch<'a> {
                     (None, None) => {}
                 }
             }
+            Patch::Dps(p) => {
+                for (label, value) in [
+                    ("name", p.name),
+                    ("author", p.author),
+                    ("version", p.version),
+                ] {
+                    if !value.is_empty() {
+                        push(
+                            label,
+                            crate::text::str_as_text(&String::from_utf8_lossy(value)),
+                        );
+                    }
+                }
+                if p.flag == 1 {
+                    push("flag", "1 (the author marked it unstable)".to_string());
+                }
+                push(
+                    "original size",
+                    crate::system::bytes_text(u64::from(p.original_size)),
+                );
+                push("records", p.records.len().to_string());
+                push("output size", crate::system::bytes_text(p.output_size));
+                return rows;
+            }
+            Patch::Pmsr(p) => {
+                push("base ROM", pmsr::BASE_ROM_NAME.to_string());
+                push("records", p.records.len().to_string());
+                if p.compressed {
+                    push("compression", "Yay0".to_string());
+                }
+            }
+            Patch::Bsp(p) => {
+                push(
+                    "script size",
+                    crate::system::bytes_text(p.script.len() as u64),
+                );
+                if p.source_sha1s.is_empty() {
+                    push(
+                        "source SHA-1",
+                        "none found: the script checks no fixed SHA-1 of its input".to_string(),
+                    );
+                }
+                for hash in &p.source_sha1s {
+                    push("source SHA-1", crate::digest::hex(hash));
+                }
+                for hash in &p.result_sha1s {
+                    push("result SHA-1", crate::digest::hex(hash));
+                }
+                for message in &p.messages {
+                    push("message", crate::text::str_as_text(message));
+                }
+                if p.has_menu {
+                    push("menu", "yes: ninja-fs takes its first option".to_string());
+                }
+                push(
+                    "output size",
+                    "known only by running the script".to_string(),
+                );
+                return rows;
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -467,6 +588,13 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
         PatchFormat::Ebp => Err(PatchError::Unsupported {
             format: ebp::NAME,
             detail: "making EBP patches is not supported; make an IPS patch instead".into(),
+        }),
+        PatchFormat::Dps | PatchFormat::Pmsr | PatchFormat::Bsp => Err(PatchError::Unsupported {
+            format: format.name(),
+            detail: format!(
+                "ninja-fs applies {} patches but does not make them; make a BPS patch instead",
+                format.name()
+            ),
         }),
     }
 }
