@@ -8,6 +8,7 @@
 //! ([`header_cache`]) is on.
 
 mod archives;
+pub use archives::ArchiveNote;
 pub mod header_cache;
 pub mod hints;
 
@@ -199,6 +200,9 @@ pub struct DirContents {
     archive_folders: HashMap<String, String>,
     /// For a folder inside an archive: the archive's path and version.
     archive: Option<(String, FileId)>,
+    /// What `info/` says of the archives here that do not show a ROM in
+    /// place of themselves.
+    pub archive_notes: Vec<Arc<ArchiveNote>>,
     /// Positions in `patches` by stem, made on first use: pairing by name
     /// would otherwise compare every ROM with every patch.
     by_stem: OnceLock<HashMap<String, Vec<usize>>>,
@@ -570,6 +574,10 @@ impl Library {
             .iter()
             .all(|r| unchanged(&r.file_name, &r.source, &r.id))
             && contents
+                .archive_notes
+                .iter()
+                .all(|n| self.is_current(&n.rel_path, &n.id))
+            && contents
                 .patches
                 .iter()
                 .all(|p| unchanged(&p.file_name, &p.source, &p.id))
@@ -648,20 +656,28 @@ impl Library {
                 }
             }
         }
+        let reads_before = self.header_reads();
         let listings = parallel_map(&archived, SCAN_THREADS, |found| {
             self.archive_listing(&join(rel_dir, &found.name), found.id)
         });
+        // Archives read rather than found in the header cache (scans of
+        // other folders running at once may add to the count: no harm).
+        let archives_read = self.header_reads().saturating_sub(reads_before) as usize;
+        let mut lasting_archives = Vec::new();
         for (found, listing) in archived.iter().zip(listings) {
             self.add_archive(rel_dir, found, &listing, &mut contents);
+            if let Some(members) = &listing.members {
+                lasting_archives.push((found.name.clone(), found.id, members.clone()));
+            }
         }
         contents.subdirs.sort();
         if let Some(cache) = self.header_cache.get()
-            && cache.record_dir(rel_dir, &current, &contents.subdirs)
+            && cache.record_dir(rel_dir, &current, &lasting_archives, &contents.subdirs)
         {
             // A save rewrites the whole file, which for a large library
             // costs more than reading a few files again on the next mount:
             // a scan that read few is saved with the rest at unmount.
-            if unknown.len() >= SAVE_AFTER_READS {
+            if unknown.len() + archives_read >= SAVE_AFTER_READS {
                 cache.save_soon();
             } else {
                 cache.changed_since_save();

@@ -16,7 +16,7 @@ use crate::apply::{self, ImageLayout};
 use crate::backing::Access;
 use crate::cache::{ImageCache, lock};
 use crate::digest::Digests;
-use crate::library::{DirContents, FileId, Library, PatchFile, Rom, Variant, join};
+use crate::library::{ArchiveNote, DirContents, FileId, Library, PatchFile, Rom, Variant, join};
 use crate::patch::any::Patch;
 use crate::patch::{ApplyOptions, Limits};
 use crate::report::RomReport;
@@ -87,8 +87,13 @@ pub struct ImageKey {
 
 enum Node {
     Root,
-    Dir { view: View, rel_dir: String },
+    Dir {
+        view: View,
+        rel_dir: String,
+    },
     File(Target),
+    /// The `info/` report of an archive that shows no ROM of its own.
+    Note(Arc<ArchiveNote>),
 }
 
 type Names = Arc<Vec<(String, Target)>>;
@@ -326,6 +331,7 @@ impl NinjaFs {
         };
         self.names(view, rel_dir)
             .is_some_and(|names| !names.is_empty())
+            || (view == View::Info && !dir.archive_notes.is_empty())
             || dir
                 .subdirs
                 .iter()
@@ -356,17 +362,58 @@ impl NinjaFs {
             });
         }
         let names = self.names(view, parent).ok_or(FsError::NotFound)?;
-        names
+        if let Some((_, target)) = names.iter().find(|(n, _)| n == name) {
+            return Ok(Node::File(target.clone()));
+        }
+        if view == View::Info {
+            return self
+                .notes(&dir, &names)
+                .find(|(n, _)| n == name)
+                .map(|(_, note)| Node::Note(note.clone()))
+                .ok_or(FsError::NotFound);
+        }
+        Err(FsError::NotFound)
+    }
+
+    /// The archive reports of folder `dir` of `info/` whose names no
+    /// ROM's report (`names`) or folder has taken.
+    fn notes<'a>(
+        &self,
+        dir: &'a DirContents,
+        names: &'a Names,
+    ) -> impl Iterator<Item = (String, &'a Arc<ArchiveNote>)> {
+        dir.archive_notes
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, target)| Node::File(target.clone()))
-            .ok_or(FsError::NotFound)
+            .map(|note| (format!("{}.txt", note.name), note))
+            .filter(move |(name, _)| {
+                !names.iter().any(|(taken, _)| taken == name) && !dir.subdirs.contains(name)
+            })
+    }
+
+    fn note_attributes(&self, ino: u64, note: &ArchiveNote) -> Attributes {
+        let access = note.id.access.as_file();
+        Attributes {
+            ino,
+            kind: NodeKind::File,
+            size: note.text.len() as u64,
+            mtime: note.id.mtime(),
+            uid: access.uid,
+            gid: access.gid,
+            perm: access.mode as u16,
+        }
     }
 
     /// Resolves `path`; if the backing files behind it changed since they
     /// were read, the folder is read again so the new files are served.
     fn resolve_fresh(&self, path: &str) -> Result<Node, FsError> {
         let node = self.resolve(path)?;
+        if let Node::Note(note) = &node {
+            if self.library.is_current(&note.rel_path, &note.id) {
+                return Ok(node);
+            }
+            self.library.forget_dir_of(&note.rel_path);
+            return self.resolve(path);
+        }
         let Node::File(target) = &node else {
             return Ok(node);
         };
@@ -411,6 +458,7 @@ impl NinjaFs {
             Node::Root => Ok(dir_attributes("")),
             Node::Dir { rel_dir, .. } => Ok(dir_attributes(rel_dir)),
             Node::File(target) => self.file_attributes(ino, target),
+            Node::Note(note) => Ok(self.note_attributes(ino, note)),
         }
     }
 
@@ -868,7 +916,7 @@ impl VirtualFs for NinjaFs {
         let name = name.to_str().ok_or(FsError::NotFound)?;
         let path = join(&parent_path, name);
         match self.resolve(&parent_path)? {
-            Node::File(_) => return Err(FsError::NotADirectory),
+            Node::File(_) | Node::Note(_) => return Err(FsError::NotADirectory),
             Node::Root | Node::Dir { .. } => {}
         }
         let node = self.resolve_fresh(&path)?;
@@ -905,7 +953,7 @@ impl VirtualFs for NinjaFs {
                     .collect();
             }
             Node::Dir { view, rel_dir } => (view, rel_dir),
-            Node::File(_) => return Err(FsError::NotADirectory),
+            Node::File(_) | Node::Note(_) => return Err(FsError::NotADirectory),
         };
         self.library.forget_dir_if_files_changed(&rel_dir);
         let dir = self.library.dir(&rel_dir).ok_or(FsError::NotFound)?;
@@ -928,6 +976,15 @@ impl VirtualFs for NinjaFs {
                 )?,
             });
         }
+        if view == View::Info {
+            for (name, note) in self.notes(&dir, &names) {
+                let ino = self.ino_of(&join(&path, &name));
+                entries.push(DirEntry {
+                    attributes: self.note_attributes(ino, note),
+                    name: name.into(),
+                });
+            }
+        }
         entries.extend(
             self.file_entries(view, &rel_dir, &path, names)?
                 .iter()
@@ -942,6 +999,16 @@ impl VirtualFs for NinjaFs {
         let (key, backing, contents, size) = loop {
             let target = match self.resolve_fresh(&path)? {
                 Node::File(target) => target,
+                Node::Note(note) => {
+                    let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+                    let text = Arc::new(note.text.clone().into_bytes());
+                    lock(&self.handles).insert(handle, OpenImage::Built(text));
+                    return Ok(Opened {
+                        handle,
+                        keep_cache: false,
+                        backing: None,
+                    });
+                }
                 _ => return Err(FsError::IsADirectory),
             };
             let key = self.key_of(&target);

@@ -183,8 +183,11 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
             "deinterleaved/nes/nes15/nes15-NTSC.nes",
             "deinterleaved/snes/Game (USA).sfc",
             "info/gb/mbc1.gb.gz.txt",
+            "info/hacks/Hack v2.zip.txt",
+            "info/hacks/Translation v1.2.zip.txt",
             "info/nes/nes15/PAL/nes15-PAL.nes.txt",
             "info/nes/nes15/nes15-NTSC.nes.txt",
+            "info/nes/nes15.7z.txt",
             "info/snes/Game (USA).zip.txt",
             "normalized/gb/mbc1.gb",
             "normalized/nes/nes15/PAL/nes15-PAL.nes",
@@ -226,6 +229,15 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
         crc32fast::hash(&clean)
     );
     assert!(info.contains(&by_readme), "{by_readme}\nin:\n{info}");
+    let note = |rel: &str| String::from_utf8(file(rel).clone()).unwrap();
+    assert_eq!(
+        note("info/hacks/Translation v1.2.zip.txt"),
+        "hacks/Translation v1.2.zip\n  shown as      its patches, beside the ROMs of its folder\n\nmembers\n  Translation.bps: patch\n"
+    );
+    assert_eq!(
+        note("info/nes/nes15.7z.txt"),
+        "nes/nes15.7z\n  shown as      the folder nes/nes15/\n\nmembers\n  PAL/nes15-PAL.nes: ROM\n  nes15-NTSC.nes: ROM\n"
+    );
 }
 
 #[test]
@@ -290,4 +302,354 @@ fn a_damaged_archive_never_gives_wrong_bytes() {
         text.contains(&format!("\nreading\n  normalized/ fails: {reason}\n")),
         "{text}"
     );
+}
+
+/// The text of `path` (`info/...`) as the core shows it.
+fn read_text(fs: &NinjaFs, path: &str) -> String {
+    let mut ino = ROOT_INO;
+    for part in path.split('/') {
+        ino = fs
+            .lookup(ino, part.as_ref())
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
+            .ino;
+    }
+    let opened = fs.open(ino).unwrap();
+    let bytes = fs.read(opened.handle, 0, u32::MAX).unwrap();
+    fs.release(opened.handle);
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Writes a zip with Python's `zipfile`, which stores member names as
+/// given (`..`, absolute paths, backslashes, duplicates: what the `zip`
+/// tool refuses to write but archives from elsewhere hold). `members` is
+/// a Python expression: a list of (name, bytes) pairs.
+fn python_zip(archive: &Path, members: &str) {
+    let script = format!(
+        "import sys, warnings, zipfile\n\
+         warnings.simplefilter('ignore')\n\
+         with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+         \x20   for name, data in {members}:\n\
+         \x20       z.writestr(zipfile.ZipInfo(name), data)\n"
+    );
+    run(Command::new("python3").arg("-c").arg(script).arg(archive));
+}
+
+/// A folder of every kind of bad archive a collector meets, beside a good
+/// one: each is left out or shown in part, `info/` says why, and the rest
+/// of the folder still lists.
+fn bad_archives(root: &Path) {
+    let sfc = read_fixture("roms/snes/cputest-basic.sfc");
+    let gb = read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb");
+    archive_of(&root.join("bad/Good.zip"), &[("Good.sfc", &sfc)]);
+    write(root, "bad/Garbage.zip", b"this was never a zip archive\n");
+    archive_of(&root.join("scratch/Whole.zip"), &[("Cut.sfc", &sfc)]);
+    let whole = fs::read(root.join("scratch/Whole.zip")).unwrap();
+    write(root, "bad/Cut.zip", &whole[..whole.len() / 2]);
+    fs::remove_dir_all(root.join("scratch")).unwrap();
+    // A member whose stored CRC32 fails: stored, so the flipped byte lands
+    // in the ROM's data; small, so listing reads all of it.
+    let scratch = tempfile::tempdir().unwrap();
+    fs::write(scratch.path().join("Damaged.gb"), &gb).unwrap();
+    run(Command::new("zip")
+        .args(["-q", "-X", "-0"])
+        .arg(root.join("bad/Damaged.zip"))
+        .arg("Damaged.gb")
+        .current_dir(scratch.path()));
+    let mut damaged = fs::read(root.join("bad/Damaged.zip")).unwrap();
+    let at = damaged.len() - 200;
+    damaged[at] ^= 0xFF;
+    fs::write(root.join("bad/Damaged.zip"), &damaged).unwrap();
+    fs::write(scratch.path().join("Locked.sfc"), &sfc).unwrap();
+    run(Command::new("zip")
+        .args(["-q", "-X", "-P", "secret"])
+        .arg(root.join("bad/Locked.zip"))
+        .arg("Locked.sfc")
+        .current_dir(scratch.path()));
+    python_zip(
+        &root.join("bad/Names.zip"),
+        "[('../../Up.sfc', b'x' * 0x8000), ('/abs/Abs.gb', b'y' * 0x8000), \
+          ('dir\\\\Back.sfc', b'z' * 0x8000), ('Twice.sfc', b'1' * 0x8000), ('Twice.sfc', b'2' * 0x8000), \
+          ('Up.sfc', b'u' * 0x8000)]",
+    );
+    // 2 MiB of zeros where the mount builds at most 1 MiB: refused by the
+    // size the archive states, before anything is decompressed.
+    archive_of(
+        &root.join("bad/Bomb.zip"),
+        &[("Bomb.sfc", &vec![0u8; 2 << 20])],
+    );
+    archive_of(&root.join("scratch/Inner.zip"), &[("Inner.sfc", &sfc)]);
+    let inner = fs::read(root.join("scratch/Inner.zip")).unwrap();
+    fs::remove_dir_all(root.join("scratch")).unwrap();
+    archive_of(&root.join("bad/Nested.zip"), &[("Inner.zip", &inner)]);
+    // RAR 5's signature and nothing a reader could use: no free tool
+    // writes RAR, and it is never read past its signature.
+    write(
+        root,
+        "bad/Old.rar",
+        b"Rar!\x1a\x07\x01\x00 rest of a RAR archive",
+    );
+}
+
+#[test]
+fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
+    require_tools!("zip", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    bad_archives(dir.path());
+    let limits = Limits {
+        max_image_size: 1 << 20,
+        ..Limits::default()
+    };
+    let fs_core = NinjaFs::new(dir.path(), 64 << 20, limits).unwrap();
+    let listed = |view: &str| -> Vec<String> {
+        let mut ino = fs_core.lookup(ROOT_INO, view.as_ref()).unwrap().ino;
+        ino = fs_core.lookup(ino, "bad".as_ref()).unwrap().ino;
+        let mut names: Vec<String> = fs_core
+            .readdir(ino)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        listed("normalized"),
+        ["Damaged.gb", "Good.sfc", "Names"],
+        "the damaged member is listed (its read fails); the others are not"
+    );
+    assert_eq!(
+        listed("info"),
+        [
+            "Bomb.zip.txt",
+            "Cut.zip.txt",
+            "Damaged.zip.txt",
+            "Garbage.zip.txt",
+            "Good.zip.txt",
+            "Locked.zip.txt",
+            "Names",
+            "Names.zip.txt",
+            "Nested.zip.txt",
+            "Old.rar.txt"
+        ]
+    );
+    let note = |name: &str| read_text(&fs_core, &format!("info/bad/{name}"));
+    assert_eq!(
+        note("Garbage.zip.txt"),
+        "bad/Garbage.zip\n  shown as      nothing\n  cannot be read: the archive is damaged: its first bytes are no zip, 7z, gzip or RAR archive's\n"
+    );
+    assert_eq!(
+        note("Old.rar.txt"),
+        "bad/Old.rar\n  shown as      nothing\n  cannot be read: RAR archives are not supported; extract it\n"
+    );
+    let cut = note("Cut.zip.txt");
+    assert!(
+        cut.starts_with(
+            "bad/Cut.zip\n  shown as      nothing\n  cannot be read: the archive is damaged: "
+        ),
+        "{cut}"
+    );
+    assert_eq!(
+        note("Locked.zip.txt"),
+        "bad/Locked.zip\n  shown as      nothing\n\nmembers\n  Locked.sfc: left out: encrypted: not supported\n"
+    );
+    assert_eq!(
+        note("Bomb.zip.txt"),
+        "bad/Bomb.zip\n  shown as      nothing\n\nmembers\n  Bomb.sfc: left out: larger (2097152 bytes) than the largest image the mount builds (1048576 bytes)\n"
+    );
+    assert_eq!(
+        note("Nested.zip.txt"),
+        "bad/Nested.zip\n  shown as      nothing\n\nmembers\n  Inner.zip: left out: an archive inside an archive: not opened\n"
+    );
+    // Hostile names stay inside the archive's folder.
+    assert_eq!(
+        note("Names.zip.txt"),
+        "bad/Names.zip\n  shown as      the folder bad/Names/\n\nmembers\n  Twice.sfc: ROM\n  Up (2).sfc: ROM\n  Up.sfc: ROM\n  abs/Abs.gb: ROM\n  dir/Back.sfc: ROM\n"
+    );
+    let mut names = BTreeMap::new();
+    let names_dir = fs_core
+        .lookup(ROOT_INO, "deinterleaved".as_ref())
+        .unwrap()
+        .ino;
+    let names_dir = fs_core.lookup(names_dir, "bad".as_ref()).unwrap().ino;
+    let names_dir = fs_core.lookup(names_dir, "Names".as_ref()).unwrap().ino;
+    for entry in fs_core.readdir(names_dir).unwrap() {
+        names.insert(
+            entry.name.to_string_lossy().into_owned(),
+            entry.attributes.kind,
+        );
+    }
+    assert_eq!(
+        names.keys().collect::<Vec<_>>(),
+        ["Twice.sfc", "Up (2).sfc", "Up.sfc", "abs", "dir"]
+    );
+    // One raw name twice is one member, the later data (as unzip tools
+    // extract it); two raw names made one by sanitizing are two.
+    let read = |name: &str| read_text_bytes(&fs_core, &format!("deinterleaved/bad/Names/{name}"));
+    assert!(read("Twice.sfc") == vec![b'2'; 0x8000]);
+    assert!(read("Up.sfc") == vec![b'x'; 0x8000]);
+    assert!(read("Up (2).sfc") == vec![b'u'; 0x8000]);
+
+    // The damaged member: listed, its read fails with EIO and the reason,
+    // and its report says so.
+    let damaged = {
+        let mut ino = ROOT_INO;
+        for part in ["normalized", "bad", "Damaged.gb"] {
+            ino = fs_core.lookup(ino, part.as_ref()).unwrap().ino;
+        }
+        ino
+    };
+    let reason =
+        "cannot read bad/Damaged.zip: the archive is damaged: member Damaged.gb fails its CRC";
+    match fs_core.open(damaged) {
+        Err(ninja_fs::vfs::FsError::Io(why)) => assert_eq!(why, reason),
+        other => panic!("expected EIO, got {other:?}"),
+    }
+    let report = note("Damaged.zip.txt");
+    assert!(
+        report.starts_with(&format!(
+            "bad/Damaged.zip//Damaged.gb\n  cannot be read: {reason}\n"
+        )),
+        "{report}"
+    );
+    // The good archive beside them all reads as the loose ROM.
+    let good = read_text_bytes(&fs_core, "normalized/bad/Good.sfc");
+    assert!(good == read_fixture("roms/snes/cputest-basic.sfc"));
+}
+
+fn read_text_bytes(fs: &NinjaFs, path: &str) -> Vec<u8> {
+    let mut ino = ROOT_INO;
+    for part in path.split('/') {
+        ino = fs.lookup(ino, part.as_ref()).unwrap().ino;
+    }
+    let opened = fs.open(ino).unwrap();
+    let bytes = fs.read(opened.handle, 0, u32::MAX).unwrap();
+    fs.release(opened.handle);
+    bytes
+}
+
+#[test]
+fn an_archive_of_100000_members_lists() {
+    require_tools!("python3");
+    let dir = tempfile::tempdir().unwrap();
+    let members = "[('Game.sfc', open(sys.argv[2], 'rb').read())] + \
+                   [('data/f%d.dat' % i, b'') for i in range(100000)]";
+    let script = format!(
+        "import sys, zipfile\n\
+         with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+         \x20   for name, data in {members}:\n\
+         \x20       z.writestr(name, data)\n"
+    );
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("Many.zip"))
+        .arg(common::fixture("roms/snes/cputest-basic.sfc")));
+    let fs_core = core(dir.path());
+    let normalized = fs_core.lookup(ROOT_INO, "normalized".as_ref()).unwrap();
+    let names: Vec<String> = fs_core
+        .readdir(normalized.ino)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["Game.sfc"]);
+    let bytes = read_text_bytes(&fs_core, "normalized/Game.sfc");
+    assert!(bytes == read_fixture("roms/snes/cputest-basic.sfc"));
+}
+
+/// What a library shows of every folder: each ROM and patch with what
+/// the scan made of it, and each archive's report.
+fn describe(library: &ninja_fs::library::Library) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut pending = vec![String::new()];
+    while let Some(rel_dir) = pending.pop() {
+        let contents = library.dir(&rel_dir).unwrap();
+        for sub in &contents.subdirs {
+            pending.push(if rel_dir.is_empty() {
+                sub.clone()
+            } else {
+                format!("{rel_dir}/{sub}")
+            });
+        }
+        for rom in &contents.roms {
+            let variants: Vec<String> = library
+                .variants(rom, &rel_dir, &contents)
+                .iter()
+                .map(|v| format!("[{}] {}", v.label, v.reason))
+                .collect();
+            lines.push(format!(
+                "rom {} as {} in /{} {:?} {:?} .{} .{} {variants:?}",
+                rom.rel_path,
+                rom.file_name,
+                rom.folder,
+                rom.source,
+                rom.layout,
+                rom.normalized_ext,
+                rom.deinterleaved_ext
+            ));
+        }
+        for patch in &contents.patches {
+            lines.push(format!(
+                "patch {} as {} in /{} {:?} {:?} {:?}",
+                patch.rel_path,
+                patch.file_name,
+                patch.folder,
+                patch.format,
+                patch.pair_keys,
+                patch.error
+            ));
+        }
+        for note in &contents.archive_notes {
+            lines.push(format!("note {}: {}", note.rel_path, note.text));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_later_mount_lists_archives_from_the_header_cache() {
+    require_tools!("zip", "7z", "gzip", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("backing");
+    zipped_library(&backing);
+    bad_archives(&backing);
+    // Its report's length needs its bytes, which fail their CRC: it is
+    // read again at every mount (as a loose file that cannot be read is).
+    fs::remove_file(backing.join("bad/Damaged.zip")).unwrap();
+    let cache = dir.path().join("cache");
+    let open = || {
+        let fs_core = core(&backing);
+        fs_core.library().use_header_cache(&cache);
+        fs_core
+    };
+    let first = open();
+    let files = shown(&first);
+    let found = describe(first.library());
+    // Every archive and the loose patch, then each ROM's header regions
+    // for the length of its report.
+    assert_eq!(first.library().header_reads(), 13 + 1 + 11);
+    drop(first);
+
+    let second = open();
+    assert_eq!(describe(second.library()), found);
+    assert!(shown(&second) == files);
+    assert_eq!(
+        second.library().header_reads(),
+        0,
+        "listing, sizing and reading read no archive's directory again"
+    );
+    drop(second);
+
+    // A changed archive is read again; the others still come from the cache.
+    archive_of(
+        &backing.join("gb/x.zip"),
+        &[(
+            "x.gb",
+            &read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb"),
+        )],
+    );
+    let third = open();
+    describe(third.library());
+    assert_eq!(third.library().header_reads(), 1);
 }

@@ -16,11 +16,12 @@ use super::{
     Classified, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
     Source, join, split_name,
 };
-use crate::backing::archive::{self, Archive, ArchiveKind};
+use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
 use crate::backing::{Access, ReadError};
 use crate::cache::lock;
 use crate::patch::any::PatchFormat;
 use crate::system;
+use crate::text;
 
 /// The bytes of a member detection reads: up to the end of the last
 /// detection region (the ExHiROM header, past 4 MiB).
@@ -28,6 +29,80 @@ const DETECTION_LEN: u64 = 0x41_0200;
 
 /// The most detection bytes of a solid archive's members held at once.
 const PREFIXES_AT_ONCE: u64 = 256 << 20;
+
+/// What the scan of an archive made of it, kept by the header cache so a
+/// later mount lists the archive without reading it. The ROMs and patches
+/// are the live ones, so what is learned of them later (report lengths,
+/// digests) is kept too.
+#[derive(Debug, Default)]
+pub(crate) struct ArchiveMembers {
+    /// See [`ArchiveListing::in_place`].
+    pub(crate) in_place: bool,
+    /// Each member that is something to the views, by name, in archive
+    /// order.
+    pub(crate) members: Vec<(String, MemberClass)>,
+    /// Why the archive cannot be shown at all (damaged, or a format this
+    /// tool does not read): the same for as long as the file is.
+    pub(crate) problem: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum MemberClass {
+    Rom(Arc<Rom>),
+    Patch(Arc<PatchFile>),
+    /// A readme, and the one source ROM it names, if it names one.
+    Note(Option<SourceDigest>),
+    /// Left out, and why.
+    LeftOut(String),
+}
+
+/// Where a member's ROM or patch is, as the views name it.
+pub(crate) struct MemberPlace {
+    /// `archive//member`.
+    pub(crate) rel_path: String,
+    /// Its name in its folder of the views.
+    pub(crate) file_name: String,
+    /// The folder of the views that shows it.
+    pub(crate) folder: String,
+}
+
+/// The place of member `member` of the archive at `archive_rel`: a ROM
+/// shown in place is named after the archive (so its info/ report is too,
+/// as a loose file's after the file); everything else by its own name.
+pub(crate) fn member_place(
+    archive_rel: &str,
+    in_place: bool,
+    member: &str,
+    rom: bool,
+) -> MemberPlace {
+    let (archive_dir, archive_name) = archive_rel.rsplit_once('/').unwrap_or(("", archive_rel));
+    let (folder, file_name) = if in_place {
+        let name = if rom { archive_name } else { base_name(member) };
+        (archive_dir.to_string(), name.to_string())
+    } else {
+        let inner = member.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let folder = join(&join(archive_dir, split_name(archive_name).0), inner);
+        (folder, base_name(member).to_string())
+    };
+    MemberPlace {
+        rel_path: format!("{archive_rel}//{member}"),
+        file_name,
+        folder,
+    }
+}
+
+/// The `info/` report of an archive that shows no ROM in place of itself:
+/// one that cannot be read, holds only patches, or shows as a folder. It
+/// says what became of each member that is something to the views.
+#[derive(Debug)]
+pub struct ArchiveNote {
+    /// The archive's path, relative to the backing folder.
+    pub rel_path: String,
+    /// Its name in its folder.
+    pub name: String,
+    pub id: FileId,
+    pub text: String,
+}
 
 /// What an archive holds, as the views show it.
 #[derive(Debug, Default)]
@@ -41,6 +116,9 @@ pub(crate) struct ArchiveListing {
     pub(crate) problem: Option<String>,
     /// Members left out, with why, for the log.
     pub(crate) left_out: Vec<(String, String)>,
+    /// What the listing was made from, for the header cache; `None` when
+    /// reading failed in a way that may not happen again.
+    pub(crate) members: Option<Arc<ArchiveMembers>>,
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +152,25 @@ enum Candidate {
 fn open_archive(file: &File, file_name: &str) -> io::Result<Archive> {
     let mut magic = [0u8; 8];
     let read = std::os::unix::fs::FileExt::read_at(file, &mut magic, 0)?;
-    let kind = archive::kind_of(&magic[..read])
-        .ok_or_else(|| io::Error::other("not an archive this tool can read"))?;
+    let kind = archive::kind_of(&magic[..read]).ok_or_else(|| {
+        io::Error::other(ArchiveError::Damaged(
+            "its first bytes are no zip, 7z, gzip or RAR archive's".into(),
+        ))
+    })?;
     Archive::open(file.try_clone()?, file_name, kind).map_err(io::Error::other)
+}
+
+/// Whether a failed read of an archive fails the same way for as long as
+/// the file is unchanged: the archive's damage or format, not the disk's
+/// errors or a file being rewritten.
+fn lasting_failure(error: &ReadError) -> bool {
+    match error {
+        ReadError::Io { source, .. } => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ArchiveError>())
+            .is_some_and(|error| !matches!(error, ArchiveError::Read(_))),
+        ReadError::Changed { .. } | ReadError::Unsettled { .. } => false,
+    }
 }
 
 /// Whether a member named `name` (its last component) may be a ROM.
@@ -98,25 +192,43 @@ pub(crate) fn as_folder(access: Access) -> Access {
 
 impl Library {
     /// What the archive at `rel_path` (the version `id`) holds, read once
-    /// per version.
+    /// per version (and, with the header cache, once for every mount).
     pub(crate) fn archive_listing(&self, rel_path: &str, id: FileId) -> Arc<ArchiveListing> {
         if let Some((known, listing)) = lock(&self.archives).get(rel_path)
             && *known == id
         {
             return listing.clone();
         }
-        self.header_reads.fetch_add(1, Ordering::Relaxed);
-        let listing = Arc::new(match self.read_archive(rel_path, &id) {
-            Ok(members) => self.list_members(rel_path, id, members),
-            Err(error) => ArchiveListing {
-                problem: Some(error.to_string()),
-                ..ArchiveListing::default()
-            },
+        let (rel_dir, name) = rel_path.rsplit_once('/').unwrap_or(("", rel_path));
+        let stored = self
+            .header_cache
+            .get()
+            .and_then(|cache| cache.get_archive(rel_dir, name, id));
+        let members = match stored {
+            Some(members) => Some(members),
+            None => {
+                self.header_reads.fetch_add(1, Ordering::Relaxed);
+                match self.read_archive(rel_path, &id) {
+                    Ok(members) => Some(Arc::new(self.classify_members(rel_path, id, members))),
+                    Err(error) if lasting_failure(&error) => Some(Arc::new(ArchiveMembers {
+                        problem: Some(archive_problem(&error)),
+                        ..ArchiveMembers::default()
+                    })),
+                    // Tried again at the next scan: the disk or a writer.
+                    Err(error) => {
+                        return Arc::new(ArchiveListing {
+                            problem: Some(error.to_string()),
+                            ..ArchiveListing::default()
+                        });
+                    }
+                }
+            }
+        };
+        let listing = Arc::new(match members {
+            Some(members) => self.shape(members),
+            None => ArchiveListing::default(),
         });
-        // A read that failed (the archive changing) is tried again.
-        if listing.problem.is_none() {
-            lock(&self.archives).insert(rel_path.to_string(), (id, listing.clone()));
-        }
+        lock(&self.archives).insert(rel_path.to_string(), (id, listing.clone()));
         listing
     }
 
@@ -137,7 +249,7 @@ impl Library {
                 .sum();
             let mut prefixes = (archive.kind() == ArchiveKind::SevenZip
                 && together <= PREFIXES_AT_ONCE)
-                .then(|| archive.read_prefixes(DETECTION_LEN))
+                .then(|| archive.read_unverified_prefixes(DETECTION_LEN))
                 .map(Vec::into_iter);
             let members = archive
                 .members()
@@ -192,7 +304,7 @@ impl Library {
     ) -> Result<Vec<u8>, archive::ArchiveError> {
         let prefix = match prefix {
             Some(prefix) => prefix?,
-            None => archive.read_prefix(index, DETECTION_LEN.min(size))?,
+            None => archive.read_unverified_prefix(index, DETECTION_LEN.min(size))?,
         };
         if prefix.starts_with(b"UNIF") {
             return archive.read_member(index, self.limits.max_image_size);
@@ -203,9 +315,13 @@ impl Library {
         Ok(head)
     }
 
-    /// The views' shape of an archive from its members.
-    fn list_members(&self, rel_path: &str, id: FileId, members: Vec<ReadMember>) -> ArchiveListing {
-        let (archive_dir, archive_name) = rel_path.rsplit_once('/').unwrap_or(("", rel_path));
+    /// What each member read from the archive at `rel_path` is.
+    fn classify_members(
+        &self,
+        rel_path: &str,
+        id: FileId,
+        members: Vec<ReadMember>,
+    ) -> ArchiveMembers {
         // In place: at most one ROM and no folders, which the names tell.
         let candidates = members.iter().filter_map(|m| match &m.read {
             Ok(Candidate::Rom(_)) => Some((&m.name, true)),
@@ -216,81 +332,105 @@ impl Library {
             (roms + usize::from(rom), foldered || name.contains('/'))
         });
         let in_place = rom_count <= 1 && !foldered;
-        let mut roms = Vec::new();
-        let mut patches = Vec::new();
-        let mut left_out = Vec::new();
-        // What the readmes of each of the archive's folders name.
-        let mut named: HashMap<String, Vec<(SourceDigest, String)>> = HashMap::new();
+        let mut classes = Vec::new();
         for member in members {
             let source = Source::Member {
                 archive: rel_path.to_string(),
                 member: member.name.clone(),
             };
-            let member_path = format!("{rel_path}//{}", member.name);
-            // The folder of the views that shows it.
-            let folder = if in_place {
-                archive_dir.to_string()
-            } else {
-                let inner = member.name.rsplit_once('/').map_or("", |(dir, _)| dir);
-                join(&join(archive_dir, split_name(archive_name).0), inner)
-            };
-            match member.read {
-                Err(why) => left_out.push((member.name, why)),
-                Ok(Candidate::Other | Candidate::Note(None)) => {}
-                Ok(Candidate::Note(Some(source))) => {
-                    let inner = member.name.rsplit_once('/').map_or("", |(dir, _)| dir);
-                    let sources = named.entry(inner.to_string()).or_default();
-                    if !sources.iter().any(|(seen, _)| *seen == source) {
-                        sources.push((source, base_name(&member.name).to_string()));
-                    }
-                }
+            let class = match member.read {
+                Err(why) => MemberClass::LeftOut(why),
+                Ok(Candidate::Other | Candidate::Note(None)) => continue,
+                Ok(Candidate::Note(Some(source))) => MemberClass::Note(Some(source)),
                 Ok(Candidate::Patch(bytes)) => {
+                    let place = member_place(rel_path, in_place, &member.name, false);
                     let found = Found {
-                        name: base_name(&member.name).to_string(),
+                        name: place.file_name,
                         id,
                         linked: false,
                     };
                     let bytes: Result<Vec<u8>, String> = Ok(bytes);
-                    let patch = self.patch_from_bytes(&member_path, &folder, &found, source, bytes);
-                    patches.push((member.name, Arc::new(patch)));
+                    let patch = self.patch_from_bytes(
+                        &place.rel_path,
+                        &place.folder,
+                        &found,
+                        source,
+                        bytes,
+                    );
+                    MemberClass::Patch(Arc::new(patch))
                 }
                 Ok(Candidate::Rom(head)) => {
-                    // Shown in place of the archive, its info/ report is
-                    // named after the archive, as a loose file's after it.
+                    let place = member_place(rel_path, in_place, &member.name, true);
                     let found = Found {
-                        name: if in_place {
-                            archive_name.to_string()
-                        } else {
-                            base_name(&member.name).to_string()
-                        },
+                        name: place.file_name,
                         id,
                         linked: false,
                     };
                     let name = base_name(&member.name);
-                    match self.rom_from_head(&member_path, &folder, &found, name, source, &head) {
-                        Classified::Rom(rom) => roms.push((member.name, rom)),
-                        _ => left_out.push((member.name, "not a ROM".into())),
+                    match self.rom_from_head(
+                        &place.rel_path,
+                        &place.folder,
+                        &found,
+                        name,
+                        source,
+                        &head,
+                    ) {
+                        Classified::Rom(rom) => MemberClass::Rom(rom),
+                        _ => MemberClass::LeftOut("not a ROM".into()),
                     }
                 }
+            };
+            classes.push((member.name, class));
+        }
+        ArchiveMembers {
+            in_place,
+            members: classes,
+            problem: None,
+        }
+    }
+
+    /// The views' shape of the archive at `rel_path` from its members.
+    fn shape(&self, members: Arc<ArchiveMembers>) -> ArchiveListing {
+        let mut folders: HashMap<String, ArchiveFolder> = HashMap::new();
+        let mut left_out = Vec::new();
+        // What the readmes of each of the archive's folders name.
+        let mut named: HashMap<&str, Vec<(SourceDigest, &str)>> = HashMap::new();
+        let folder_of = |name: &str| name.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+        for (name, class) in &members.members {
+            match class {
+                MemberClass::LeftOut(why) => left_out.push((name.clone(), why.clone())),
+                MemberClass::Note(None) => {}
+                MemberClass::Note(Some(source)) => {
+                    let inner = name.rsplit_once('/').map_or("", |(dir, _)| dir);
+                    let sources = named.entry(inner).or_default();
+                    if !sources.iter().any(|(seen, _)| seen == source) {
+                        sources.push((*source, base_name(name)));
+                    }
+                }
+                MemberClass::Rom(rom) => folders
+                    .entry(folder_of(name))
+                    .or_default()
+                    .roms
+                    .push(rom.clone()),
+                MemberClass::Patch(patch) => folders
+                    .entry(folder_of(name))
+                    .or_default()
+                    .patches
+                    .push(patch.clone()),
             }
         }
-        let mut folders: HashMap<String, ArchiveFolder> = HashMap::new();
-        folders.entry(String::new()).or_default();
-        let folder_of = |name: &str| name.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
-        for (name, rom) in roms {
-            folders.entry(folder_of(&name)).or_default().roms.push(rom);
+        if members.problem.is_none() {
+            folders.entry(String::new()).or_default();
         }
-        for (name, patch) in patches {
+        for (name, class) in &members.members {
             // A readme beside the patch in the archive that names one ROM.
-            if let Some([(source, note)]) = named.get(&folder_of(&name)).map(Vec::as_slice) {
+            if let MemberClass::Patch(patch) = class
+                && let Some([(source, note)]) =
+                    named.get(folder_of(name).as_str()).map(Vec::as_slice)
+            {
                 let rule = format!("the readme {note} in its archive names a source with {source}");
                 lock(&self.archived_hints).insert(patch.rel_path.clone(), (*source, rule));
             }
-            folders
-                .entry(folder_of(&name))
-                .or_default()
-                .patches
-                .push(patch);
         }
         // Every folder of a member path is listed by its parent.
         let paths: Vec<String> = folders.keys().cloned().collect();
@@ -313,10 +453,11 @@ impl Library {
             folder.patches.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         }
         ArchiveListing {
-            in_place,
+            in_place: members.in_place,
             folders,
-            problem: None,
+            problem: members.problem.clone(),
             left_out,
+            members: Some(members),
         }
     }
 
@@ -393,15 +534,32 @@ impl Library {
     ) {
         let rel_path = join(rel_dir, &found.name);
         let path = self.path_of(&rel_path);
+        let mut note = |shown: String| {
+            contents.archive_notes.push(Arc::new(ArchiveNote {
+                rel_path: rel_path.clone(),
+                name: found.name.clone(),
+                id: found.id,
+                text: note_text(&rel_path, &shown, listing),
+            }));
+        };
         if let Some(problem) = &listing.problem {
             log::info!("{}: left out: {problem}", path.display());
+            note("nothing".into());
             return;
         }
         for (member, why) in &listing.left_out {
             log::info!("{}: member {member} left out: {why}", path.display());
         }
         if listing.in_place {
-            if let Some(top) = listing.folders.get("") {
+            let top = listing.folders.get("");
+            if top.is_none_or(|top| top.roms.is_empty()) {
+                note(if top.is_some_and(|top| !top.patches.is_empty()) {
+                    "its patches, beside the ROMs of its folder".into()
+                } else {
+                    "nothing".into()
+                });
+            }
+            if let Some(top) = top {
                 contents.roms.extend(top.roms.iter().cloned());
                 contents.patches.extend(top.patches.iter().cloned());
             }
@@ -410,19 +568,65 @@ impl Library {
         let (stem, _) = split_name(&found.name);
         if contents.subdirs.iter().any(|d| d == stem) || contents.archive_folders.contains_key(stem)
         {
-            log::info!(
-                "{}: left out: a folder named {stem} is there already",
-                path.display()
-            );
+            let why = format!("nothing: a folder named {stem} is there already");
+            log::info!("{}: left out: {}", path.display(), &why[9..]);
+            note(why);
             return;
         }
+        note(format!("the folder {}/", join(rel_dir, stem)));
         contents.subdirs.push(stem.to_string());
         contents.archive_folders.insert(stem.to_string(), rel_path);
     }
 }
 
-fn base_name(name: &str) -> &str {
+pub(crate) fn base_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
+}
+
+/// The report of the archive at `rel_path`, shown as `shown`.
+fn note_text(rel_path: &str, shown: &str, listing: &ArchiveListing) -> String {
+    let mut text = format!("{}\n", text::str_as_text(rel_path));
+    text.push_str(&format!("  shown as      {shown}\n"));
+    if let Some(problem) = &listing.problem {
+        text.push_str(&format!(
+            "  cannot be read: {}\n",
+            text::str_as_text(problem)
+        ));
+        return text;
+    }
+    let mut shown_members = Vec::new();
+    for folder in listing.folders.values() {
+        shown_members.extend(folder.roms.iter().map(|rom| ("ROM", &rom.rel_path)));
+        shown_members.extend(folder.patches.iter().map(|p| ("patch", &p.rel_path)));
+    }
+    shown_members.sort_by(|a, b| a.1.cmp(b.1));
+    text.push_str("\nmembers\n");
+    if shown_members.is_empty() && listing.left_out.is_empty() {
+        text.push_str("  no ROM or patch\n");
+    }
+    for (kind, member_path) in shown_members {
+        let member = member_path
+            .split_once("//")
+            .map_or(member_path.as_str(), |(_, m)| m);
+        text.push_str(&format!("  {}: {kind}\n", text::str_as_text(member)));
+    }
+    for (member, why) in &listing.left_out {
+        text.push_str(&format!(
+            "  {}: left out: {}\n",
+            text::str_as_text(member),
+            text::str_as_text(why)
+        ));
+    }
+    text
+}
+
+/// The words for an archive that cannot be read: the archive layer's own,
+/// without the path the backing puts first.
+fn archive_problem(error: &ReadError) -> String {
+    match error {
+        ReadError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Whether a file of the backing folder is an archive, by its name.

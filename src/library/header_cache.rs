@@ -24,11 +24,14 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
+use super::archives::{self, ArchiveMembers, MemberClass};
+use super::hints::SourceDigest;
 use super::{
     Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, RomHashes, Source, join,
     split_name,
 };
 use crate::apply::ImageLayout;
+use crate::backing::archive;
 use crate::cache::lock;
 use crate::digest;
 use crate::patch::Limits;
@@ -38,7 +41,7 @@ use crate::system::{ByteOrder, HeaderKind, Interleave, Layout, SystemType, UnifP
 const MAGIC: &str = "ninja-fs header cache";
 
 /// Bump when what is stored, or what the scan makes of a file, changes.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// More than any report a ROM's headers make.
 const MAX_REPORT_LEN: u64 = 1 << 20;
@@ -127,51 +130,212 @@ struct Entry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum What {
-    Rom {
-        layout: Layout,
-        normalized_ext: String,
-        deinterleaved_ext: String,
-        report_len: Option<u64>,
-        /// The digests of its layouts, once a checksum patch asked.
-        hashes: Option<RomHashes>,
-    },
-    Patch {
-        format: PatchFormat,
-        pair_keys: Vec<PairKey>,
-        verifies_source: bool,
-        source_size: Option<u64>,
-        target_size: Option<u64>,
-        error: Option<String>,
+    Rom(RomFacts),
+    Patch(PatchFacts),
+    /// An archive: how the views show it, and each member classified.
+    Archive {
+        in_place: bool,
+        members: Vec<StoredMember>,
+        /// Why it cannot be shown at all: damage, or a format not read.
+        problem: Option<String>,
     },
     Other,
+}
+
+/// What detection made of a ROM's bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RomFacts {
+    layout: Layout,
+    normalized_ext: String,
+    deinterleaved_ext: String,
+    report_len: Option<u64>,
+    /// The digests of its layouts, once a checksum patch asked.
+    hashes: Option<RomHashes>,
+    /// The SHA-1 of each of those layouts, once a DAT asked.
+    #[serde(default)]
+    sha1s: Option<Vec<[u8; 20]>>,
+}
+
+/// What pairing needs of a patch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PatchFacts {
+    format: PatchFormat,
+    pair_keys: Vec<PairKey>,
+    verifies_source: bool,
+    source_size: Option<u64>,
+    target_size: Option<u64>,
+    error: Option<String>,
+}
+
+/// One member of an archive, as stored: members that are nothing to the
+/// views (neither ROM, patch, readme nor left out) are not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredMember {
+    name: String,
+    what: StoredMemberKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum StoredMemberKind {
+    Rom(RomFacts),
+    Patch(PatchFacts),
+    Note(Option<SourceDigest>),
+    LeftOut(String),
+}
+
+/// Where a ROM or patch is, as the views name it.
+struct Placed<'a> {
+    rel_path: String,
+    file_name: String,
+    folder: String,
+    source: Source,
+    /// Its own name, which gives its stem and extension.
+    name: &'a str,
+    id: FileId,
+    /// Its size: the file's, or for a member its stated size.
+    size: u64,
+}
+
+impl RomFacts {
+    fn of(rom: &Rom) -> RomFacts {
+        RomFacts {
+            layout: rom.layout.clone(),
+            normalized_ext: rom.normalized_ext.clone(),
+            deinterleaved_ext: rom.deinterleaved_ext.clone(),
+            report_len: rom.report_len.get().copied(),
+            hashes: rom.hashes.get().map(|h| RomHashes::clone(h)),
+            sha1s: rom
+                .sha1s
+                .get()
+                .map(|sha1s| sha1s.iter().map(|(_, sha1)| *sha1).collect()),
+        }
+    }
+
+    /// The ROM these facts describe at `placed`, if they are what a scan
+    /// of it could have made.
+    fn into_rom(self, placed: Placed, limits: Limits) -> Option<Arc<Rom>> {
+        let (stem, ext) = split_name(placed.name);
+        let ext_fits = |view_ext: &str| {
+            view_ext == ext.to_ascii_lowercase() || VIEW_EXTENSIONS.contains(&view_ext)
+        };
+        if PatchFormat::from_extension(placed.name).is_some()
+            || placed.size > limits.max_image_size
+            || !sound_layout(&self.layout, placed.size)
+            || !ext_fits(&self.normalized_ext)
+            || !ext_fits(&self.deinterleaved_ext)
+            || self.report_len.is_some_and(|len| len > MAX_REPORT_LEN)
+            || self
+                .hashes
+                .as_ref()
+                .is_some_and(|h| !sound_hashes(h, &self.layout, placed.size))
+            || self.sha1s.as_ref().is_some_and(|sha1s| {
+                self.hashes
+                    .as_ref()
+                    .is_none_or(|h| h.layouts.len() != sha1s.len())
+            })
+        {
+            return None;
+        }
+        // Each SHA-1 is of the layout the digests beside it name.
+        let sha1s = self
+            .sha1s
+            .zip(self.hashes.as_ref())
+            .map(|(sha1s, hashes)| {
+                let layouts = hashes.layouts.iter().map(|(layout, ..)| *layout);
+                OnceLock::from(Arc::new(layouts.zip(sha1s).collect::<Vec<_>>()))
+            })
+            .unwrap_or_default();
+        Some(Arc::new(Rom {
+            rel_path: placed.rel_path,
+            file_name: placed.file_name,
+            folder: placed.folder,
+            source: placed.source,
+            stem: stem.to_string(),
+            id: placed.id,
+            layout: self.layout,
+            normalized_ext: self.normalized_ext,
+            deinterleaved_ext: self.deinterleaved_ext,
+            report_len: self.report_len.map(OnceLock::from).unwrap_or_default(),
+            hashes: self
+                .hashes
+                .map(|h| OnceLock::from(Arc::new(h)))
+                .unwrap_or_default(),
+            sha1s,
+        }))
+    }
+}
+
+impl PatchFacts {
+    fn of(patch: &PatchFile) -> PatchFacts {
+        PatchFacts {
+            format: patch.format,
+            pair_keys: patch.pair_keys.clone(),
+            verifies_source: patch.verifies_source,
+            source_size: patch.source_size,
+            target_size: patch.target_size,
+            error: patch.error.clone(),
+        }
+    }
+
+    fn into_patch(self, placed: Placed) -> Option<Arc<PatchFile>> {
+        PatchFormat::from_extension(placed.name)?;
+        let (stem, ext) = split_name(placed.name);
+        Some(Arc::new(PatchFile {
+            rel_path: placed.rel_path,
+            file_name: placed.file_name,
+            folder: placed.folder,
+            source: placed.source,
+            stem: stem.to_string(),
+            ext: ext.to_ascii_lowercase(),
+            id: placed.id,
+            format: self.format,
+            pair_keys: self.pair_keys,
+            verifies_source: self.verifies_source,
+            source_size: self.source_size,
+            target_size: self.target_size,
+            error: self.error,
+        }))
+    }
 }
 
 impl Entry {
     fn of(path: String, id: FileId, classified: &Classified) -> Entry {
         let what = match classified {
-            Classified::Rom(rom) => What::Rom {
-                layout: rom.layout.clone(),
-                normalized_ext: rom.normalized_ext.clone(),
-                deinterleaved_ext: rom.deinterleaved_ext.clone(),
-                report_len: rom.report_len.get().copied(),
-                hashes: rom.hashes.get().map(|h| RomHashes::clone(h)),
-            },
-            Classified::Patch(patch) => What::Patch {
-                format: patch.format,
-                pair_keys: patch.pair_keys.clone(),
-                verifies_source: patch.verifies_source,
-                source_size: patch.source_size,
-                target_size: patch.target_size,
-                error: patch.error.clone(),
-            },
+            Classified::Rom(rom) => What::Rom(RomFacts::of(rom)),
+            Classified::Patch(patch) => What::Patch(PatchFacts::of(patch)),
             Classified::Other => What::Other,
         };
         Entry { path, id, what }
     }
 
+    fn of_archive(path: String, id: FileId, archive: &ArchiveMembers) -> Entry {
+        let members = archive
+            .members
+            .iter()
+            .map(|(name, class)| StoredMember {
+                name: name.clone(),
+                what: match class {
+                    MemberClass::Rom(rom) => StoredMemberKind::Rom(RomFacts::of(rom)),
+                    MemberClass::Patch(patch) => StoredMemberKind::Patch(PatchFacts::of(patch)),
+                    MemberClass::Note(source) => StoredMemberKind::Note(*source),
+                    MemberClass::LeftOut(why) => StoredMemberKind::LeftOut(why.clone()),
+                },
+            })
+            .collect();
+        Entry {
+            path,
+            id,
+            what: What::Archive {
+                in_place: archive.in_place,
+                members,
+                problem: archive.problem.clone(),
+            },
+        }
+    }
+
     /// The entry as the scan would have made it: (folder, name, entry);
     /// `None` if anything in it is not what a scan of that file can give.
-    fn into_known(self, limits: Limits) -> Option<(String, String, Known)> {
+    fn into_known(self, limits: Limits) -> Option<(String, String, Stored)> {
         if self.path.is_empty()
             || !self
                 .path
@@ -182,76 +346,33 @@ impl Entry {
         }
         let (dir, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
         let (dir, name) = (dir.to_string(), name.to_string());
-        let (stem, ext) = split_name(&name);
-        let is_patch = PatchFormat::from_extension(&name).is_some();
+        let placed = |source| Placed {
+            rel_path: self.path.clone(),
+            file_name: name.clone(),
+            folder: dir.clone(),
+            source,
+            name: &name,
+            id: self.id,
+            size: self.id.size,
+        };
+        let is_archive = archives::is_archive(&name);
         let classified = match self.what {
-            What::Rom {
-                layout,
-                normalized_ext,
-                deinterleaved_ext,
-                report_len,
-                hashes,
+            What::Archive {
+                in_place,
+                members,
+                problem,
             } => {
-                let ext_fits = |view_ext: &str| {
-                    view_ext == ext.to_ascii_lowercase() || VIEW_EXTENSIONS.contains(&view_ext)
-                };
-                if is_patch
-                    || self.id.size > limits.max_image_size
-                    || !sound_layout(&layout, self.id.size)
-                    || !ext_fits(&normalized_ext)
-                    || !ext_fits(&deinterleaved_ext)
-                    || report_len.is_some_and(|len| len > MAX_REPORT_LEN)
-                    || hashes
-                        .as_ref()
-                        .is_some_and(|h| !sound_hashes(h, &layout, self.id.size))
-                {
+                if !is_archive || (problem.is_some() && !members.is_empty()) {
                     return None;
                 }
-                Classified::Rom(Arc::new(Rom {
-                    rel_path: self.path.clone(),
-                    file_name: name.clone(),
-                    folder: dir.clone(),
-                    source: Source::File,
-                    stem: stem.to_string(),
-                    id: self.id,
-                    layout,
-                    normalized_ext,
-                    deinterleaved_ext,
-                    report_len: report_len.map(OnceLock::from).unwrap_or_default(),
-                    hashes: hashes
-                        .map(|h| OnceLock::from(Arc::new(h)))
-                        .unwrap_or_default(),
-                    sha1s: OnceLock::new(),
-                }))
+                let mut archive = archive_of(&self.path, self.id, in_place, members, limits)?;
+                archive.problem = problem;
+                return Some((dir, name, Stored::Archive(self.id, Arc::new(archive))));
             }
-            What::Patch {
-                format,
-                pair_keys,
-                verifies_source,
-                source_size,
-                target_size,
-                error,
-            } => {
-                if !is_patch {
-                    return None;
-                }
-                Classified::Patch(Arc::new(PatchFile {
-                    rel_path: self.path.clone(),
-                    file_name: name.clone(),
-                    folder: dir.clone(),
-                    source: Source::File,
-                    stem: stem.to_string(),
-                    ext: ext.to_ascii_lowercase(),
-                    id: self.id,
-                    format,
-                    pair_keys,
-                    verifies_source,
-                    source_size,
-                    target_size,
-                    error,
-                }))
-            }
-            What::Other if is_patch => return None,
+            _ if is_archive => return None,
+            What::Rom(facts) => Classified::Rom(facts.into_rom(placed(Source::File), limits)?),
+            What::Patch(facts) => Classified::Patch(facts.into_patch(placed(Source::File))?),
+            What::Other if PatchFormat::from_extension(&name).is_some() => return None,
             What::Other => Classified::Other,
         };
         let entry = ClassifiedEntry {
@@ -259,8 +380,60 @@ impl Entry {
             lasting: true,
             problem: None,
         };
-        Some((dir, name, (self.id, Arc::new(entry))))
+        Some((dir, name, Stored::File((self.id, Arc::new(entry)))))
     }
+}
+
+/// The archive at `rel_path` as stored members describe it; `None` if any
+/// member is not what a scan of an archive could give.
+fn archive_of(
+    rel_path: &str,
+    id: FileId,
+    in_place: bool,
+    members: Vec<StoredMember>,
+    limits: Limits,
+) -> Option<ArchiveMembers> {
+    let mut seen = HashSet::new();
+    let mut classes = Vec::with_capacity(members.len());
+    for member in members {
+        if archive::sanitize_name(&member.name) != member.name || !seen.insert(member.name.clone())
+        {
+            return None;
+        }
+        let placed = |rom: bool, size: u64| {
+            let place = archives::member_place(rel_path, in_place, &member.name, rom);
+            Placed {
+                rel_path: place.rel_path,
+                file_name: place.file_name,
+                folder: place.folder,
+                source: Source::Member {
+                    archive: rel_path.to_string(),
+                    member: member.name.clone(),
+                },
+                name: archives::base_name(&member.name),
+                id,
+                size,
+            }
+        };
+        let class = match member.what {
+            // A member's size is its layout's: the archive states it.
+            StoredMemberKind::Rom(facts) => {
+                let size = facts.layout.raw_len as u64;
+                MemberClass::Rom(facts.into_rom(placed(true, size), limits)?)
+            }
+            StoredMemberKind::Patch(facts) => {
+                MemberClass::Patch(facts.into_patch(placed(false, 0))?)
+            }
+            StoredMemberKind::Note(source) => MemberClass::Note(source),
+            StoredMemberKind::LeftOut(why) => MemberClass::LeftOut(why),
+        };
+        classes.push((member.name, class));
+    }
+    Some(ArchiveMembers {
+        in_place,
+        members: classes,
+        problem: None,
+    })
 }
 
 /// Whether stored digests are for the three layouts of a file of `size`
@@ -435,6 +608,21 @@ fn encode(template: &Header, entries: &[Entry]) -> Result<Vec<u8>, HeaderCacheEr
 /// A file's identity and what it is.
 pub(super) type Known = (FileId, Arc<ClassifiedEntry>);
 
+/// What the cache holds of one file.
+#[derive(Clone)]
+pub(super) enum Stored {
+    File(Known),
+    Archive(FileId, Arc<ArchiveMembers>),
+}
+
+impl Stored {
+    fn id(&self) -> FileId {
+        match self {
+            Stored::File((id, _)) | Stored::Archive(id, _) => *id,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Saver {
     /// A save was asked for since the running one started.
@@ -450,7 +638,7 @@ pub(super) struct HeaderCache {
     path: PathBuf,
     header: Header,
     /// Folder (relative) -> file name -> entry.
-    dirs: Mutex<HashMap<String, HashMap<String, Known>>>,
+    dirs: Mutex<HashMap<String, HashMap<String, Stored>>>,
     /// Something changed since the last save began.
     unsaved: AtomicBool,
     saver: Mutex<Saver>,
@@ -464,7 +652,7 @@ impl HeaderCache {
         let root = canonical(root);
         let path = file_in(cache_dir, &root);
         let header = Header::expected(&root, limits);
-        let mut dirs: HashMap<String, HashMap<String, Known>> = HashMap::new();
+        let mut dirs: HashMap<String, HashMap<String, Stored>> = HashMap::new();
         match std::fs::read(&path) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => log::warn!(
@@ -480,8 +668,8 @@ impl HeaderCache {
                     let mut unsound = 0;
                     for entry in entries {
                         match entry.into_known(limits) {
-                            Some((dir, name, known)) => {
-                                dirs.entry(dir).or_default().insert(name, known);
+                            Some((dir, name, stored)) => {
+                                dirs.entry(dir).or_default().insert(name, stored);
                             }
                             None => unsound += 1,
                         }
@@ -527,24 +715,47 @@ impl HeaderCache {
         id: FileId,
     ) -> Option<Arc<ClassifiedEntry>> {
         let dirs = lock(&self.dirs);
-        let (known, entry) = dirs.get(rel_dir)?.get(name)?;
-        (*known == id).then(|| entry.clone())
+        match dirs.get(rel_dir)?.get(name)? {
+            Stored::File((known, entry)) if *known == id => Some(entry.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the cache knows of archive `name` in folder `rel_dir`, if the
+    /// archive is still the one it was learned from.
+    pub(super) fn get_archive(
+        &self,
+        rel_dir: &str,
+        name: &str,
+        id: FileId,
+    ) -> Option<Arc<ArchiveMembers>> {
+        let dirs = lock(&self.dirs);
+        match dirs.get(rel_dir)?.get(name)? {
+            Stored::Archive(known, members) if *known == id => Some(members.clone()),
+            _ => None,
+        }
     }
 
     /// Makes the cache's view of folder `rel_dir` what its scan found:
-    /// `files` (only what may last is kept) and `subdirs` (entries of
-    /// folders no longer there go). Whether anything changed.
+    /// `files` (only what may last is kept), `archives` (those that could
+    /// be read) and `subdirs` (entries of folders no longer there go).
+    /// Whether anything changed.
     pub(super) fn record_dir(
         &self,
         rel_dir: &str,
         files: &HashMap<String, Known>,
+        archives: &[(String, FileId, Arc<ArchiveMembers>)],
         subdirs: &[String],
     ) -> bool {
-        let lasting: HashMap<String, Known> = files
-            .iter()
-            .filter(|(_, (_, entry))| entry.lasting)
-            .map(|(name, known)| (name.clone(), known.clone()))
-            .collect();
+        let lasting: HashMap<String, Stored> =
+            files
+                .iter()
+                .filter(|(_, (_, entry))| entry.lasting)
+                .map(|(name, known)| (name.clone(), Stored::File(known.clone())))
+                .chain(archives.iter().map(|(name, id, members)| {
+                    (name.clone(), Stored::Archive(*id, members.clone()))
+                }))
+                .collect();
         let subdirs: HashSet<&str> = subdirs.iter().map(String::as_str).collect();
         let prefix = if rel_dir.is_empty() {
             String::new()
@@ -562,9 +773,15 @@ impl HeaderCache {
         let mut changed = dirs.len() != before;
         let old = dirs.get(rel_dir);
         let same = lasting.len() == old.map_or(0, HashMap::len)
-            && lasting.iter().all(|(name, (id, _))| {
-                old.and_then(|old| old.get(name))
-                    .is_some_and(|(old_id, _)| old_id == id)
+            && lasting.iter().all(|(name, stored)| {
+                old.and_then(|old| old.get(name)).is_some_and(|old| {
+                    old.id() == stored.id()
+                        && matches!(
+                            (old, stored),
+                            (Stored::File(_), Stored::File(_))
+                                | (Stored::Archive(..), Stored::Archive(..))
+                        )
+                })
             });
         if !same {
             changed = true;
@@ -649,17 +866,20 @@ impl HeaderCache {
     /// and is ignored.
     fn save(&self) -> Result<(), HeaderCacheError> {
         self.unsaved.store(false, Ordering::Relaxed);
-        let known: Vec<(String, Known)> = lock(&self.dirs)
+        let known: Vec<(String, Stored)> = lock(&self.dirs)
             .iter()
             .flat_map(|(dir, files)| {
                 files
                     .iter()
-                    .map(move |(name, known)| (join(dir, name), known.clone()))
+                    .map(move |(name, stored)| (join(dir, name), stored.clone()))
             })
             .collect();
         let mut entries: Vec<Entry> = known
             .into_iter()
-            .map(|(path, (id, entry))| Entry::of(path, id, &entry.classified))
+            .map(|(path, stored)| match stored {
+                Stored::File((id, entry)) => Entry::of(path, id, &entry.classified),
+                Stored::Archive(id, members) => Entry::of_archive(path, id, &members),
+            })
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         let bytes = encode(&self.header, &entries)?;

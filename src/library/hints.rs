@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use regex::bytes::Regex;
 
 /// A digest of the source ROM a hint names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SourceDigest {
     Crc32(u32),
     Md5([u8; 16]),

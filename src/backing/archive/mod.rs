@@ -298,13 +298,38 @@ impl Archive {
         }
     }
 
+    /// As [`Archive::read_prefix`], but a prefix that is the whole member
+    /// is not checked against its CRC32 or stated size: for detection,
+    /// which must see a damaged member's bytes to list it (reading it
+    /// whole with [`Archive::read_member`] then fails, naming the damage).
+    pub fn read_unverified_prefix(&self, index: usize, len: u64) -> Result<Vec<u8>, ArchiveError> {
+        let member = self.member(index)?;
+        let want = Want::Unverified(len.min(member.size));
+        match &self.reader {
+            Reader::Zip(reader) => reader.read(index, member, want),
+            Reader::SevenZip(reader) => reader.read(&self.members, index, want),
+            Reader::Gzip(reader) => reader.read(member, want),
+        }
+    }
+
     /// The first `len` bytes of every member, in member order, streaming
     /// each solid 7z block once.
     pub fn read_prefixes(&self, len: u64) -> Vec<Result<Vec<u8>, ArchiveError>> {
         match &self.reader {
-            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, len),
+            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, Want::Prefix(len)),
             _ => (0..self.members.len())
                 .map(|index| self.read_prefix(index, len))
+                .collect(),
+        }
+    }
+
+    /// As [`Archive::read_prefixes`], unverified as
+    /// [`Archive::read_unverified_prefix`].
+    pub fn read_unverified_prefixes(&self, len: u64) -> Vec<Result<Vec<u8>, ArchiveError>> {
+        match &self.reader {
+            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, Want::Unverified(len)),
+            _ => (0..self.members.len())
+                .map(|index| self.read_unverified_prefix(index, len))
                 .collect(),
         }
     }
@@ -361,6 +386,8 @@ struct RawMember {
 enum Want {
     /// At most this many bytes (already bounded by the stated size).
     Prefix(u64),
+    /// As `Prefix`, without the checks of a whole member.
+    Unverified(u64),
     /// All of it, exactly its stated size.
     Whole,
 }
@@ -375,9 +402,10 @@ fn read_wanted(
     want: Want,
     io_error: &dyn Fn(io::Error) -> ArchiveError,
 ) -> Result<Vec<u8>, ArchiveError> {
-    let len = match want {
-        Want::Prefix(len) => len.min(member.size),
-        Want::Whole => member.size,
+    let (len, verify) = match want {
+        Want::Prefix(len) => (len.min(member.size), true),
+        Want::Unverified(len) => (len.min(member.size), false),
+        Want::Whole => (member.size, true),
     };
     let mut bytes = Vec::new();
     let capacity = usize::try_from(len).map_err(|_| too_large(member, len))?;
@@ -393,7 +421,7 @@ fn read_wanted(
             stated: member.size,
         });
     }
-    if whole {
+    if whole && verify {
         let mut probe = [0u8; 1];
         if read_some(stream, &mut probe).map_err(io_error)? > 0 {
             return Err(ArchiveError::Expands {
@@ -403,6 +431,7 @@ fn read_wanted(
         }
     }
     if whole
+        && verify
         && let Some(crc) = member.crc32
         && crc32fast::hash(&bytes) != crc
     {

@@ -141,7 +141,7 @@ impl SevenZipReader {
     pub(super) fn read_prefixes(
         &self,
         members: &[Member],
-        len: u64,
+        want: Want,
     ) -> Vec<Result<Vec<u8>, ArchiveError>> {
         let mut results: Vec<Option<Result<Vec<u8>, ArchiveError>>> = vec![None; members.len()];
         let mut blocks = Vec::new();
@@ -166,7 +166,11 @@ impl SevenZipReader {
                     return Step::Next;
                 };
                 if results[index].is_none() {
-                    let want = Want::Prefix(len.min(member.size));
+                    let want = match want {
+                        Want::Prefix(len) => Want::Prefix(len.min(member.size)),
+                        Want::Unverified(len) => Want::Unverified(len.min(member.size)),
+                        Want::Whole => Want::Whole,
+                    };
                     results[index] = Some(read_wanted(member, stream, want, &|e| {
                         stream_error(member, e)
                     }));
