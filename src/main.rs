@@ -810,6 +810,11 @@ struct MountArgs {
     /// with -f, stderr.
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// Check every ROM against the DATs at PATH (a Logiqx XML or clrmamepro DAT, a
+    /// folder of them searched recursively, or a .zip of them) and show verified/.
+    /// Repeatable.
+    #[arg(long, value_name = "PATH")]
+    dat: Vec<PathBuf>,
     /// Mount options, as mount(8) and fstab give them (comma-separated):
     /// cache_size=SIZE, no_header_cache, log_file=PATH, allow_other, allow_root,
     /// default_permissions, ro, noexec, fsname=NAME; mount's generic options (rw, dev,
@@ -891,9 +896,13 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         }
         dir
     };
+    let dats = (!args.dat.is_empty()).then(|| ninja_fs::dat::load_for_mount(&args.dat));
     mount::mount(
         || {
             let fs = NinjaFs::new(&backing, cache_size, Limits::default())?;
+            if let Some(dats) = dats {
+                fs.use_dats(dats);
+            }
             if let Some(dir) = &header_cache {
                 fs.library().use_header_cache(dir);
             }

@@ -74,18 +74,20 @@ impl<'a> Tokens<'a> {
     }
 }
 
-/// A block's entries: `key value` or `key ( … )`.
+/// A block's entries: `key value` or `key ( … )`, each with its line.
 #[derive(Debug)]
 enum Value<'a> {
     Word(&'a str),
-    Block(Vec<(&'a str, usize, Value<'a>)>),
+    Block(Entries<'a>),
 }
+
+type Entries<'a> = Vec<(&'a str, usize, Value<'a>)>;
 
 fn read_block<'a>(
     tokens: &mut Tokens<'a>,
     depth: usize,
     opened_on: usize,
-) -> Result<Vec<(&'a str, usize, Value<'a>)>, (usize, String)> {
+) -> Result<Entries<'a>, (usize, String)> {
     if depth > MAX_DEPTH {
         return Err((opened_on, format!("blocks nested deeper than {MAX_DEPTH}")));
     }

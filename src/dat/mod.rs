@@ -763,6 +763,23 @@ pub fn add_to_report(
     }
 }
 
+/// Loads the DATs at `paths` for a mount, which starts with those that
+/// loaded: each that did not is said on stderr and in the log.
+pub fn load_for_mount(paths: &[PathBuf]) -> DatSet {
+    let (set, errors) = DatSet::load(paths);
+    for error in &errors {
+        eprintln!("ninja-fs: DAT not loaded: {error}");
+        log::warn!("DAT not loaded: {error}");
+    }
+    let entries: usize = set.dats.iter().map(|dat| dat.roms.len()).sum();
+    log::info!(
+        "{} DATs loaded ({entries} entries), {} not",
+        set.dats.len(),
+        errors.len()
+    );
+    set
+}
+
 /// The digests of a DAT entry as hex, for writing DATs.
 pub(crate) fn hex_fields(rom: &DatRom) -> (Option<String>, Option<String>, Option<String>) {
     (
@@ -806,7 +823,7 @@ pub(crate) mod tests {
                 let mut dat = Dat {
                     source: "generated.dat".into(),
                     name: name.trim().to_string(),
-                    version: version.map(String::from),
+                    version,
                     skipper: skipper.map(String::from),
                     ..Dat::default()
                 };

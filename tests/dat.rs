@@ -1,0 +1,617 @@
+//! DAT verification through the command line (`info --dat`), the views
+//! (`verified/`, `info/`) without a mount, and a real mount. The DATs are
+//! written here from the fixture ROMs' own digests (no No-Intro or Redump
+//! DAT is in the repository), in both formats.
+
+mod common;
+mod mount_support;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::{fixture, ninja, read_fixture};
+use ninja_fs::apply::ImageLayout;
+use ninja_fs::dat::{self, Dat, DatRom, DatSet};
+use ninja_fs::digest::Digests;
+use ninja_fs::patch::Limits;
+use ninja_fs::system;
+use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
+use ninja_fs::views::NinjaFs;
+
+/// The digests of one image of a fixture ROM.
+fn image_of(rel: &str, layout: ImageLayout) -> (u64, Digests) {
+    let raw = read_fixture(rel);
+    let name = Path::new(rel).file_name().unwrap().to_str().unwrap();
+    let detected = system::identify(Some(name), &raw, None).unwrap();
+    let images = dat::image_digests(&raw, &detected).unwrap();
+    let (_, size, digests) = images.into_iter().find(|(l, ..)| *l == layout).unwrap();
+    (size, digests)
+}
+
+/// A DAT of one game per entry: (game and rom name, size, digests).
+fn dat_of(name: &str, skipper: Option<&str>, entries: &[(&str, u64, Digests)]) -> Dat {
+    let mut dat = Dat {
+        source: format!("{name}.dat"),
+        name: name.to_string(),
+        version: Some("20260101".into()),
+        skipper: skipper.map(String::from),
+        ..Dat::default()
+    };
+    for (at, (rom_name, size, digests)) in entries.iter().enumerate() {
+        dat.games.push(
+            rom_name
+                .rsplit_once('.')
+                .map_or(*rom_name, |(s, _)| s)
+                .to_string(),
+        );
+        dat.roms.push(DatRom {
+            game: at as u32,
+            name: rom_name.to_string(),
+            size: *size,
+            crc32: Some(digests.crc32),
+            md5: Some(digests.md5),
+            sha1: Some(digests.sha1),
+        });
+    }
+    dat
+}
+
+const SNES_DAT: &str = "Nintendo - Super Nintendo Entertainment System";
+
+/// The SNES DAT: the headerless image of cputest-basic (what its .smc,
+/// .swc... normalize to) and of the interleaved HiROM, and one entry the
+/// library lacks.
+fn snes_dat() -> Dat {
+    let (size, basic) = image_of("roms/snes/cputest-basic.sfc", ImageLayout::Raw);
+    let (hi_size, hirom) = image_of(
+        "rup-vectors/snes_hirom20.input_interleaved.sfc",
+        ImageLayout::Normalized,
+    );
+    dat_of(
+        SNES_DAT,
+        None,
+        &[
+            ("CPU Test (World).sfc", size, basic),
+            ("HiROM Test (Japan).sfc", hi_size, hirom),
+            ("Missing Game (USA).sfc", 12, Digests::of(b"not in here")),
+        ],
+    )
+}
+
+fn write_dats(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("snes.xml"), dat::logiqx::write(&snes_dat())).unwrap();
+    let (size, n64) = image_of("roms/n64/bigbass1997_minimal.z64", ImageLayout::Raw);
+    let n64_dat = dat_of(
+        "Nintendo - Nintendo 64 (BigEndian)",
+        None,
+        &[("Minimal/Minimal (World).z64", size, n64)],
+    );
+    std::fs::write(dir.join("n64.dat"), dat::clrmamepro::write(&n64_dat)).unwrap();
+    // The iNES ROM: a headered DAT hashes the whole iNES file, a DAT
+    // with the nes.xml skipper its headerless image.
+    let (size, headered) = image_of("roms/nes/cc65_hello.nes", ImageLayout::Raw);
+    let nes = dat_of(
+        "Nintendo - NES (Headered)",
+        None,
+        &[("Hello (World).nes", size, headered)],
+    );
+    std::fs::write(dir.join("nes-headered.xml"), dat::logiqx::write(&nes)).unwrap();
+    let (size, headerless) = image_of("roms/nes/cc65_hello.nes", ImageLayout::Normalized);
+    let nes = dat_of(
+        "Nintendo - NES (Headerless)",
+        Some("nes.xml"),
+        &[("Hello (World).nes", size, headerless)],
+    );
+    std::fs::write(dir.join("nes-headerless.dat"), dat::clrmamepro::write(&nes)).unwrap();
+}
+
+/// A DAT whose entry has the PC Engine ROM's size and CRC32 but another
+/// SHA-1.
+fn altered_dat(path: &Path) {
+    let (size, mut digests) = image_of("roms/pce/cc65_hello.pce", ImageLayout::Raw);
+    digests.sha1[0] ^= 0xFF;
+    let dat = dat_of(
+        "NEC - PC Engine",
+        None,
+        &[("Hello (Japan).pce", size, digests)],
+    );
+    std::fs::write(path, dat::logiqx::write(&dat)).unwrap();
+}
+
+fn stdout_of(command: &mut assert_cmd::Command) -> String {
+    let output = command.assert().success().get_output().clone();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn info_names_the_dat_game_rom_image_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(dir.path());
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/snes/cputest-basic.smc"))
+            .arg("--dat")
+            .arg(dir.path()),
+    );
+    assert!(
+        text.contains(&format!(
+            "\nDAT\n  {SNES_DAT} (version 20260101): game 'CPU Test (World)', rom 'CPU Test (World).sfc'\n    the normalized image matches by size and SHA-1\n"
+        )),
+        "{text}"
+    );
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/n64/bigbass1997_minimal.v64"))
+            .arg("--dat")
+            .arg(dir.path().join("n64.dat")),
+    );
+    assert!(
+        text.contains(
+            "rom 'Minimal/Minimal (World).z64'\n    the normalized image matches by size and SHA-1"
+        ),
+        "{text}"
+    );
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("rup-vectors/snes_hirom20.input_interleaved.sfc"))
+            .arg("--dat")
+            .arg(dir.path().join("snes.xml")),
+    );
+    assert!(
+        text.contains(
+            "rom 'HiROM Test (Japan).sfc'\n    the normalized image matches by size and SHA-1"
+        ),
+        "{text}"
+    );
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/nes/cc65_hello.nes"))
+            .arg("--dat")
+            .arg(dir.path()),
+    );
+    assert!(
+        text.contains("Nintendo - NES (Headered) (version 20260101): game 'Hello (World)', rom 'Hello (World).nes'\n    the deinterleaved image matches by size and SHA-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Nintendo - NES (Headerless) (version 20260101): game 'Hello (World)', rom 'Hello (World).nes'\n    the normalized image matches by size and SHA-1"),
+        "{text}"
+    );
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/gb/sdcc_makebin.gbc"))
+            .arg("--dat")
+            .arg(dir.path()),
+    );
+    assert!(text.ends_with("\nDAT\n  not in any loaded DAT\n"), "{text}");
+}
+
+#[test]
+fn info_json_has_a_dat_section() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(dir.path());
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg("--json")
+            .arg(fixture("roms/snes/cputest-basic.smc"))
+            .arg(fixture("roms/gb/sdcc_makebin.gbc"))
+            .arg("--dat")
+            .arg(dir.path().join("snes.xml")),
+    );
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let found = &value[0]["dat"]["matches"][0];
+    assert_eq!(found["dat"], SNES_DAT);
+    assert_eq!(found["dat_version"], "20260101");
+    assert_eq!(found["game"], "CPU Test (World)");
+    assert_eq!(found["rom"], "CPU Test (World).sfc");
+    assert_eq!(found["image"], "normalized");
+    assert_eq!(found["matched_by"], "SHA-1");
+    assert_eq!(found["size"], 262_144);
+    assert_eq!(value[1]["dat"]["matches"], serde_json::json!([]));
+}
+
+#[test]
+fn a_crc32_match_with_another_sha1_is_a_bad_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    altered_dat(&dir.path().join("pce.xml"));
+    let text = stdout_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/pce/cc65_hello.pce"))
+            .arg("--dat")
+            .arg(dir.path().join("pce.xml")),
+    );
+    assert!(
+        text.ends_with(
+            "\nDAT\n  NEC - PC Engine: CRC32 matches 'Hello (Japan).pce' but SHA-1 does not: a bad or altered dump\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_dats_are_named_and_the_rest_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(dir.path());
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("unclosed.xml"), "<datafile>\n<game name=\"A\">\n").unwrap();
+    std::fs::write(bad.join("empty.dat"), "").unwrap();
+    std::fs::write(
+        bad.join("hex.dat"),
+        "game (\n name \"A\"\n rom ( name \"a\" size 1 crc xyz )\n)\n",
+    )
+    .unwrap();
+    let output = ninja()
+        .arg("info")
+        .arg(fixture("roms/snes/cputest-basic.sfc"))
+        .arg("--dat")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let shown = bad.display();
+    assert!(
+        stderr.contains(&format!(
+            "ninja-fs: DAT not loaded: {shown}/empty.dat: empty (0 bytes): not a DAT\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "ninja-fs: DAT not loaded: {shown}/hex.dat: line 3: the rom 'a' has CRC32 'xyz', not 8 hex digits\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "ninja-fs: DAT not loaded: {shown}/unclosed.xml: line 3: the file ends inside <game>: an unclosed tag (cut short?)\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("rom 'CPU Test (World).sfc'")
+    );
+    // Only bad DATs: nothing to check against, an error.
+    let stderr = common::stderr_of(
+        ninja()
+            .arg("info")
+            .arg(fixture("roms/snes/cputest-basic.sfc"))
+            .arg("--dat")
+            .arg(&bad),
+    );
+    assert!(
+        stderr.ends_with("ninja-fs: no DAT could be loaded (3 failed; see above)\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dats_load_from_a_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(&dir.path().join("dats"));
+    let zip = dir.path().join("dats.zip");
+    let made = std::process::Command::new("zip")
+        .arg("-qj")
+        .arg(&zip)
+        .arg(dir.path().join("dats/snes.xml"))
+        .arg(dir.path().join("dats/n64.dat"))
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        panic!("zip (Debian package zip) is needed: .ci/run installs it");
+    }
+    let (set, errors) = DatSet::load(std::slice::from_ref(&zip));
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut names: Vec<&str> = set.dats.iter().map(|d| d.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Nintendo - Nintendo 64 (BigEndian)", SNES_DAT]);
+    assert!(
+        set.dats
+            .iter()
+            .any(|d| d.source == format!("{}//snes.xml", zip.display()))
+    );
+}
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A backing folder with badly named ROMs the DATs know.
+fn backing() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "stuff/x1.smc",
+        &read_fixture("roms/snes/cputest-basic.smc"),
+    );
+    write(
+        root,
+        "stuff/x1.ips",
+        &read_fixture("patches/snes_cputest_basic2full.flips.ips"),
+    );
+    write(
+        root,
+        "stuff/hirom.sfc",
+        &read_fixture("rup-vectors/snes_hirom20.input_interleaved.sfc"),
+    );
+    write(
+        root,
+        "n64/m.v64",
+        &read_fixture("roms/n64/bigbass1997_minimal.v64"),
+    );
+    write(root, "nes/h.nes", &read_fixture("roms/nes/cc65_hello.nes"));
+    write(root, "pce/p.pce", &read_fixture("roms/pce/cc65_hello.pce"));
+    dir
+}
+
+fn fs_with_dats(root: &Path, dats: &Path) -> NinjaFs {
+    let fs = NinjaFs::new(root, 64 << 20, Limits::default()).unwrap();
+    let (set, errors) = DatSet::load(&[dats.to_path_buf()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    fs.use_dats(set);
+    fs
+}
+
+fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
+    let mut attributes = fs.getattr(ROOT_INO)?;
+    for part in path.split('/') {
+        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
+    }
+    Ok(attributes)
+}
+
+fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
+    let attributes = lookup(fs, path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    let opened = fs.open(attributes.ino).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend(chunk);
+    }
+    fs.release(opened.handle);
+    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
+    out
+}
+
+fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
+    let ino = if path.is_empty() {
+        ROOT_INO
+    } else {
+        lookup(fs, path).unwrap().ino
+    };
+    let mut names: Vec<String> = fs
+        .readdir(ino)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn normalized(rel: &str) -> Vec<u8> {
+    let raw = read_fixture(rel);
+    let name = Path::new(rel).file_name().unwrap().to_str().unwrap();
+    let layout = system::identify(Some(name), &raw, None).unwrap();
+    system::normalize(&raw, &layout).unwrap().into_owned()
+}
+
+#[test]
+fn verified_view_names_files_as_the_dats_do() {
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_dats(dats.path());
+    altered_dat(&dats.path().join("pce.xml"));
+    let fs = fs_with_dats(backing.path(), dats.path());
+    assert!(names(&fs, "").contains(&"verified".to_string()));
+    assert_eq!(
+        names(&fs, "verified"),
+        [
+            "NEC - PC Engine",
+            "NEC - PC Engine.txt",
+            "Nintendo - NES (Headered)",
+            "Nintendo - NES (Headered).txt",
+            "Nintendo - NES (Headerless)",
+            "Nintendo - NES (Headerless).txt",
+            "Nintendo - Nintendo 64 (BigEndian)",
+            "Nintendo - Nintendo 64 (BigEndian).txt",
+            SNES_DAT,
+            &format!("{SNES_DAT}.txt"),
+        ]
+    );
+    assert_eq!(
+        names(&fs, &format!("verified/{SNES_DAT}")),
+        [
+            "CPU Test (World) [x1].sfc",
+            "CPU Test (World).sfc",
+            "HiROM Test (Japan).sfc",
+        ]
+    );
+    assert_eq!(
+        read_all(&fs, &format!("verified/{SNES_DAT}/CPU Test (World).sfc")),
+        read_fixture("roms/snes/cputest-basic.sfc")
+    );
+    assert_eq!(
+        read_all(
+            &fs,
+            &format!("verified/{SNES_DAT}/CPU Test (World) [x1].sfc")
+        ),
+        read_fixture("roms/snes/cputest-full.sfc")
+    );
+    assert_eq!(
+        read_all(&fs, &format!("verified/{SNES_DAT}/HiROM Test (Japan).sfc")),
+        normalized("rup-vectors/snes_hirom20.input_interleaved.sfc")
+    );
+    // A DAT rom name with a folder keeps it.
+    assert_eq!(
+        names(&fs, "verified/Nintendo - Nintendo 64 (BigEndian)"),
+        ["Minimal"]
+    );
+    assert_eq!(
+        read_all(
+            &fs,
+            "verified/Nintendo - Nintendo 64 (BigEndian)/Minimal/Minimal (World).z64"
+        ),
+        read_fixture("roms/n64/bigbass1997_minimal.z64")
+    );
+    // The iNES ROM: the headered DAT gets the iNES file, the headerless one
+    // its PRG+CHR.
+    assert_eq!(
+        read_all(&fs, "verified/Nintendo - NES (Headered)/Hello (World).nes"),
+        read_fixture("roms/nes/cc65_hello.nes")
+    );
+    assert_eq!(
+        read_all(
+            &fs,
+            "verified/Nintendo - NES (Headerless)/Hello (World).nes"
+        ),
+        read_fixture("roms/nes/cc65_hello.nes")[16..]
+    );
+    // A bad dump is not verified.
+    assert!(names(&fs, "verified/NEC - PC Engine").is_empty());
+    let report = String::from_utf8(read_all(&fs, &format!("verified/{SNES_DAT}.txt"))).unwrap();
+    assert_eq!(
+        report,
+        format!(
+            "{SNES_DAT} (version 20260101)\nfrom {}/snes.xml\n\nhave 2 of 3 ROMs\n\nmissing: 1\n  Missing Game (USA).sfc\n\nfiles matching more than one entry: 0\n\nmatched by CRC32 alone: 0\n\nbad or altered dumps: 0\n",
+            dats.path().display()
+        )
+    );
+    let report = String::from_utf8(read_all(&fs, "verified/NEC - PC Engine.txt")).unwrap();
+    assert!(
+        report.contains("have 0 of 1 ROMs\n\nmissing: 1\n  Hello (Japan).pce\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("bad or altered dumps: 1\n  pce/p.pce: Hello (Japan).pce (its CRC32 matches, its SHA-1 does not)\n"),
+        "{report}"
+    );
+    // info/ gains the DAT section.
+    let info = String::from_utf8(read_all(&fs, "info/stuff/x1.smc.txt")).unwrap();
+    assert!(
+        info.contains(
+            "rom 'CPU Test (World).sfc'\n    the normalized image matches by size and SHA-1\n"
+        ),
+        "{info}"
+    );
+    assert_eq!(lookup(&fs, "verified/nothing"), Err(FsError::NotFound));
+}
+
+#[test]
+fn verified_files_carry_the_backing_roms_owner_and_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_dats(dats.path());
+    let rom = backing.path().join("stuff/x1.smc");
+    std::fs::set_permissions(&rom, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let fs = fs_with_dats(backing.path(), dats.path());
+    let attributes = lookup(&fs, &format!("verified/{SNES_DAT}/CPU Test (World).sfc")).unwrap();
+    assert_eq!(attributes.perm & 0o777, 0o440);
+}
+
+#[test]
+fn hostile_dat_names_stay_inside_the_view() {
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    let (size, basic) = image_of("roms/snes/cputest-basic.sfc", ImageLayout::Raw);
+    let dat = dat_of(
+        "../..",
+        None,
+        &[
+            ("../../../etc/passwd", size, basic.clone()),
+            ("/abs/x\u{1}y.sfc", size, basic),
+        ],
+    );
+    std::fs::write(dats.path().join("evil.xml"), dat::logiqx::write(&dat)).unwrap();
+    let fs = fs_with_dats(backing.path(), dats.path());
+    assert_eq!(names(&fs, "verified"), [".._..", ".._...txt"]);
+    assert_eq!(names(&fs, "verified/.._.."), ["abs", "etc"]);
+    assert_eq!(names(&fs, "verified/.._../etc"), ["passwd"]);
+    assert_eq!(names(&fs, "verified/.._../abs"), ["x_y.sfc"]);
+}
+
+#[test]
+fn a_real_mount_shows_verified_files_and_reports() {
+    if let Some(reason) = mount_support::fuse_unavailable() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_dats(dats.path());
+    std::fs::write(
+        dats.path().join("broken.xml"),
+        "<datafile>\n<game name=\"A\">\n",
+    )
+    .unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let output = ninja()
+        .arg("mount")
+        .arg(backing.path())
+        .arg(mnt.path())
+        .arg("--dat")
+        .arg(dats.path())
+        .arg("--no-header-cache")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let _guard = mount_support::MountGuard {
+        path: mnt.path().to_path_buf(),
+    };
+    assert!(
+        stderr.contains(
+            "broken.xml: line 3: the file ends inside <game>: an unclosed tag (cut short?)"
+        ),
+        "{stderr}"
+    );
+    let snes = mnt.path().join("verified").join(SNES_DAT);
+    assert_eq!(
+        std::fs::read(snes.join("CPU Test (World).sfc")).unwrap(),
+        read_fixture("roms/snes/cputest-basic.sfc")
+    );
+    assert_eq!(
+        std::fs::read(snes.join("CPU Test (World) [x1].sfc")).unwrap(),
+        read_fixture("roms/snes/cputest-full.sfc")
+    );
+    assert_eq!(
+        std::fs::read(
+            mnt.path()
+                .join("verified/Nintendo - Nintendo 64 (BigEndian)/Minimal/Minimal (World).z64")
+        )
+        .unwrap(),
+        read_fixture("roms/n64/bigbass1997_minimal.z64")
+    );
+    assert_eq!(
+        std::fs::read(
+            mnt.path()
+                .join("verified/Nintendo - NES (Headerless)/Hello (World).nes")
+        )
+        .unwrap(),
+        read_fixture("roms/nes/cc65_hello.nes")[16..]
+    );
+    let report =
+        std::fs::read_to_string(mnt.path().join(format!("verified/{SNES_DAT}.txt"))).unwrap();
+    assert!(
+        report.contains("have 2 of 3 ROMs\n\nmissing: 1\n  Missing Game (USA).sfc\n"),
+        "{report}"
+    );
+}
