@@ -244,3 +244,101 @@ fn hostile_patches_stop_with_a_clear_message() {
         )
     );
 }
+
+mod mount_core {
+    //! The filesystem core without FUSE: these patches pair and read as
+    //! the other formats do.
+
+    use std::ffi::OsStr;
+
+    use ninja_fs::patch::Limits;
+    use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
+    use ninja_fs::views::NinjaFs;
+
+    use super::{NTSC, PAL, handmade, read_fixture};
+
+    fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
+        let mut attributes = fs.getattr(ROOT_INO)?;
+        for part in path.split('/') {
+            attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
+        }
+        Ok(attributes)
+    }
+
+    /// The file's bytes, checked against the size `stat` gave first.
+    fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
+        let attributes = lookup(fs, path).unwrap();
+        let opened = fs.open(attributes.ino).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend(chunk);
+        }
+        fs.release(opened.handle);
+        assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
+        out
+    }
+
+    fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
+        let ino = lookup(fs, path).unwrap().ino;
+        let mut names: Vec<String> = fs
+            .readdir(ino)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn sidecars_and_named_crcs_pair_and_read_as_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let put = |rel: &str, bytes: &[u8]| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        };
+        let ntsc = read_fixture(NTSC);
+        for stem in ["A", "B"] {
+            put(&format!("nes/{stem}.nes"), &ntsc);
+        }
+        put(
+            "nes/A.dps",
+            &std::fs::read(handmade("nes15_ntsc2pal.handmade.dps")).unwrap(),
+        );
+        put(
+            "nes/B.bsp",
+            &std::fs::read(handmade("nes15_ntsc2pal.handmade.bsp")).unwrap(),
+        );
+        // A script anywhere whose name carries the source's CRC32 (igir's
+        // convention) pairs with both.
+        let crc = crc32fast::hash(&ntsc);
+        put(
+            &format!("patches/Hack [{crc:08X}].bsp"),
+            &std::fs::read(handmade("nes15_ntsc2pal.handmade.bsp")).unwrap(),
+        );
+        let fs = NinjaFs::new(root, 64 << 20, Limits::default()).unwrap();
+        let hack = format!("Hack [{crc:08X}]");
+        assert_eq!(
+            names(&fs, "patched/nes"),
+            [
+                "A [A].nes".to_string(),
+                format!("A [{hack}].nes"),
+                "B [B].nes".to_string(),
+                format!("B [{hack}].nes"),
+            ]
+        );
+        let pal = read_fixture(PAL);
+        for name in names(&fs, "patched/nes") {
+            assert!(
+                read_all(&fs, &format!("patched/nes/{name}")) == pal,
+                "{name}"
+            );
+        }
+    }
+}
