@@ -354,21 +354,15 @@ const SAVE_AFTER_READS: usize = 64;
 const INDEX_REFRESH: Duration = Duration::from_secs(1);
 
 /// Where detection looks, with room for a 512-byte copier header: the
-/// first bytes (magics, iNES, LNX, N64, Game Boy and Mega Drive headers),
-/// the even half of an SMD dump's Mega Drive header, the second 16 KiB
-/// block of an SMD dump with the SNES LoROM and SMS headers, the SNES HiROM
-/// header, and the ExHiROM header.
-const DETECTION_REGIONS: [(u64, u64); 5] = [
-    (0, 0x400),
-    (0x2200, 0x2400),
-    (0x4200, 0x8400),
-    (0xFC00, 0x1_0200),
-    (0x40_FC00, 0x41_0200),
-];
+/// first 33 KiB (magics, iNES, LNX, N64, Game Boy and Mega Drive headers,
+/// an SMD dump's Mega Drive header and its second 16 KiB block with the
+/// SNES LoROM and SMS headers, the 32 KiB a TurboGrafx-16 game's region
+/// check is looked for in), the SNES HiROM header, and the ExHiROM header.
+const DETECTION_REGIONS: [(u64, u64); 3] =
+    [(0, 0x8400), (0xFC00, 0x1_0200), (0x40_FC00, 0x41_0200)];
 
-/// The detection regions as the disk should be asked for them: the
-/// first three in one request (one 33 KiB read costs about what one 1 KiB
-/// read does; three requests cost three).
+/// The detection regions as the disk should be asked for them (one 33 KiB
+/// read costs about what one 1 KiB read does; three requests cost three).
 const PREFETCH_REGIONS: [(u64, u64); 3] = [(0, 0x8400), (0xFC00, 0x1_0200), (0x40_FC00, 0x41_0200)];
 
 /// Extensions that say a file is a ROM of unknown system.

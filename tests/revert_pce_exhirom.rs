@@ -314,6 +314,17 @@ fn the_mount_shows_a_ppf_with_undo_data_reverted_where_the_rom_holds_its_bytes()
     assert!(read_all(&fs, "patched/hacked/Hello [Hello].pce") == patched);
 }
 
+// ---- bit-reversed TurboGrafx-16 dumps ----
+
+/// cc65's hello world as a US TurboGrafx-16 dumper reads it: every byte's
+/// bits reversed.
+fn reversed_hello() -> Vec<u8> {
+    read_fixture("roms/pce/cc65_hello.pce")
+        .iter()
+        .map(|byte| byte.reverse_bits())
+        .collect()
+}
+
 fn info_text(path: &Path, extra: &[&str]) -> String {
     let out = ninja()
         .arg("info")
@@ -325,6 +336,85 @@ fn info_text(path: &Path, extra: &[&str]) -> String {
         .stdout
         .clone();
     String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_bit_reversed_dump_normalizes_to_the_plain_image_through_the_library() {
+    use ninja_fs::system::{self, SystemType};
+    let plain = read_fixture("roms/pce/cc65_hello.pce");
+    let reversed = reversed_hello();
+    let layout = system::identify(Some("Hello (U).pce"), &reversed, None).unwrap();
+    assert_eq!(layout.system, SystemType::Pce);
+    assert!(layout.bits_reversed);
+    assert_eq!(
+        layout.notes,
+        ["bit order reversed (US TurboGrafx-16 dump): undone"]
+    );
+    let normalized = system::normalize(&reversed, &layout).unwrap();
+    assert!(normalized.as_ref() == plain.as_slice());
+    assert!(system::restore(&normalized, &layout).unwrap().as_ref() == plain.as_slice());
+    // The plain dump is left as it is.
+    let layout = system::identify(Some("Hello (J).pce"), &plain, None).unwrap();
+    assert!(!layout.bits_reversed);
+    assert!(layout.notes.is_empty());
+
+    // And in the mount's views.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "j/Hello.pce", &plain);
+    write(dir.path(), "u/Hello.pce", &reversed);
+    let fs = mount(dir.path());
+    for view in ["normalized", "deinterleaved"] {
+        assert!(read_all(&fs, &format!("{view}/j/Hello.pce")) == plain, "{view}");
+        assert!(read_all(&fs, &format!("{view}/u/Hello.pce")) == plain, "{view}");
+    }
+    let info = String::from_utf8(read_all(&fs, "info/u/Hello.pce.txt")).unwrap();
+    assert!(
+        info.contains("  note                bit order reversed (US TurboGrafx-16 dump): undone\n"),
+        "{info}"
+    );
+}
+
+#[test]
+fn info_and_the_commands_undo_a_bit_reversed_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain_path = fixture("roms/pce/cc65_hello.pce");
+    let reversed_path = dir.path().join("Hello (U).pce");
+    std::fs::write(&reversed_path, reversed_hello()).unwrap();
+
+    let plain_info = info_text(&plain_path, &[]);
+    let reversed_info = info_text(&reversed_path, &[]);
+    assert!(!plain_info.contains("bit order"), "{plain_info}");
+    assert!(
+        reversed_info.contains("bit order reversed (US TurboGrafx-16 dump): undone\n"),
+        "{reversed_info}"
+    );
+    // The same normalized image: the same digests.
+    let digests = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.trim_start().starts_with("normalized "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(digests(&plain_info).len(), 4, "{plain_info}");
+    assert_eq!(digests(&plain_info), digests(&reversed_info));
+
+    // --system pce on a name that says nothing finds it too.
+    let bin = dir.path().join("dump.bin");
+    std::fs::write(&bin, reversed_hello()).unwrap();
+    let bin_info = info_text(&bin, &["--system", "pce"]);
+    assert!(bin_info.contains("bit order reversed"), "{bin_info}");
+    for command in ["normalize", "deinterleave"] {
+        let out = ninja()
+            .arg(command)
+            .arg(&bin)
+            .args(["--system", "pce", "-o", "-"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert!(out == read_fixture("roms/pce/cc65_hello.pce"), "{command}");
+    }
 }
 
 // ---- plain ExHiROM ----

@@ -368,6 +368,10 @@ pub struct Layout {
     pub conversion: Option<Conversion>,
     /// Things worth telling the user (a beta cart, a guess).
     pub notes: Vec<String>,
+    /// PC Engine: every byte's bits are reversed (a US TurboGrafx-16 dump);
+    /// the normalized and deinterleaved images have them in order.
+    #[serde(default)]
+    pub bits_reversed: bool,
 }
 
 impl Layout {
@@ -385,6 +389,7 @@ impl Layout {
             unif_kept: Vec::new(),
             conversion: None,
             notes: Vec::new(),
+            bits_reversed: false,
         }
     }
 
@@ -477,7 +482,11 @@ impl Layout {
                     .count()
                     <= 1
             }
-            _ => self.interleave == Interleave::None && self.byte_order == ByteOrder::Big,
+            _ => {
+                self.interleave == Interleave::None
+                    && self.byte_order == ByteOrder::Big
+                    && !self.bits_reversed
+            }
         }
     }
 }
@@ -515,6 +524,9 @@ pub fn normalize<'a>(raw: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]>, Sy
         return Ok(nes::unif_normalize(raw, layout));
     }
     let data = &raw[layout.data_offset..layout.data_offset + layout.data_len];
+    if layout.bits_reversed {
+        return Ok(Cow::Owned(pce::reverse_bits(data)));
+    }
     Ok(match (layout.interleave, layout.byte_order) {
         (Interleave::None, ByteOrder::Big) => Cow::Borrowed(data),
         (Interleave::None, order) => Cow::Owned(n64::to_big_endian(data, order)),
