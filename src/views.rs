@@ -812,6 +812,17 @@ impl NinjaFs {
                 unfit.patch.rel_path, unfit.why
             ));
         }
+        let left_out = self.library.members_left_out_beside(rom);
+        if !left_out.is_empty() {
+            text.push_str("\nin its archive\n");
+            for (member, why) in left_out {
+                text.push_str(&format!(
+                    "  {}: left out: {}\n",
+                    crate::text::str_as_text(&member),
+                    crate::text::str_as_text(&why)
+                ));
+            }
+        }
         let mut unreadable: Vec<(View, &String)> = failures
             .iter()
             .filter(|((path, view, _), _)| *path == rom.rel_path && *view != View::Patched)

@@ -340,7 +340,13 @@ fn python_zip(archive: &Path, members: &str) {
 fn bad_archives(root: &Path) {
     let sfc = read_fixture("roms/snes/cputest-basic.sfc");
     let gb = read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb");
-    archive_of(&root.join("bad/Good.zip"), &[("Good.sfc", &sfc)]);
+    // A manual beside the ROM is nothing to the views.
+    archive_of(
+        &root.join("bad/Good.zip"),
+        &[("Good.sfc", &sfc), ("Manual.pdf", b"%PDF-1.4 a manual")],
+    );
+    // Named like nothing: a ROM by its content, as a loose file would be.
+    archive_of(&root.join("bad/Plain.zip"), &[("GAME", &gb)]);
     write(root, "bad/Garbage.zip", b"this was never a zip archive\n");
     archive_of(&root.join("scratch/Whole.zip"), &[("Cut.sfc", &sfc)]);
     let whole = fs::read(root.join("scratch/Whole.zip")).unwrap();
@@ -381,6 +387,10 @@ fn bad_archives(root: &Path) {
     let inner = fs::read(root.join("scratch/Inner.zip")).unwrap();
     fs::remove_dir_all(root.join("scratch")).unwrap();
     archive_of(&root.join("bad/Nested.zip"), &[("Inner.zip", &inner)]);
+    archive_of(
+        &root.join("bad/Mixed.zip"),
+        &[("Mixed.sfc", &sfc), ("Inner.zip", &inner)],
+    );
     // RAR 5's signature and nothing a reader could use: no free tool
     // writes RAR, and it is never read past its signature.
     write(
@@ -414,7 +424,7 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
     };
     assert_eq!(
         listed("normalized"),
-        ["Damaged.gb", "Good.sfc", "Names"],
+        ["Damaged.gb", "GAME.gb", "Good.sfc", "Mixed.sfc", "Names"],
         "the damaged member is listed (its read fails); the others are not"
     );
     assert_eq!(
@@ -426,10 +436,12 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
             "Garbage.zip.txt",
             "Good.zip.txt",
             "Locked.zip.txt",
+            "Mixed.zip.txt",
             "Names",
             "Names.zip.txt",
             "Nested.zip.txt",
-            "Old.rar.txt"
+            "Old.rar.txt",
+            "Plain.zip.txt"
         ]
     );
     let note = |name: &str| read_text(&fs_core, &format!("info/bad/{name}"));
@@ -459,6 +471,15 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
     assert_eq!(
         note("Nested.zip.txt"),
         "bad/Nested.zip\n  shown as      nothing\n\nmembers\n  Inner.zip: left out: an archive inside an archive: not opened\n"
+    );
+    // An archive inside one shown in place is said in its ROM's report.
+    let mixed = note("Mixed.zip.txt");
+    assert!(
+        mixed.starts_with("bad/Mixed.zip//Mixed.sfc\n")
+            && mixed.contains(
+                "\nin its archive\n  Inner.zip: left out: an archive inside an archive: not opened\n"
+            ),
+        "{mixed}"
     );
     // Hostile names stay inside the archive's folder.
     assert_eq!(
@@ -511,6 +532,8 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
         )),
         "{report}"
     );
+    let gb = read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb");
+    assert!(read_text_bytes(&fs_core, "normalized/bad/GAME.gb") == gb);
     // The good archive beside them all reads as the loose ROM.
     let good = read_text_bytes(&fs_core, "normalized/bad/Good.sfc");
     assert!(good == read_fixture("roms/snes/cputest-basic.sfc"));
@@ -628,7 +651,7 @@ fn a_later_mount_lists_archives_from_the_header_cache() {
     let found = describe(first.library());
     // Every archive and the loose patch, then each ROM's header regions
     // for the length of its report.
-    assert_eq!(first.library().header_reads(), 13 + 1 + 11);
+    assert_eq!(first.library().header_reads(), 15 + 1 + 13);
     drop(first);
 
     let second = open();
@@ -652,4 +675,57 @@ fn a_later_mount_lists_archives_from_the_header_cache() {
     let third = open();
     describe(third.library());
     assert_eq!(third.library().header_reads(), 1);
+}
+
+#[test]
+fn bad_archives_through_a_real_mount() {
+    require_fuse!();
+    require_tools!("zip", "python3");
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("backing");
+    let mnt = dir.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    bad_archives(&backing);
+    // What the core shows, less the damaged member, whose reads fail.
+    let core_fs = core(&backing);
+    let mut expected = BTreeMap::new();
+    let mut pending = vec![(ROOT_INO, PathBuf::new())];
+    while let Some((ino, path)) = pending.pop() {
+        for entry in core_fs.readdir(ino).unwrap() {
+            let child = path.join(&entry.name);
+            if entry.attributes.kind == NodeKind::Directory {
+                pending.push((entry.attributes.ino, child));
+            } else if let Ok(opened) = core_fs.open(entry.attributes.ino) {
+                let bytes = core_fs.read(opened.handle, 0, u32::MAX).unwrap();
+                core_fs.release(opened.handle);
+                expected.insert(child, bytes);
+            } else {
+                assert!(child.ends_with("bad/Damaged.gb"), "{}", child.display());
+            }
+        }
+    }
+    let mounted = mount::start(core(&backing), &mnt, &MountOptions::default()).unwrap();
+    let _guard = MountGuard { path: mnt.clone() };
+    let damaged = fs::read(mnt.join("deinterleaved/bad/Damaged.gb")).unwrap_err();
+    assert_eq!(damaged.raw_os_error(), Some(libc::EIO));
+    // Every other file reads as the core gives it (read_tree passes over
+    // files whose reads fail with EIO, and only those).
+    let seen = read_tree(&mnt);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    // The damaged ROM's report lists the views whose reads failed, which
+    // differ between the two.
+    for (path, bytes) in &seen {
+        if !path.ends_with("bad/Damaged.zip.txt") {
+            assert!(expected.get(path) == Some(bytes), "{}", path.display());
+        }
+    }
+    let rar = fs::read_to_string(mnt.join("info/bad/Old.rar.txt")).unwrap();
+    assert_eq!(
+        rar,
+        "bad/Old.rar\n  shown as      nothing\n  cannot be read: RAR archives are not supported; extract it\n"
+    );
+    mounted.unmount().unwrap();
 }

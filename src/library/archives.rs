@@ -271,7 +271,14 @@ impl Library {
                             .map(|text| Candidate::Note(hints::source_in_note(&text)))
                             .map_err(|e| e.to_string())
                     } else if !rom_named(base) {
-                        Ok(Candidate::Other)
+                        // Named like nothing: a ROM if its content says so,
+                        // as a loose file's does; else (or unreadable)
+                        // nothing to the views.
+                        let sniffed = (member.size > 0 && member.size <= max)
+                            .then(|| self.member_head(&archive, index, member.size, prefix).ok())
+                            .flatten()
+                            .filter(|head| system::sniff(head) != system::SystemType::Raw);
+                        Ok(sniffed.map_or(Candidate::Other, Candidate::Rom))
                     } else if member.size > max {
                         Err(format!(
                             "larger ({} bytes) than the largest image the mount builds ({max} bytes)",
@@ -458,6 +465,21 @@ impl Library {
             problem: members.problem.clone(),
             left_out,
             members: Some(members),
+        }
+    }
+
+    /// The members left out of the archive that shows `rom` in place of
+    /// itself, with why (an archive shown as a folder says so in its own
+    /// `info/` report); none for a loose ROM.
+    pub fn members_left_out_beside(&self, rom: &Rom) -> Vec<(String, String)> {
+        let Source::Member { archive, .. } = &rom.source else {
+            return Vec::new();
+        };
+        let listing = self.archive_listing(archive, rom.id);
+        if listing.in_place {
+            listing.left_out.clone()
+        } else {
+            Vec::new()
         }
     }
 
