@@ -52,6 +52,11 @@ pub fn matches(bytes: &[u8]) -> bool {
 
 pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<PmsrPatch<'a>, PatchError> {
     let (data, compressed) = if bytes.starts_with(YAY0_MAGIC) {
+        // The package is never larger than the image it makes.
+        let stated = bytes.get(4..8).map_or(0, |size| {
+            u64::from(u32::from_be_bytes([size[0], size[1], size[2], size[3]]))
+        });
+        limits.check(NAME, stated)?;
         (
             std::borrow::Cow::Owned(yay0::unpack(bytes, limits.max_image_size)?),
             true,
@@ -391,6 +396,19 @@ mod tests {
 
     #[test]
     fn hostile_packages_are_refused_before_allocating() {
+        let mut bomb = yay0::pack_literal(&build(&[(0, b"x")]));
+        bomb[4..8].copy_from_slice(&0x2000_0000u32.to_be_bytes());
+        assert_eq!(
+            parse(
+                &bomb,
+                &Limits {
+                    max_image_size: 1 << 20
+                }
+            )
+            .unwrap_err()
+            .to_string(),
+            "PMSR patch would make a 536870912-byte image, over the maximum of 1048576 bytes (raise --max-size if the patch is genuine)"
+        );
         let mut many = MAGIC.to_vec();
         many.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
