@@ -69,7 +69,11 @@ fn apply_stdout(args: &[&OsStr]) -> Vec<u8> {
         .success()
         .get_output()
         .clone();
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -200,7 +204,11 @@ fn apply_revert_refuses_formats_without_original_bytes_with_the_reason() {
     ] {
         let patch = fixture(patch);
         let back = apply_stdout(&[OsStr::new("--revert"), pal.as_os_str(), patch.as_os_str()]);
-        assert!(back == read_fixture("roms/nes/nes15-NTSC.nes"), "{}", patch.display());
+        assert!(
+            back == read_fixture("roms/nes/nes15-NTSC.nes"),
+            "{}",
+            patch.display()
+        );
         // Its source is no file it patched.
         let err = stderr_of(
             ninja()
@@ -364,8 +372,14 @@ fn a_bit_reversed_dump_normalizes_to_the_plain_image_through_the_library() {
     write(dir.path(), "u/Hello.pce", &reversed);
     let fs = mount(dir.path());
     for view in ["normalized", "deinterleaved"] {
-        assert!(read_all(&fs, &format!("{view}/j/Hello.pce")) == plain, "{view}");
-        assert!(read_all(&fs, &format!("{view}/u/Hello.pce")) == plain, "{view}");
+        assert!(
+            read_all(&fs, &format!("{view}/j/Hello.pce")) == plain,
+            "{view}"
+        );
+        assert!(
+            read_all(&fs, &format!("{view}/u/Hello.pce")) == plain,
+            "{view}"
+        );
     }
     let info = String::from_utf8(read_all(&fs, "info/u/Hello.pce.txt")).unwrap();
     assert!(

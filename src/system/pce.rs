@@ -125,7 +125,12 @@ mod tests {
         headered.extend_from_slice(&reversed);
         let layout = analyze(&headered);
         assert!(layout.bits_reversed);
-        assert!(crate::system::normalize(&headered, &layout).unwrap().as_ref() == HELLO);
+        assert!(
+            crate::system::normalize(&headered, &layout)
+                .unwrap()
+                .as_ref()
+                == HELLO
+        );
     }
 
     proptest! {
