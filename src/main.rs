@@ -810,13 +810,18 @@ struct MountArgs {
     /// with -f, stderr.
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// Make patched/ files carry recomputed internal checksums (info/ says so for each
+    /// file); off by default, since a fixed file no longer matches a patch's target
+    /// checksum. -o fix_checksums is the same.
+    #[arg(long)]
+    fix_checksums: bool,
     /// Check every ROM against the DATs at PATH (a Logiqx XML or clrmamepro DAT, a
     /// folder of them searched recursively, or a .zip of them) and show verified/.
     /// Repeatable.
     #[arg(long, value_name = "PATH")]
     dat: Vec<PathBuf>,
     /// Mount options, as mount(8) and fstab give them (comma-separated):
-    /// cache_size=SIZE, no_header_cache, log_file=PATH, allow_other, allow_root,
+    /// cache_size=SIZE, no_header_cache, fix_checksums, log_file=PATH, allow_other, allow_root,
     /// default_permissions, ro, noexec, fsname=NAME; mount's generic options (rw, dev,
     /// suid, nofail, _netdev, noauto, user, users, x-systemd.*, ...) are accepted and
     /// change nothing: the mount is always read-only, nosuid and nodev.
@@ -897,6 +902,7 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         dir
     };
     let dats = (!args.dat.is_empty()).then(|| ninja_fs::dat::load_for_mount(&args.dat));
+    let fix_checksums = args.fix_checksums || fs_options.fix_checksums;
     mount::mount(
         || {
             let fs = NinjaFs::new(&backing, cache_size, Limits::default())?;
@@ -906,6 +912,7 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
             if let Some(dir) = &header_cache {
                 fs.library().use_header_cache(dir);
             }
+            fs.set_fix_checksums(fix_checksums);
             Ok(fs)
         },
         &args.mountpoint,
@@ -969,6 +976,8 @@ fn man_page(out: &mut Vec<u8>) -> std::io::Result<()> {
             italic("SIZE"),
             roman(", "),
             bold("no_header_cache"),
+            roman(", "),
+            bold("fix_checksums"),
             roman(", "),
             bold("log_file="),
             italic("PATH"),

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -145,6 +145,11 @@ pub struct NinjaFs {
     /// (empty but in `patched/`); cleared when a build succeeds.
     failures: Mutex<HashMap<FailureKey, String>>,
     mounted_at: SystemTime,
+    /// Whether `patched/` files carry recomputed internal checksums.
+    fix_checksums: AtomicBool,
+    /// Whether each patched image's internal checksum held as its patches
+    /// left it (`None`: no header holds one), for `info/`.
+    checksums: Mutex<FxHashMap<ImageKey, Option<bool>>>,
     /// The DATs ROMs are checked against, if any (see [`verified`]).
     verified: std::sync::OnceLock<verified::Verified>,
 }
@@ -179,12 +184,21 @@ impl NinjaFs {
             last_opened: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             mounted_at: SystemTime::now(),
+            fix_checksums: AtomicBool::new(false),
+            checksums: Mutex::new(FxHashMap::default()),
             verified: std::sync::OnceLock::new(),
         })
     }
 
     pub fn library(&self) -> &Library {
         &self.library
+    }
+
+    /// Makes `patched/` files carry recomputed internal checksums (off
+    /// by default: a fixed file no longer matches a patch's target
+    /// checksum). Set before the first file is read.
+    pub fn set_fix_checksums(&self, on: bool) {
+        self.fix_checksums.store(on, Ordering::Relaxed);
     }
 
     pub fn cache(&self) -> &ImageCache<ImageKey> {
@@ -649,12 +663,13 @@ impl NinjaFs {
                 .map(|image| image.into_owned())
                 .map_err(|e| e.to_string()),
             (View::Info, _) => {
+                self.check_variant_checksums(rom);
                 let digests = Digests::of(&normalized);
                 Ok(self
                     .info_text(rom, &raw, &normalized, &digests)
                     .into_bytes())
             }
-            (View::Patched, Some(variant)) => self.apply_variant(rom, &raw, variant),
+            (View::Patched, Some(variant)) => self.patched_image(target, &raw, variant),
             (View::Patched, None) => Err("no patch to apply".into()),
         }
     }
@@ -693,6 +708,84 @@ impl NinjaFs {
             apply::apply_stack
         };
         run(&rom.rel_path, raw, Some(rom.layout.system), &parsed, &opts).map_err(|e| e.to_string())
+    }
+
+    /// A patched image, its internal checksum noted for `info/` and, with
+    /// `set_fix_checksums`, recomputed.
+    fn patched_image(
+        &self,
+        target: &Target,
+        raw: &[u8],
+        variant: &Variant,
+    ) -> Result<Vec<u8>, String> {
+        let rom = &target.rom;
+        let mut image = self.apply_variant(rom, raw, variant)?;
+        if checks_checksum(rom) {
+            let system = rom.layout.system;
+            let held = system::checksum_status(&image, system).map(|s| s.holds());
+            lock(&self.checksums).insert(self.key_of(target), held);
+            if self.fix_checksums.load(Ordering::Relaxed) {
+                system::fix_checksum(&mut image, system);
+            }
+        }
+        Ok(image)
+    }
+
+    /// Builds the patched images of `rom` whose internal checksum is not
+    /// known yet, so its `info/` report can say it (a failure is noted
+    /// for the report as when the file is read).
+    fn check_variant_checksums(&self, rom: &Rom) {
+        if !checks_checksum(rom) {
+            return;
+        }
+        let Some(shown) = self.names(View::Patched, &rom.folder) else {
+            return;
+        };
+        for (_, target) in shown.iter() {
+            let unknown = !lock(&self.checksums).contains_key(&self.key_of(target));
+            if target.rom.rel_path == rom.rel_path && unknown {
+                let _ = self.build(target);
+            }
+        }
+    }
+
+    /// The `info/` line on a patched variant's internal checksum, of one
+    /// width whatever it says: a report is sized before its images are
+    /// built, and until then a holding checksum stands in.
+    fn checksum_line(&self, rom: &Rom, variant: &Variant) -> Option<String> {
+        if !checks_checksum(rom) {
+            return None;
+        }
+        let key = ImageKey {
+            view: View::Patched,
+            rom_path: rom.rel_path.clone(),
+            rom: rom.id,
+            patches: variant
+                .patches
+                .iter()
+                .map(|p| (p.rel_path.clone(), p.id))
+                .collect(),
+            failures: 0,
+        };
+        let held = lock(&self.checksums)
+            .get(&key)
+            .copied()
+            .unwrap_or(Some(true));
+        let words = match held {
+            Some(true) => "yes, stored = computed",
+            Some(false) => "no, stored != computed",
+            None => "none (no header found)",
+        };
+        Some(if self.fix_checksums.load(Ordering::Relaxed) {
+            let served = if held == Some(false) {
+                "served fixed"
+            } else {
+                "served as is"
+            };
+            format!("    internal checksum as patched: {words}; {served}\n")
+        } else {
+            format!("    internal checksum: {words}\n")
+        })
     }
 
     /// The patched image's size from patch metadata alone, where that is
@@ -781,6 +874,11 @@ impl NinjaFs {
             ));
             if let Some(name) = shown_as(variant) {
                 text.push_str(&format!("    shown as {name}\n"));
+            }
+            let failed = variant.patches.iter().any(|p| p.error.is_some())
+                || failures.contains_key(&failure_key_of(rom, variant));
+            if !failed && let Some(line) = self.checksum_line(rom, variant) {
+                text.push_str(&line);
             }
             if let Some(error) = variant.patches.iter().find_map(|p| p.error.as_ref()) {
                 text.push_str(&format!("    cannot be read: {error}\n"));
@@ -905,6 +1003,17 @@ fn numbered_if_taken(name: String, taken: &mut HashSet<String>) -> String {
 }
 
 type FailureKey = (String, View, String);
+
+/// The failure key of `rom`'s patched variant `variant`.
+fn failure_key_of(rom: &Rom, variant: &Variant) -> FailureKey {
+    (rom.rel_path.clone(), View::Patched, variant.label.clone())
+}
+
+/// Whether `rom`'s patched images may have an internal checksum: its
+/// system has one, or it is raw (a GBA image is, and its header says).
+fn checks_checksum(rom: &Rom) -> bool {
+    system::has_checksum(rom.layout.system) || rom.layout.system == system::SystemType::Raw
+}
 
 fn failure_key(target: &Target) -> FailureKey {
     let label = target.variant.as_ref().map(|v| v.label.clone());

@@ -57,9 +57,8 @@ def gb(data):
     header = 0
     for b in data[0x134:0x14D]:
         header = (header - b - 1) & 0xFF
-    fixed = bytearray(data)
-    fixed[0x14D] = header
-    glob = (sum(fixed) - fixed[0x14E] - fixed[0x14F]) & 0xFFFF
+    # Over the image as it is: a fixer rewrites the header checksum first.
+    glob = (sum(data) - data[0x14E] - data[0x14F]) & 0xFFFF
     return [("header", data[0x14D], header),
             ("global", struct.unpack_from(">H", data, 0x14E)[0], glob)]
 

@@ -26,10 +26,12 @@ pub struct FsOptions {
     /// `noexec`: passed on to the kernel (nothing in the mount is
     /// executable anyway).
     pub no_exec: bool,
+    /// `fix_checksums`: `patched/` files carry recomputed internal checksums.
+    pub fix_checksums: bool,
 }
 
 /// The options ninja-fs itself takes, for messages and help.
-pub const OWN_OPTIONS: &str = "cache_size=SIZE, no_header_cache, log_file=PATH, \
+pub const OWN_OPTIONS: &str = "cache_size=SIZE, no_header_cache, fix_checksums, log_file=PATH, \
      allow_other, allow_root, default_permissions, ro, fsname=NAME";
 
 /// Generic options of `mount(8)`, `fstab(5)` and FUSE that are accepted and
@@ -152,6 +154,7 @@ impl FsOptions {
             "allow_root" => flag(&mut self.allow_root),
             "no_header_cache" => flag(&mut self.no_header_cache),
             "noexec" => flag(&mut self.no_exec),
+            "fix_checksums" => flag(&mut self.fix_checksums),
             "cache_size" => {
                 let size = crate::files::parse_size(valued("512M")?).map_err(|reason| {
                     OptionError::BadValue {
@@ -205,6 +208,11 @@ mod tests {
         );
         assert!(parse("allow_root").unwrap().allow_root);
         assert!(parse("noexec").unwrap().no_exec);
+        assert!(parse("fix_checksums").unwrap().fix_checksums);
+        assert_eq!(
+            parse("fix_checksums=1").unwrap_err(),
+            OptionError::UnexpectedValue("fix_checksums".into())
+        );
         assert_eq!(
             parse("fsname=roms\\,all").unwrap().fs_name.as_deref(),
             Some("roms,all")
