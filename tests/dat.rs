@@ -537,15 +537,24 @@ fn hostile_dat_names_stay_inside_the_view() {
         None,
         &[
             ("../../../etc/passwd", size, basic.clone()),
-            ("/abs/x\u{1}y.sfc", size, basic),
+            ("/abs/x\u{1}y.sfc", size, basic.clone()),
+            ("v1.0/Game", size, basic),
         ],
     );
     std::fs::write(dats.path().join("evil.xml"), dat::logiqx::write(&dat)).unwrap();
     let fs = fs_with_dats(backing.path(), dats.path());
     assert_eq!(names(&fs, "verified"), [".._..", ".._...txt"]);
-    assert_eq!(names(&fs, "verified/.._.."), ["abs", "etc"]);
-    assert_eq!(names(&fs, "verified/.._../etc"), ["passwd"]);
-    assert_eq!(names(&fs, "verified/.._../abs"), ["x_y.sfc"]);
+    assert_eq!(names(&fs, "verified/.._.."), ["abs", "etc", "v1.0"]);
+    assert_eq!(names(&fs, "verified/.._../v1.0"), ["Game", "Game [x1].sfc"]);
+    // A name without extension: its patched variant takes the view's.
+    assert_eq!(
+        names(&fs, "verified/.._../etc"),
+        ["passwd", "passwd [x1].sfc"]
+    );
+    assert_eq!(
+        names(&fs, "verified/.._../abs"),
+        ["x_y [x1].sfc", "x_y.sfc"]
+    );
 }
 
 #[test]

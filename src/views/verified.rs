@@ -279,8 +279,14 @@ impl Verified {
                 let Some(contents) = library.dir(&rom.folder) else {
                     continue;
                 };
-                let (stem, ext) = split_name(&path);
-                let ext = if ext.is_empty() || !path.contains('.') {
+                // The extension of the file name, not of a folder.
+                let (folder, file) = match path.rsplit_once('/') {
+                    Some((folder, file)) => (format!("{folder}/"), file),
+                    None => (String::new(), path.as_str()),
+                };
+                let (stem, ext) = split_name(file);
+                let stem = format!("{folder}{stem}");
+                let ext = if ext.is_empty() {
                     rom.deinterleaved_ext.clone()
                 } else {
                     ext.to_string()
