@@ -624,3 +624,29 @@ fn a_real_mount_shows_verified_files_and_reports() {
         "{report}"
     );
 }
+
+#[test]
+fn the_header_cache_keeps_the_digests_for_the_next_mount() {
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_dats(dats.path());
+    let cache = tempfile::tempdir().unwrap();
+    let listing = |fs: &NinjaFs| names(fs, &format!("verified/{SNES_DAT}"));
+    let first = fs_with_dats(backing.path(), dats.path());
+    first.library().use_header_cache(cache.path());
+    let shown = listing(&first);
+    assert!(first.library().roms_hashed() > 0);
+    first.library().flush_header_cache();
+    drop(first);
+    let second = fs_with_dats(backing.path(), dats.path());
+    second.library().use_header_cache(cache.path());
+    assert_eq!(listing(&second), shown);
+    assert_eq!(second.library().roms_hashed(), 0, "hashed again");
+    assert_eq!(
+        read_all(
+            &second,
+            &format!("verified/{SNES_DAT}/CPU Test (World).sfc")
+        ),
+        read_fixture("roms/snes/cputest-basic.sfc")
+    );
+}
