@@ -1293,7 +1293,11 @@ impl Library {
         let sidecars: Vec<&Arc<PatchFile>> = dir.patches_named(&rom.stem).collect();
         let mut stacks: HashMap<String, Vec<(u32, Arc<PatchFile>)>> = HashMap::new();
         for patch in &sidecars {
-            let base = patch.ext.trim_end_matches(|c: char| c.is_ascii_digit());
+            // `.ips32` is IPS32's own extension, not step 32 of a stack.
+            let base = match patch.ext.as_str() {
+                "ips32" => "ips32",
+                ext => ext.trim_end_matches(|c: char| c.is_ascii_digit()),
+            };
             let step: u32 = patch.ext[base.len()..].parse().unwrap_or(0);
             if step == 0 {
                 variants.push(by_name(patch, "beside the ROM with its name"));

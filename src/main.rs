@@ -109,7 +109,7 @@ enum Command {
         /// The patch file to write (- for standard output).
         #[arg(short, long, value_name = "PATCH")]
         output: PathBuf,
-        /// The patch format, one of: rup bps ips ups ppf aps gdiff vcdiff pat ffp fc
+        /// The patch format, one of: rup bps ips ups ppf aps gdiff vcdiff pat ffp fc ips32 bdf
         /// (default: from PATCH's extension).
         #[arg(long, value_name = "FORMAT")]
         format: Option<PatchFormat>,
@@ -549,18 +549,17 @@ fn fix_checksum_file(args: &ConvertArgs) -> Result<(), CliError> {
 }
 
 /// Every patch format ninja-fs reads, for messages.
-const READ_FORMATS: &str = "IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP";
+const READ_FORMATS: &str = "IPS, IPS32, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, BSDIFF40 (BDF), PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP";
 
 /// Every patch format `create` writes, as `--format` takes them.
-const WRITTEN_FORMATS: &str = "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc";
+const WRITTEN_FORMATS: &str =
+    "rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp, fc, ips32 or bdf";
 
 /// Patch formats people meet that ninja-fs does not read (yet): an
 /// article and a name, so a file in one is not mistaken for a ROM.
 fn unread_patch_format(_path: &Path, bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"IPS32") {
-        Some("an IPS32")
-    } else if bytes.starts_with(b"BSDIFF40") || bytes.starts_with(b"ENDSLEY/BSDIFF43") {
-        Some("a BSDIFF")
+    if bytes.starts_with(b"ENDSLEY/BSDIFF43") {
+        Some("an ENDSLEY/BSDIFF43")
     } else {
         None
     }
@@ -1117,6 +1116,11 @@ mod tests {
                 READ_FORMATS.contains(format.name().split(' ').next().unwrap()),
                 "{format}"
             );
+        }
+        for name in ["ips32", "bdf"] {
+            let format: PatchFormat = name.parse().unwrap();
+            assert!(WRITTEN_FORMATS.contains(name), "{name}");
+            assert!(READ_FORMATS.contains(format.name()), "{format}");
         }
         assert!(READ_FORMATS.contains("EBP"));
         for name in ["DPS", "PMSR", "BSP"] {

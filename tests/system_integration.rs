@@ -767,17 +767,17 @@ fn unread_patch_formats_are_named() {
     fs::write(&rom, vec![0u8; 0x8000]).unwrap();
     for (name, bytes, format) in [
         (
-            "hack.ips",
-            &b"IPS32\x00\x00\x10\x00\x01\xffEEOF"[..],
-            "an IPS32",
+            "hack.bsdiff",
+            &b"ENDSLEY/BSDIFF43\x00\x00\x00\x00"[..],
+            "an ENDSLEY/BSDIFF43",
         ),
-        ("hack.bsdiff", &b"BSDIFF40\x00\x00\x00\x00"[..], "a BSDIFF"),
+        ("hack.bdf", &b"ENDSLEY/BSDIFF43"[..], "an ENDSLEY/BSDIFF43"),
     ] {
         let patch = dir.path().join(name);
         fs::write(&patch, bytes).unwrap();
         let expected = format!(
-            "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, EBP, UPS, \
-             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b, DPS, PMSR (Star Rod \
+            "{}: {format} patch, a format ninja-fs does not read yet (it reads IPS, IPS32, EBP, UPS, \
+             BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, BSDIFF40 (BDF), PAT, FFP, fc /b, DPS, PMSR (Star Rod \
              .mod), BSP)",
             patch.display()
         );

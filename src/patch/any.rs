@@ -5,6 +5,7 @@ use super::{
     ApplyOptions, Limits, PatchError, PatchSummary, aps, bps, bsp, dps, ebp, fc, ffp, gdiff, ips,
     pat, pmsr, ppf, rup, ups, vcdiff,
 };
+use super::{bsdiff, ips32};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -22,6 +23,8 @@ pub enum PatchFormat {
     Ffp,
     Fc,
     Vcdiff,
+    Ips32,
+    Bsdiff,
     Dps,
     Pmsr,
     Bsp,
@@ -42,6 +45,8 @@ impl PatchFormat {
             PatchFormat::Ffp => ffp::NAME,
             PatchFormat::Fc => fc::NAME,
             PatchFormat::Vcdiff => vcdiff::NAME,
+            PatchFormat::Ips32 => ips32::NAME,
+            PatchFormat::Bsdiff => bsdiff::NAME,
             PatchFormat::Dps => dps::NAME,
             PatchFormat::Pmsr => pmsr::NAME,
             PatchFormat::Bsp => bsp::NAME,
@@ -56,6 +61,10 @@ impl PatchFormat {
             return None;
         }
         let ext = ext.to_ascii_lowercase();
+        // IPS32's own extension ends in digits, as a stack's step does.
+        if ext == "ips32" {
+            return Some(PatchFormat::Ips32);
+        }
         // RetroArch's stacks number their steps: Game.ips1, Game.ips2...
         let base = ext.trim_end_matches(|c: char| c.is_ascii_digit());
         Some(match base {
@@ -71,6 +80,7 @@ impl PatchFormat {
             "ffp" => PatchFormat::Ffp,
             "fc" => PatchFormat::Fc,
             "xdelta" | "xdelta3" | "vcdiff" | "delta" => PatchFormat::Vcdiff,
+            "bdf" | "bsdiff" => PatchFormat::Bsdiff,
             "dps" => PatchFormat::Dps,
             // Star Rod names its packages `<mod>.mod`.
             "mod" | "pmsr" => PatchFormat::Pmsr,
@@ -115,6 +125,12 @@ impl PatchFormat {
         }
         if vcdiff::matches(bytes) {
             return Some(PatchFormat::Vcdiff);
+        }
+        if ips32::matches(bytes) {
+            return Some(PatchFormat::Ips32);
+        }
+        if bsdiff::matches(bytes) {
+            return Some(PatchFormat::Bsdiff);
         }
         if ips::matches(bytes) {
             return Some(if ebp::matches(bytes) {
@@ -163,7 +179,9 @@ impl std::str::FromStr for PatchFormat {
                     })
                     .map(|f| format!("ninja-fs reads {f} patches but does not make them"))
                     .unwrap_or_else(|| format!("unknown patch format '{s}'"));
-                format!("{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff")
+                format!(
+                    "{known}: use one of rup bps ips ups ppf aps gdiff pat ffp fc vcdiff ips32 bdf"
+                )
             })
     }
 }
@@ -181,6 +199,8 @@ pub enum Patch<'a> {
     Gdiff(gdiff::GdiffPatch<'a>),
     Text(PatchFormat, pat::TextPatch<'a>),
     Vcdiff(vcdiff::VcdiffPatch<'a>),
+    Ips32(ips::IpsPatch<'a>),
+    Bsdiff(bsdiff::BsdiffPatch<'a>),
     Dps(dps::DpsPatch<'a>),
     Pmsr(pmsr::PmsrPatch<'a>),
     Bsp(bsp::BspPatch<'a>),
@@ -205,6 +225,8 @@ impl<'a> Patch<'a> {
             PatchFormat::Ffp => Patch::Text(format, ffp::parse(bytes, limits)?),
             PatchFormat::Fc => Patch::Text(format, fc::parse(bytes, limits)?),
             PatchFormat::Vcdiff => Patch::Vcdiff(vcdiff::parse(bytes, limits)?),
+            PatchFormat::Ips32 => Patch::Ips32(ips32::parse(bytes, limits)?),
+            PatchFormat::Bsdiff => Patch::Bsdiff(bsdiff::parse(bytes, limits)?),
             PatchFormat::Dps => Patch::Dps(dps::parse(bytes, limits)?),
             PatchFormat::Pmsr => Patch::Pmsr(pmsr::parse(bytes, limits)?),
             PatchFormat::Bsp => Patch::Bsp(bsp::parse(bytes, limits)?),
@@ -223,6 +245,8 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(_) => PatchFormat::Gdiff,
             Patch::Text(format, _) => *format,
             Patch::Vcdiff(_) => PatchFormat::Vcdiff,
+            Patch::Ips32(_) => PatchFormat::Ips32,
+            Patch::Bsdiff(_) => PatchFormat::Bsdiff,
             Patch::Dps(_) => PatchFormat::Dps,
             Patch::Pmsr(_) => PatchFormat::Pmsr,
             Patch::Bsp(_) => PatchFormat::Bsp,
@@ -241,6 +265,8 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.summary(),
             Patch::Text(_, p) => p.summary(),
             Patch::Vcdiff(p) => p.summary(),
+            Patch::Ips32(p) => p.summary(),
+            Patch::Bsdiff(p) => p.summary(),
             Patch::Dps(p) => p.summary(),
             Patch::Pmsr(p) => p.summary(),
             Patch::Bsp(p) => p.summary(),
@@ -261,6 +287,8 @@ impl<'a> Patch<'a> {
             Patch::Gdiff(p) => p.output_size(source_len),
             Patch::Text(_, p) => p.output_size(source_len),
             Patch::Vcdiff(p) => p.output_size(source_len),
+            Patch::Ips32(p) => p.output_size(source_len),
+            Patch::Bsdiff(p) => p.output_size(source_len),
             Patch::Dps(p) => p.output_size(source_len),
             Patch::Pmsr(p) => p.output_size(source_len),
             // Unknown until the script has run: see `known_output_size`.
@@ -284,6 +312,8 @@ impl<'a> Patch<'a> {
         match self {
             // xdelta's Adler-32 checks its output windows, not the source.
             Patch::Ips(_) | Patch::Gdiff(_) | Patch::Vcdiff(_) => false,
+            // Nor do IPS32's records or BSDIFF40's new size check the source.
+            Patch::Ips32(_) | Patch::Bsdiff(_) => false,
             Patch::Ppf(p) => p.block_check.is_some() || p.source_size.is_some(),
             // APS N64 type 0 (what RomPatcher.js writes for any non-N64
             // ROM) carries no cartridge check: it applies to anything.
@@ -312,6 +342,8 @@ impl<'a> Patch<'a> {
                 other => Err(other),
             }),
             Patch::Vcdiff(p) => p.apply(source, opts),
+            Patch::Ips32(p) => p.apply(source, opts),
+            Patch::Bsdiff(p) => p.apply(source, opts),
             Patch::Dps(p) => p.apply(source, opts),
             Patch::Pmsr(p) => p.apply(source, opts),
             Patch::Bsp(p) => p.apply(source, opts),
@@ -531,6 +563,17 @@ impl<'a> Patch<'a> {
                 );
                 return rows;
             }
+            Patch::Ips32(p) => push("records", p.records.len().to_string()),
+            Patch::Bsdiff(p) => {
+                for (label, block) in [
+                    ("control block", p.control),
+                    ("diff block", p.diff),
+                    ("extra block", p.extra),
+                ] {
+                    let size = crate::system::bytes_text(block.len() as u64);
+                    push(label, format!("{size}, bzip2"));
+                }
+            }
             Patch::Aps(_) | Patch::Gdiff(_) | Patch::Text(..) => {}
         }
         if let Some(size) = summary.source_size {
@@ -576,6 +619,8 @@ pub fn create(format: PatchFormat, source: &[u8], target: &[u8]) -> Result<Vec<u
         PatchFormat::Ffp => ffp::create(source, target),
         PatchFormat::Fc => fc::create(source, target),
         PatchFormat::Vcdiff => vcdiff::create(source, target),
+        PatchFormat::Ips32 => ips32::create(source, target),
+        PatchFormat::Bsdiff => bsdiff::create(source, target),
         PatchFormat::Rup => rup::create(
             &[rup::CreateEntry {
                 name: None,
