@@ -1,11 +1,13 @@
 //! Speed of the patch formats: create and apply for every format that has
-//! both (IPS, UPS, BPS delta, BPS linear, PPF, RUP, APS, GDIFF) on a 4 MiB and
-//! a 64 MiB ROM with 2000 scattered edits of 1-64 bytes and a 256 KiB tail.
+//! both (IPS, IPS32, BSDIFF40, UPS, BPS delta, BPS linear, PPF, RUP, APS,
+//! GDIFF) on a 4 MiB and a 64 MiB ROM with 2000 scattered edits of 1-64
+//! bytes and a 256 KiB tail.
 //!
 //! `apply` is parse + apply of the patch bytes (what using a patch costs);
 //! for RUP it is parse + `entry.apply_normalized`, which hashes the input
 //! and the output with MD5 as the format demands. IPS addresses only the
-//! first 16 MiB, so it is benchmarked at 4 MiB only.
+//! first 16 MiB, so it is benchmarked at 4 MiB only, as is BSDIFF40 (a 64
+//! MiB create takes tens of seconds).
 //!
 //! Before the timings, the bench prints the size of every patch it made and,
 //! for BPS, the delta encoding's size against the linear one, on the
@@ -24,7 +26,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
-use ninja_fs::patch::{ApplyOptions, Limits, PatchError, aps, bps, gdiff, ips, ppf, rup, ups};
+use ninja_fs::patch::{
+    ApplyOptions, Limits, PatchError, aps, bps, bsdiff, gdiff, ips, ips32, ppf, rup, ups,
+};
 
 const MIB: usize = 1 << 20;
 const EDITS: usize = 2000;
@@ -93,6 +97,18 @@ fn formats() -> Vec<(&'static str, Create, Apply)> {
                 .apply(source, &opts())
                 .unwrap()
         }),
+        ("ips32", ips32::create, |patch, source| {
+            ips32::parse(patch, &limits())
+                .unwrap()
+                .apply(source, &opts())
+                .unwrap()
+        }),
+        ("bdf", bsdiff::create, |patch, source| {
+            bsdiff::parse(patch, &limits())
+                .unwrap()
+                .apply(source, &opts())
+                .unwrap()
+        }),
         ("ups", ups::create, |patch, source| {
             ups::parse(patch, &limits())
                 .unwrap()
@@ -154,7 +170,10 @@ fn bench_size(c: &mut Criterion, size: usize) {
     let mut linear_len = 0;
     let mut delta_len = 0;
     for (name, create, apply) in formats() {
-        if name == "ips" && target.len() > ips::MAX_TARGET_SIZE {
+        // A 64 MiB bsdiff takes tens of seconds a create (its suffix sort
+        // and search): criterion's ten runs of it would dwarf the rest.
+        let slow_bdf = name == "bdf" && target.len() > 16 * MIB;
+        if (name == "ips" && target.len() > ips::MAX_TARGET_SIZE) || slow_bdf {
             println!("| {name} | {label} | - | - | - |");
             continue;
         }
