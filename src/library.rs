@@ -1200,9 +1200,28 @@ impl Library {
             }
         }
         self.roms_hashed.fetch_add(1, Ordering::Relaxed);
-        let layouts = self.layout_digests(rom, |bytes| {
-            (bytes.len() as u64, digest::Digests::of(bytes))
-        })?;
+        // Most ROMs' three images are the same bytes: each distinct image
+        // is hashed once (comparing costs a small part of hashing).
+        let raw = self.read_rom(rom).map_err(io::Error::other)?;
+        let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
+        let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
+        let of = |bytes: &[u8]| (bytes.len() as u64, digest::Digests::of(bytes));
+        let raw_digests = of(&raw);
+        let normalized_digests = if normalized[..] == raw[..] {
+            raw_digests.clone()
+        } else {
+            of(&normalized)
+        };
+        let deinterleaved_digests = if deinterleaved[..] == normalized[..] {
+            normalized_digests.clone()
+        } else {
+            of(&deinterleaved)
+        };
+        let layouts = [
+            (ImageLayout::Raw, raw_digests),
+            (ImageLayout::Normalized, normalized_digests),
+            (ImageLayout::Deinterleaved, deinterleaved_digests),
+        ];
         let hashes = RomHashes {
             layouts: layouts
                 .iter()
