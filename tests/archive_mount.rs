@@ -306,17 +306,7 @@ fn a_damaged_archive_never_gives_wrong_bytes() {
 
 /// The text of `path` (`info/...`) as the core shows it.
 fn read_text(fs: &NinjaFs, path: &str) -> String {
-    let mut ino = ROOT_INO;
-    for part in path.split('/') {
-        ino = fs
-            .lookup(ino, part.as_ref())
-            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
-            .ino;
-    }
-    let opened = fs.open(ino).unwrap();
-    let bytes = fs.read(opened.handle, 0, u32::MAX).unwrap();
-    fs.release(opened.handle);
-    String::from_utf8(bytes).unwrap()
+    String::from_utf8(read_text_bytes(fs, path)).unwrap()
 }
 
 /// Writes a zip with Python's `zipfile`, which stores member names as
@@ -539,10 +529,14 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
     assert!(good == read_fixture("roms/snes/cputest-basic.sfc"));
 }
 
+/// The bytes of `path` as the core shows it.
 fn read_text_bytes(fs: &NinjaFs, path: &str) -> Vec<u8> {
     let mut ino = ROOT_INO;
     for part in path.split('/') {
-        ino = fs.lookup(ino, part.as_ref()).unwrap().ino;
+        ino = fs
+            .lookup(ino, part.as_ref())
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
+            .ino;
     }
     let opened = fs.open(ino).unwrap();
     let bytes = fs.read(opened.handle, 0, u32::MAX).unwrap();

@@ -205,15 +205,15 @@ impl Library {
             .get()
             .and_then(|cache| cache.get_archive(rel_dir, name, id));
         let members = match stored {
-            Some(members) => Some(members),
+            Some(members) => members,
             None => {
                 self.header_reads.fetch_add(1, Ordering::Relaxed);
                 match self.read_archive(rel_path, &id) {
-                    Ok(members) => Some(Arc::new(self.classify_members(rel_path, id, members))),
-                    Err(error) if lasting_failure(&error) => Some(Arc::new(ArchiveMembers {
+                    Ok(members) => Arc::new(self.classify_members(rel_path, id, members)),
+                    Err(error) if lasting_failure(&error) => Arc::new(ArchiveMembers {
                         problem: Some(archive_problem(&error)),
                         ..ArchiveMembers::default()
-                    })),
+                    }),
                     // Tried again at the next scan: the disk or a writer.
                     Err(error) => {
                         return Arc::new(ArchiveListing {
@@ -224,10 +224,7 @@ impl Library {
                 }
             }
         };
-        let listing = Arc::new(match members {
-            Some(members) => self.shape(members),
-            None => ArchiveListing::default(),
-        });
+        let listing = Arc::new(self.shape(members));
         lock(&self.archives).insert(rel_path.to_string(), (id, listing.clone()));
         listing
     }
