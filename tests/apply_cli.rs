@@ -787,7 +787,7 @@ fn truncated_patches_fail_cleanly_and_write_nothing() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {}: not a patch this tool knows (IPS, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, PAT, FFP, fc /b)\n",
+            "ninja-fs: {}: not a patch this tool knows (IPS, IPS32, EBP, UPS, BPS, PPF, NINJA2 RUP, APS, GDIFF, VCDIFF/xdelta, BSDIFF40 (BDF), PAT, FFP, fc /b, DPS, PMSR (Star Rod .mod), BSP)\n",
             empty.display()
         )
     );

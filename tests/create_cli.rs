@@ -519,7 +519,7 @@ fn metadata_that_does_not_fit_is_refused() {
     assert_eq!(
         err,
         format!(
-            "ninja-fs: {}: cannot tell the patch format from the name; say --format rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp or fc\n",
+            "ninja-fs: {}: cannot tell the patch format from the name; say --format rup, bps, ips, ups, ppf, aps, gdiff, vcdiff, pat, ffp, fc, ips32 or bdf\n",
             dir.path().join("patch.xyz").display()
         )
     );
