@@ -97,9 +97,12 @@ fn they_apply_to_every_container_of_the_snes_source() {
     }
 }
 
+/// `create` writes what the library makes; its BSDIFF40 patches apply with
+/// Debian's `bspatch` too, where it is installed.
 #[test]
 fn create_writes_them_and_they_apply() {
     let dir = tempfile::tempdir().unwrap();
+    let bspatch = debian_bsdiff_available();
     for (pair, source, target) in PAIRS {
         let (source_bytes, target_bytes) = (read_fixture(source), read_fixture(target));
         for (output, format_flag, format) in [
@@ -130,6 +133,20 @@ fn create_writes_them_and_they_apply() {
             }
             let applied = apply_cli(&fixture(source), &out);
             assert!(applied == target_bytes, "{pair} {output}");
+            if format == PatchFormat::Bsdiff && bspatch {
+                let made = dir.path().join(format!("{pair}.{output}.bspatch"));
+                let status = Command::new("bspatch")
+                    .arg(fixture(source))
+                    .arg(&made)
+                    .arg(&out)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "bspatch {pair} {output}");
+                assert!(
+                    std::fs::read(&made).unwrap() == target_bytes,
+                    "{pair} {output}"
+                );
+            }
         }
     }
     // IPS32 cannot shorten a file: said, and nothing written.
