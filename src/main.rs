@@ -900,7 +900,8 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
         }
         dir
     };
-    let dats = (!args.dat.is_empty()).then(|| ninja_fs::dat::load_for_mount(&args.dat));
+    let dat_paths: Vec<PathBuf> = args.dat.iter().chain(&fs_options.dats).cloned().collect();
+    let dats = (!dat_paths.is_empty()).then(|| ninja_fs::dat::load_for_mount(&dat_paths));
     let fix_checksums = args.fix_checksums || fs_options.fix_checksums;
     mount::mount(
         || {

@@ -566,8 +566,9 @@ fn a_real_mount_shows_verified_files_and_reports() {
     let backing = backing();
     let dats = tempfile::tempdir().unwrap();
     write_dats(dats.path());
+    let broken = tempfile::tempdir().unwrap();
     std::fs::write(
-        dats.path().join("broken.xml"),
+        broken.path().join("broken.xml"),
         "<datafile>\n<game name=\"A\">\n",
     )
     .unwrap();
@@ -577,7 +578,9 @@ fn a_real_mount_shows_verified_files_and_reports() {
         .arg(backing.path())
         .arg(mnt.path())
         .arg("--dat")
-        .arg(dats.path())
+        .arg(broken.path().join("broken.xml"))
+        .arg("-o")
+        .arg(format!("dat={}", dats.path().display()))
         .arg("--no-header-cache")
         .output()
         .unwrap();

@@ -28,10 +28,12 @@ pub struct FsOptions {
     pub no_exec: bool,
     /// `fix_checksums`: `patched/` files carry recomputed internal checksums.
     pub fix_checksums: bool,
+    /// `dat=PATH` (repeatable): DATs to verify ROMs against, as `--dat`.
+    pub dats: Vec<PathBuf>,
 }
 
 /// The options ninja-fs itself takes, for messages and help.
-pub const OWN_OPTIONS: &str = "cache_size=SIZE, no_header_cache, fix_checksums, log_file=PATH, \
+pub const OWN_OPTIONS: &str = "cache_size=SIZE, no_header_cache, fix_checksums, dat=PATH, log_file=PATH, \
      allow_other, allow_root, default_permissions, ro, fsname=NAME";
 
 /// Generic options of `mount(8)`, `fstab(5)` and FUSE that are accepted and
@@ -173,6 +175,10 @@ impl FsOptions {
                 self.fs_name = Some(valued("NAME")?.to_string());
                 Ok(())
             }
+            "dat" => {
+                self.dats.push(PathBuf::from(valued("/srv/dats")?));
+                Ok(())
+            }
             _ if IGNORED_PREFIXES.iter().any(|p| option.starts_with(p)) => Ok(()),
             _ if IGNORED.contains(&name) => match value {
                 None => Ok(()),
@@ -207,6 +213,14 @@ mod tests {
             }
         );
         assert!(parse("allow_root").unwrap().allow_root);
+        assert_eq!(
+            parse("dat=/a/x.dat,dat=/b").unwrap().dats,
+            [PathBuf::from("/a/x.dat"), PathBuf::from("/b")]
+        );
+        assert_eq!(
+            parse("dat").unwrap_err().to_string(),
+            "mount option 'dat' needs a value: write dat=/srv/dats"
+        );
         assert!(parse("noexec").unwrap().no_exec);
         assert!(parse("fix_checksums").unwrap().fix_checksums);
         assert_eq!(
