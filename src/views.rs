@@ -2,6 +2,7 @@
 //! `deinterleaved/`, `patched/`, `info/`), their names and exact sizes, and
 //! the images behind them, built on first read through the cache.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -658,10 +659,28 @@ impl NinjaFs {
         };
         let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
         match (&target.view, &target.variant) {
-            (View::Normalized, _) => Ok(normalized.into_owned()),
-            (View::Deinterleaved, _) => system::restore(&normalized, &rom.layout)
-                .map(|image| image.into_owned())
-                .map_err(|e| e.to_string()),
+            // An image that is the ROM's bytes, or a run of them, is made
+            // from the buffer read rather than copied out of it: a 64 MiB
+            // ROM then takes 64 MiB to serve, not twice that.
+            (View::Normalized, _) => match range_within(&raw, &normalized) {
+                Some(range) => {
+                    drop(normalized);
+                    Ok(narrowed_to(raw, range))
+                }
+                None => Ok(normalized.into_owned()),
+            },
+            (View::Deinterleaved, _) => {
+                let restored =
+                    system::restore(&normalized, &rom.layout).map_err(|e| e.to_string())?;
+                match range_within(&raw, &restored) {
+                    Some(range) => {
+                        drop(restored);
+                        drop(normalized);
+                        Ok(narrowed_to(raw, range))
+                    }
+                    None => Ok(restored.into_owned()),
+                }
+            }
             (View::Info, _) => {
                 self.check_variant_checksums(rom);
                 let digests = Digests::of(&normalized);
@@ -853,7 +872,7 @@ impl NinjaFs {
                     target.rom.rel_path == rom.rel_path
                         && target.variant.as_ref().map(|v| &v.label) == Some(&variant.label)
                 })
-                .map(|(name, _)| join(&join(View::Patched.dir_name(), rel_dir), name))
+                .map(|(name, _)| join(View::Patched.dir_name(), &join(rel_dir, name)))
         };
         text.push_str("\npatches\n");
         if variants.is_empty() {
@@ -935,6 +954,23 @@ impl NinjaFs {
         }
         text
     }
+}
+
+/// Where `part` lies in `whole`, when it borrows a run of its bytes.
+fn range_within(whole: &[u8], part: &Cow<[u8]>) -> Option<std::ops::Range<usize>> {
+    let Cow::Borrowed(part) = part else {
+        return None;
+    };
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
+/// `bytes` cut to `range`, in place.
+fn narrowed_to(mut bytes: Vec<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
+    bytes.truncate(range.end);
+    bytes.drain(..range.start);
+    bytes
 }
 
 /// How many times an open builds again when a backing file changed while
@@ -1223,5 +1259,25 @@ impl VirtualFs for NinjaFs {
             files: lock(&self.inodes).paths.len() as u64,
             bytes: self.cache.bytes() as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_borrowed_from_the_raw_bytes_is_cut_from_them() {
+        let raw: Vec<u8> = (0..=255).collect();
+        let header_off = Cow::Borrowed(&raw[16..200]);
+        let range = range_within(&raw, &header_off).unwrap();
+        assert_eq!(range, 16..200);
+        let expected = raw[16..200].to_vec();
+        assert_eq!(narrowed_to(raw.clone(), range), expected);
+        assert_eq!(range_within(&raw, &Cow::Borrowed(&raw[..])), Some(0..256));
+        // Bytes of their own, or borrowed from elsewhere, are not.
+        assert_eq!(range_within(&raw, &Cow::Owned(raw.clone())), None);
+        let other = raw.clone();
+        assert_eq!(range_within(&raw, &Cow::Borrowed(&other[..])), None);
     }
 }

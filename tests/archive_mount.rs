@@ -397,7 +397,6 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
     bad_archives(dir.path());
     let limits = Limits {
         max_image_size: 1 << 20,
-        ..Limits::default()
     };
     let fs_core = NinjaFs::new(dir.path(), 64 << 20, limits).unwrap();
     let listed = |view: &str| -> Vec<String> {
