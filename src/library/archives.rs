@@ -313,6 +313,10 @@ impl Library {
         if prefix.starts_with(b"UNIF") {
             return archive.read_member(index, self.limits.max_image_size);
         }
+        // A member no longer than what detection reads is all there.
+        if prefix.len() as u64 == size {
+            return Ok(prefix);
+        }
         let mut head = vec![0u8; usize::try_from(size).unwrap_or(0)];
         let len = prefix.len().min(head.len());
         head[..len].copy_from_slice(&prefix[..len]);
