@@ -7,7 +7,9 @@
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::{Dat, DatBuilder, DatError, RomFields, hex_fields, line_of};
+use std::io::{BufRead, Read};
+
+use super::{Dat, DatBuilder, DatError, RomFields, hex_fields};
 
 /// Where the parser is inside the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +19,50 @@ enum Inside {
     HeaderVersion,
 }
 
+/// Reads through to a parser, counting the lines it consumed, so that a
+/// DAT is parsed as it is read (never whole in memory) and an error still
+/// names its line.
+struct LineCounter<R> {
+    inner: R,
+    newlines: usize,
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(out)?;
+        self.newlines += out[..read].iter().filter(|&&b| b == b'\n').count();
+        Ok(read)
+    }
+}
+
+impl<R: BufRead> BufRead for LineCounter<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if let Ok(buffered) = self.inner.fill_buf() {
+            let end = amount.min(buffered.len());
+            self.newlines += buffered[..end].iter().filter(|&&b| b == b'\n').count();
+        }
+        self.inner.consume(amount);
+    }
+}
+
 pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
-    let mut reader = Reader::from_reader(bytes);
+    parse_reader(source, bytes)
+}
+
+/// Parses a Logiqx DAT as it is read from `input`.
+pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> {
+    let mut reader = Reader::from_reader(LineCounter {
+        inner: input,
+        newlines: 0,
+    });
     reader.config_mut().check_end_names = true;
-    let syntax = |offset: u64, problem: String| DatError::Syntax {
+    let syntax = |line: usize, problem: String| DatError::Syntax {
         file: source.to_string(),
-        line: line_of(bytes, usize::try_from(offset).unwrap_or(usize::MAX)),
+        line,
         problem,
     };
     let mut builder = DatBuilder::new(source);
@@ -33,10 +73,11 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
     let mut saw_datafile = false;
     let mut buf = Vec::new();
     loop {
-        let at = reader.buffer_position();
+        // The line the next event starts on.
+        let line = reader.get_ref().newlines + 1;
         let event = reader
             .read_event_into(&mut buf)
-            .map_err(|error| syntax(reader.error_position(), error.to_string()))?;
+            .map_err(|error| syntax(line, error.to_string()))?;
         match event {
             Event::Start(ref element) => {
                 let name = element.local_name().as_ref().to_vec();
@@ -50,7 +91,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
                     &mut saw_datafile,
                     stack.is_empty(),
                 )
-                .map_err(|problem| syntax(at, problem))?;
+                .map_err(|problem| syntax(line, problem))?;
                 inside = match (&name[..], in_header) {
                     (b"name", true) => Inside::HeaderName,
                     (b"version", true) => Inside::HeaderVersion,
@@ -71,7 +112,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
                     &mut saw_datafile,
                     stack.is_empty(),
                 )
-                .map_err(|problem| syntax(at, problem))?;
+                .map_err(|problem| syntax(line, problem))?;
                 if name == b"game" || name == b"machine" {
                     game = None;
                 }
@@ -92,13 +133,13 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
             Event::Text(content) if inside != Inside::Other => {
                 let decoded = content
                     .xml_content()
-                    .map_err(|error| syntax(at, error.to_string()))?;
+                    .map_err(|error| syntax(line, error.to_string()))?;
                 text.push_str(&decoded);
             }
             Event::CData(content) if inside != Inside::Other => {
                 let decoded = content
                     .decode()
-                    .map_err(|error| syntax(at, error.to_string()))?;
+                    .map_err(|error| syntax(line, error.to_string()))?;
                 text.push_str(&decoded);
             }
             Event::GeneralRef(reference) if inside != Inside::Other => {
@@ -107,12 +148,12 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
                     Ok(None) => {
                         let name = reference
                             .decode()
-                            .map_err(|error| syntax(at, error.to_string()))?;
+                            .map_err(|error| syntax(line, error.to_string()))?;
                         predefined_entity(&name)
-                            .ok_or_else(|| syntax(at, format!("unknown entity '&{name};'")))?
+                            .ok_or_else(|| syntax(line, format!("unknown entity '&{name};'")))?
                             .to_string()
                     }
-                    Err(error) => return Err(syntax(at, error.to_string())),
+                    Err(error) => return Err(syntax(line, error.to_string())),
                 };
                 text.push_str(&resolved);
             }
@@ -123,7 +164,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
     }
     if let Some(open) = stack.last() {
         return Err(syntax(
-            bytes.len() as u64,
+            reader.get_ref().newlines + 1,
             format!(
                 "the file ends inside <{}>: an unclosed tag (cut short?)",
                 String::from_utf8_lossy(open)
@@ -132,7 +173,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Dat, DatError> {
     }
     if !saw_datafile {
         return Err(syntax(
-            0,
+            1,
             "no <datafile> element: not a Logiqx DAT".to_string(),
         ));
     }
@@ -329,6 +370,17 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics(text in "[<>a-z=\" /&;#\n]{0,200}") {
             let _ = parse("fuzz.dat", text.as_bytes());
+        }
+
+        #[test]
+        fn small_reads_give_the_same_result_and_lines(
+            text in "[<>a-z=\" /\n]{0,200}",
+            capacity in 1usize..16,
+        ) {
+            let whole = parse("x.dat", text.as_bytes());
+            let streamed =
+                parse_reader("x.dat", std::io::BufReader::with_capacity(capacity, text.as_bytes()));
+            prop_assert_eq!(whole, streamed);
         }
 
         #[test]

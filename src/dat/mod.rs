@@ -397,6 +397,19 @@ fn load_file(path: &Path) -> Vec<Result<Dat, DatError>> {
     if size > MAX_DAT_BYTES {
         return vec![Err(DatError::TooLarge { file: shown, size })];
     }
+    // XML is parsed as it is read: a DAT of tens of megabytes is never
+    // whole in memory.
+    let starts_xml = head[..head_len]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<' || b == 0xEF);
+    if starts_xml {
+        let input = std::io::BufReader::with_capacity(
+            1 << 16,
+            std::io::Cursor::new(head[..head_len].to_vec()).chain(file.take(MAX_DAT_BYTES)),
+        );
+        return vec![logiqx::parse_reader(&shown, input)];
+    }
     let mut bytes = Vec::with_capacity(size as usize);
     bytes.extend_from_slice(&head[..head_len]);
     if let Err(error) = file.take(MAX_DAT_BYTES).read_to_end(&mut bytes) {
