@@ -132,7 +132,7 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
             }
             Event::Text(content) if inside != Inside::Other => {
                 let decoded = content
-                    .xml_content()
+                    .xml10_content()
                     .map_err(|error| syntax(line, error.to_string()))?;
                 text.push_str(&decoded);
             }

@@ -152,7 +152,9 @@ pub fn skipper_of(header: &str) -> Option<String> {
 /// each entry's fields.
 pub(crate) struct DatBuilder {
     dat: Dat,
-    seen_games: HashSet<String>,
+    /// The games so far by a hash of their name (a second copy of every
+    /// name would double what a large DAT holds while it loads).
+    seen_games: HashMap<u64, Vec<u32>>,
 }
 
 impl DatBuilder {
@@ -162,7 +164,7 @@ impl DatBuilder {
                 source: source.to_string(),
                 ..Dat::default()
             },
-            seen_games: HashSet::new(),
+            seen_games: HashMap::new(),
         }
     }
 
@@ -180,13 +182,20 @@ impl DatBuilder {
 
     /// Starts a game; a name given twice is an error.
     pub(crate) fn game(&mut self, name: String) -> Result<u32, String> {
-        if !self.seen_games.insert(name.clone()) {
+        use std::hash::BuildHasher;
+        let key = rustc_hash::FxBuildHasher.hash_one(&name);
+        let same_hash = self.seen_games.entry(key).or_default();
+        if same_hash
+            .iter()
+            .any(|&at| self.dat.games.get(at as usize) == Some(&name))
+        {
             return Err(format!(
                 "the game '{}' is listed twice",
                 crate::text::str_as_text(&name)
             ));
         }
         let at = u32::try_from(self.dat.games.len()).map_err(|_| "too many games".to_string())?;
+        same_hash.push(at);
         self.dat.games.push(name);
         Ok(at)
     }
