@@ -620,6 +620,29 @@ fn a_real_mount_shows_verified_files_and_reports() {
         .unwrap(),
         read_fixture("roms/nes/cc65_hello.nes")[16..]
     );
+    assert_eq!(
+        std::fs::read(
+            mnt.path()
+                .join("verified/Nintendo - NES (Headered)/Hello (World).nes")
+        )
+        .unwrap(),
+        read_fixture("roms/nes/cc65_hello.nes")
+    );
+    let hirom = snes.join("HiROM Test (Japan).sfc");
+    assert_eq!(
+        std::fs::read(&hirom).unwrap(),
+        normalized("rup-vectors/snes_hirom20.input_interleaved.sfc")
+    );
+    assert_eq!(
+        std::fs::metadata(&hirom).unwrap().len(),
+        normalized("rup-vectors/snes_hirom20.input_interleaved.sfc").len() as u64
+    );
+    let mut listed: Vec<String> = std::fs::read_dir(mnt.path().join("verified"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed.len(), 8, "{listed:?}");
     let report =
         std::fs::read_to_string(mnt.path().join(format!("verified/{SNES_DAT}.txt"))).unwrap();
     assert!(
