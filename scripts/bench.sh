@@ -13,7 +13,8 @@
 #    hyperfine session, and quotes the ratio:
 #      ninja-fs normalize of a 64 MiB .v64   vs  dd conv=swab of it
 #      ninja-fs normalize of a 64 MiB .smc   vs  tail -c +513 of it
-#    once with the output to /dev/null and once to a file on tmpfs.
+#    once with the output to /dev/null and once to a file on tmpfs, and
+#      ninja-fs apply of a 4 MiB NINJA2 patch vs  md5sum of its two images.
 #
 # Inputs are generated deterministically (python3) in a temp dir, on tmpfs
 # when /dev/shm exists, and removed at the end. The summary tables are
@@ -159,6 +160,30 @@ compare() {
 
 v64="$WORK/big.v64"
 smc="$WORK/big.smc"
+
+# A 4 MiB LoROM and a target with 2000 scattered 16-byte edits and a 256 KiB
+# grown tail, as in benches/patch.rs, joined by a NINJA2 patch.
+rup_source="$WORK/rup_source.sfc"
+rup_target="$WORK/rup_target.sfc"
+rup_patch="$WORK/rup_source.rup"
+python3 - "$rup_source" "$rup_target" <<'PY'
+import random, sys
+rng = random.Random(7)
+def noise(n):
+    return bytearray(rng.getrandbits(8 * n).to_bytes(n, "little"))
+source = noise(4 << 20)
+source[0x7FD5] = 0x20
+source[0x7FDC:0x7FE0] = bytes([0xFF, 0xFF, 0, 0])
+open(sys.argv[1], "wb").write(source)
+target = bytearray(source)
+for _ in range(2000):
+    at = rng.randrange(0x8000, len(target) - 64)
+    target[at:at + 16] = noise(16)
+target += noise(256 << 10)
+open(sys.argv[2], "wb").write(target)
+PY
+"$BIN" create "$rup_source" "$rup_target" --format rup -o "$rup_patch"
+"$BIN" apply "$rup_source" "$rup_patch" -o - | cmp - "$rup_target"
 {
     echo "## Whole commands (hyperfine, 64 MiB inputs on tmpfs)"
     echo
@@ -178,6 +203,10 @@ smc="$WORK/big.smc"
         "$BIN normalize $v64 -o $WORK/out.z64 --force"
     SHELL_MODE=sh compare smc_file "tail -c +513 $smc > $WORK/out.tail" \
         "$BIN normalize $smc -o $WORK/out.sfc --force"
+    # RUP apply, 4 MiB SNES: the format demands an MD5 of the input and of
+    # the result; the reference is md5sum of the same two files.
+    compare rup_apply_4m "md5sum $rup_source $rup_target" \
+        "$BIN apply $rup_source $rup_patch -o -"
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- total run time: $(($(date +%s) - started)) s"

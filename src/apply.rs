@@ -469,8 +469,10 @@ fn apply_rup(
             source,
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
+        // Hashed once here; the apply below reuses it.
+        let digest = crate::digest::md5(&normalized);
         let direction = entry
-            .direction_for(&normalized)
+            .direction_for_digest(&digest)
             .filter(|direction| !reverting || *direction == Direction::Reverse);
         if direction.is_none() && forced && entry_system == SystemType::Raw {
             // Forced, a raw entry goes where patches without checksums go:
@@ -487,15 +489,12 @@ fn apply_rup(
         if direction.is_none() && !forced {
             tried.push((
                 format!("image normalized as {entry_system}"),
-                format!(
-                    "has MD5 {}",
-                    crate::digest::hex(&crate::digest::md5(&normalized))
-                ),
+                format!("has MD5 {}", crate::digest::hex(&digest)),
             ));
             continue;
         }
         let (out, direction) = entry
-            .apply_normalized_in(&normalized, wanted, opts)
+            .apply_normalized_with_digest(&normalized, &digest, wanted, opts)
             .map_err(patch_error)?;
         let restore_error = |source| ApplyError::Restore {
             patch: patch_name.to_string(),
@@ -543,7 +542,7 @@ fn apply_rup(
             continue;
         };
         let (out, direction) = entry
-            .apply_normalized_in(bytes, wanted, opts)
+            .apply_normalized_with_digest(bytes, &digest, wanted, opts)
             .map_err(patch_error)?;
         let image = rom
             .to_deinterleaved(out, layout)

@@ -415,7 +415,9 @@ impl RupPatch<'_> {
             .iter()
             .find(|entry| entry.direction_for_digest(&digest).is_some());
         match (matching, unnamed.as_slice()) {
-            (Some(entry), _) | (None, [entry]) => Ok(entry.apply_normalized(source, opts)?.0),
+            (Some(entry), _) | (None, [entry]) => Ok(entry
+                .apply_normalized_with_digest(source, &digest, None, opts)?
+                .0),
             (None, []) if self.entries.is_empty() => Err(PatchError::Unsupported {
                 format: NAME,
                 detail: "this patch holds no files".to_string(),
@@ -451,7 +453,7 @@ impl RupPatch<'_> {
         let matching = unnamed.iter().find(|entry| entry.target_md5 == digest);
         match (matching, unnamed.as_slice()) {
             (Some(entry), _) | (None, [entry]) => Ok(entry
-                .apply_normalized_in(patched, Some(Direction::Reverse), opts)?
+                .apply_normalized_with_digest(patched, &digest, Some(Direction::Reverse), opts)?
                 .0),
             (None, []) => Err(PatchError::Unsupported {
                 format: NAME,
@@ -486,7 +488,8 @@ impl RupEntry<'_> {
         self.direction_for_digest(&md5_of(normalized_input))
     }
 
-    fn direction_for_digest(&self, digest: &[u8; 16]) -> Option<Direction> {
+    /// [`RupEntry::direction_for`] for an input whose MD5 is already known.
+    pub fn direction_for_digest(&self, digest: &[u8; 16]) -> Option<Direction> {
         if *digest == self.source_md5 {
             Some(Direction::Forward)
         } else if *digest == self.target_md5 {
@@ -525,6 +528,21 @@ impl RupEntry<'_> {
         opts: &ApplyOptions,
     ) -> Result<(Vec<u8>, Direction), PatchError> {
         let input_digest = md5_of(normalized_input);
+        self.apply_normalized_with_digest(normalized_input, &input_digest, wanted, opts)
+    }
+
+    /// [`RupEntry::apply_normalized_in`] for a caller that has hashed the
+    /// input already (to pick the entry): MD5 is most of an apply's time,
+    /// so each image is hashed once. `input_digest` must be the MD5 of
+    /// `normalized_input`.
+    pub fn apply_normalized_with_digest(
+        &self,
+        normalized_input: &[u8],
+        input_digest: &[u8; 16],
+        wanted: Option<Direction>,
+        opts: &ApplyOptions,
+    ) -> Result<(Vec<u8>, Direction), PatchError> {
+        let input_digest = *input_digest;
         let found = self
             .direction_for_digest(&input_digest)
             .filter(|direction| wanted.is_none_or(|wanted| wanted == *direction));
