@@ -419,7 +419,7 @@ impl<F: VirtualFs> Filesystem for FuseAdapter<F> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
+        match self.fs.read_shared(fh.0, offset, size) {
             Ok(bytes) => reply.data(&bytes),
             Err(e) => reply.error(self.fail("read", ino.0, &e)),
         }

@@ -72,6 +72,40 @@ pub struct Opened {
     pub backing: Option<std::fs::File>,
 }
 
+/// Bytes a read returns: a range of an image the core already holds, so
+/// the adapter can reply from it without copying it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBytes {
+    image: std::sync::Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl ReadBytes {
+    /// `range` of `image`, cut to the image's end.
+    pub fn new(image: std::sync::Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(image.len());
+        let start = range.start.min(end);
+        ReadBytes {
+            image,
+            range: start..end,
+        }
+    }
+}
+
+impl std::ops::Deref for ReadBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.image.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+impl From<Vec<u8>> for ReadBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        ReadBytes::new(std::sync::Arc::new(bytes), 0..len)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsStats {
     pub files: u64,
@@ -89,6 +123,10 @@ pub trait VirtualFs: Send + Sync + 'static {
     fn open(&self, ino: u64) -> Result<Opened, FsError>;
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError>;
+    /// [`VirtualFs::read`] without the copy: what the adapter calls.
+    fn read_shared(&self, handle: u64, offset: u64, size: u32) -> Result<ReadBytes, FsError> {
+        self.read(handle, offset, size).map(ReadBytes::from)
+    }
     fn release(&self, handle: u64);
     /// Gives the file at `ino` a new inode number from its next lookup on
     /// (the old number keeps working for whoever holds it). The adapter
@@ -116,6 +154,9 @@ impl<T: VirtualFs> VirtualFs for std::sync::Arc<T> {
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
         (**self).read(handle, offset, size)
     }
+    fn read_shared(&self, handle: u64, offset: u64, size: u32) -> Result<ReadBytes, FsError> {
+        (**self).read_shared(handle, offset, size)
+    }
     fn release(&self, handle: u64) {
         (**self).release(handle)
     }
@@ -124,5 +165,20 @@ impl<T: VirtualFs> VirtualFs for std::sync::Arc<T> {
     }
     fn statfs(&self) -> FsStats {
         (**self).statfs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadBytes;
+    use std::sync::Arc;
+
+    #[test]
+    fn read_bytes_is_the_range_cut_to_the_image_end() {
+        let image = Arc::new((0u8..10).collect::<Vec<u8>>());
+        assert_eq!(&*ReadBytes::new(image.clone(), 2..5), &[2, 3, 4]);
+        assert_eq!(&*ReadBytes::new(image.clone(), 8..20), &[8, 9]);
+        assert!(ReadBytes::new(image.clone(), 12..20).is_empty());
+        assert_eq!(&*ReadBytes::from(vec![7, 8]), &[7, 8]);
     }
 }

@@ -1217,6 +1217,16 @@ impl VirtualFs for NinjaFs {
     }
 
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+        self.read_shared(handle, offset, size)
+            .map(|bytes| bytes.to_vec())
+    }
+
+    fn read_shared(
+        &self,
+        handle: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<crate::vfs::ReadBytes, FsError> {
         let contents = lock(&self.handles)
             .get(&handle)
             .cloned()
@@ -1235,7 +1245,7 @@ impl VirtualFs for NinjaFs {
             .unwrap_or(usize::MAX)
             .min(image.len());
         let end = start.saturating_add(size as usize).min(image.len());
-        Ok(image[start..end].to_vec())
+        Ok(crate::vfs::ReadBytes::new(image, start..end))
     }
 
     fn release(&self, handle: u64) {
