@@ -662,24 +662,26 @@ impl NinjaFs {
             // An image that is the ROM's bytes, or a run of them, is made
             // from the buffer read rather than copied out of it: a 64 MiB
             // ROM then takes 64 MiB to serve, not twice that.
-            (View::Normalized, _) => match range_within(&raw, &normalized) {
-                Some(range) => {
+            (View::Normalized, _) => {
+                if let Cow::Borrowed(part) = &normalized
+                    && let Some(range) = range_within(&raw, part)
+                {
                     drop(normalized);
-                    Ok(narrowed_to(raw, range))
+                    return Ok(narrowed_to(raw, range));
                 }
-                None => Ok(normalized.into_owned()),
-            },
+                Ok(normalized.into_owned())
+            }
             (View::Deinterleaved, _) => {
                 let restored =
                     system::restore(&normalized, &rom.layout).map_err(|e| e.to_string())?;
-                match range_within(&raw, &restored) {
-                    Some(range) => {
-                        drop(restored);
-                        drop(normalized);
-                        Ok(narrowed_to(raw, range))
-                    }
-                    None => Ok(restored.into_owned()),
+                if let Cow::Borrowed(part) = &restored
+                    && let Some(range) = range_within(&raw, part)
+                {
+                    drop(restored);
+                    drop(normalized);
+                    return Ok(narrowed_to(raw, range));
                 }
+                Ok(restored.into_owned())
             }
             (View::Info, _) => {
                 self.check_variant_checksums(rom);
@@ -956,11 +958,8 @@ impl NinjaFs {
     }
 }
 
-/// Where `part` lies in `whole`, when it borrows a run of its bytes.
-fn range_within(whole: &[u8], part: &Cow<[u8]>) -> Option<std::ops::Range<usize>> {
-    let Cow::Borrowed(part) = part else {
-        return None;
-    };
+/// Where `part` lies in `whole`, when it is a run of its bytes.
+fn range_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= whole.len()).then_some(start..end)
@@ -1279,15 +1278,13 @@ mod tests {
     #[test]
     fn an_image_borrowed_from_the_raw_bytes_is_cut_from_them() {
         let raw: Vec<u8> = (0..=255).collect();
-        let header_off = Cow::Borrowed(&raw[16..200]);
-        let range = range_within(&raw, &header_off).unwrap();
+        let range = range_within(&raw, &raw[16..200]).unwrap();
         assert_eq!(range, 16..200);
         let expected = raw[16..200].to_vec();
         assert_eq!(narrowed_to(raw.clone(), range), expected);
-        assert_eq!(range_within(&raw, &Cow::Borrowed(&raw[..])), Some(0..256));
-        // Bytes of their own, or borrowed from elsewhere, are not.
-        assert_eq!(range_within(&raw, &Cow::Owned(raw.clone())), None);
+        assert_eq!(range_within(&raw, &raw[..]), Some(0..256));
+        // Bytes of their own are not.
         let other = raw.clone();
-        assert_eq!(range_within(&raw, &Cow::Borrowed(&other[..])), None);
+        assert_eq!(range_within(&raw, &other), None);
     }
 }
