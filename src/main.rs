@@ -820,7 +820,7 @@ struct MountArgs {
     #[arg(long, value_name = "PATH")]
     dat: Vec<PathBuf>,
     /// Mount options, as mount(8) and fstab give them (comma-separated):
-    /// cache_size=SIZE, no_header_cache, fix_checksums, log_file=PATH, allow_other, allow_root,
+    /// cache_size=SIZE, no_header_cache, fix_checksums, dat=PATH, log_file=PATH, allow_other, allow_root,
     /// default_permissions, ro, noexec, fsname=NAME; mount's generic options (rw, dev,
     /// suid, nofail, _netdev, noauto, user, users, x-systemd.*, ...) are accepted and
     /// change nothing: the mount is always read-only, nosuid and nodev.
@@ -978,6 +978,9 @@ fn man_page(out: &mut Vec<u8>) -> std::io::Result<()> {
             bold("no_header_cache"),
             roman(", "),
             bold("fix_checksums"),
+            roman(", "),
+            bold("dat="),
+            italic("PATH"),
             roman(", "),
             bold("log_file="),
             italic("PATH"),
