@@ -571,13 +571,15 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 /// Reads the archive file with positional reads (`pread`), so any number
 /// of these read one open file at once, each at its own position. A small
 /// window keeps the many tiny reads of a zip directory to few system
-/// calls; reads as large as the window go straight to the caller.
+/// calls (a file no larger than the window is read once, whole: its
+/// directory and members are then read from memory); reads as large as
+/// the window go straight to the caller. Clones share the window.
 #[derive(Debug)]
 struct FileReader {
     file: Arc<File>,
     len: u64,
     pos: u64,
-    window: Vec<u8>,
+    window: Arc<Vec<u8>>,
     window_at: u64,
 }
 
@@ -593,7 +595,7 @@ impl FileReader {
             file: Arc::new(file),
             len,
             pos: 0,
-            window: Vec::new(),
+            window: Arc::new(Vec::new()),
             window_at: 0,
         })
     }
@@ -609,14 +611,14 @@ impl FileReader {
 }
 
 impl Clone for FileReader {
-    /// A reader of the same file at the same place, its window empty.
+    /// A reader of the same file at the same place, with the same window.
     fn clone(&self) -> FileReader {
         FileReader {
             file: Arc::clone(&self.file),
             len: self.len,
             pos: self.pos,
-            window: Vec::new(),
-            window_at: 0,
+            window: Arc::clone(&self.window),
+            window_at: self.window_at,
         }
     }
 }
@@ -635,16 +637,31 @@ impl Read for FileReader {
                 self.pos += read as u64;
                 return Ok(read);
             }
-            self.window.resize(WINDOW.min(left), 0);
-            let read = {
-                let mut window = std::mem::take(&mut self.window);
-                let read = self.pread(&mut window, self.pos);
-                self.window = window;
-                read?
+            // A small file whole, else the window from here on.
+            let start = if self.len <= WINDOW as u64 {
+                0
+            } else {
+                self.pos
             };
-            self.window.truncate(read);
-            self.window_at = self.pos;
-            if read == 0 {
+            let wanted = if start == 0 {
+                usize::try_from(self.len).unwrap_or(WINDOW)
+            } else {
+                WINDOW.min(left)
+            };
+            let mut window = vec![0u8; wanted];
+            let mut filled = 0;
+            // A short read of a regular file ends only at its end.
+            while filled < wanted {
+                let read = self.pread(&mut window[filled..], start + filled as u64)?;
+                if read == 0 {
+                    break;
+                }
+                filled += read;
+            }
+            window.truncate(filled);
+            self.window = Arc::new(window);
+            self.window_at = start;
+            if !(start..start + filled as u64).contains(&self.pos) {
                 return Ok(0);
             }
         }
@@ -762,6 +779,21 @@ mod tests {
         let mut rest = Vec::new();
         copy.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, data[70_010..]);
+        // A file no larger than the window is read whole, once; clones and
+        // seeks anywhere in it read from memory.
+        let mut small_file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut small_file, &data[..40_000]).unwrap();
+        let mut whole = FileReader::new(small_file).unwrap();
+        whole.seek(SeekFrom::End(-22)).unwrap();
+        let mut end = [0u8; 22];
+        whole.read_exact(&mut end).unwrap();
+        assert_eq!(end, data[40_000 - 22..40_000]);
+        assert_eq!((whole.window_at, whole.window.len()), (0, 40_000));
+        let mut again = whole.clone();
+        again.seek(SeekFrom::Start(5)).unwrap();
+        again.read_exact(&mut small).unwrap();
+        assert_eq!(small, data[5..15]);
+        assert!(Arc::ptr_eq(&whole.window, &again.window));
         reader.seek(SeekFrom::End(-5)).unwrap();
         let mut tail = Vec::new();
         reader.read_to_end(&mut tail).unwrap();
