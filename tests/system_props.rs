@@ -123,6 +123,10 @@ proptest! {
 
     #[test]
     fn pce_magic_griffin(data in blocks(1, 8, 0x1000), header in proptest::collection::vec(any::<u8>(), 0x200)) {
+        // Data whose first bytes read as code only once bit-reversed is a
+        // US TurboGrafx-16 dump, put back in order (tested in pce.rs and
+        // tests/revert_pce_exhirom.rs): not a round trip.
+        prop_assume!(!system::analyze(&data, SystemType::Pce).unwrap().bits_reversed);
         check_round_trip(&data, SystemType::Pce, &data)?;
         check_round_trip(&with_header(&header, &data), SystemType::Pce, &data)?;
     }
