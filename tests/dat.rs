@@ -676,3 +676,189 @@ fn the_header_cache_keeps_the_digests_for_the_next_mount() {
         read_fixture("roms/snes/cputest-basic.sfc")
     );
 }
+
+/// The fixture ROMs of the systems not in `backing()`: (backing name,
+/// fixture).
+const OTHER_SYSTEMS: [(&str, &str); 7] = [
+    ("gb/a.gb", "roms/gb/mooneye_acceptance_bits_reg_f.gb"),
+    ("gb/b.gb", "roms/gb/sdcc_makebin_mbc1.gb"),
+    ("gbc/c.gbc", "roms/gb/sdcc_makebin.gbc"),
+    ("sms/s.sms", "roms/sms_gg/sdcc_makebin_jp.sms"),
+    ("gg/g.gg", "roms/sms_gg/sdcc_makebin_intl.gg"),
+    ("lynx/l.lnx", "roms/lynx/cc65_tgi_hello.lnx"),
+    ("pce/p.pce", "roms/pce/cc65_hello.pce"),
+];
+
+/// DATs for the systems of `OTHER_SYSTEMS`: one per system, the Lynx one
+/// twice (headered, and with the lynx.xml skipper).
+fn write_other_system_dats(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let image = |rel: &str, layout| image_of(rel, layout);
+    let (a_size, a) = image("roms/gb/mooneye_acceptance_bits_reg_f.gb", ImageLayout::Raw);
+    let (b_size, b) = image("roms/gb/sdcc_makebin_mbc1.gb", ImageLayout::Raw);
+    let gb = dat_of(
+        "Nintendo - Game Boy",
+        None,
+        &[
+            ("Bits Reg F (World).gb", a_size, a),
+            ("Makebin MBC1 (World).gb", b_size, b),
+        ],
+    );
+    std::fs::write(dir.join("gb.xml"), dat::logiqx::write(&gb)).unwrap();
+    let (size, c) = image("roms/gb/sdcc_makebin.gbc", ImageLayout::Raw);
+    let gbc = dat_of(
+        "Nintendo - Game Boy Color",
+        None,
+        &[("Makebin (World).gbc", size, c)],
+    );
+    std::fs::write(dir.join("gbc.dat"), dat::clrmamepro::write(&gbc)).unwrap();
+    let (size, s) = image("roms/sms_gg/sdcc_makebin_jp.sms", ImageLayout::Raw);
+    let sms = dat_of(
+        "Sega - Master System - Mark III",
+        None,
+        &[("Makebin (Japan).sms", size, s)],
+    );
+    std::fs::write(dir.join("sms.xml"), dat::logiqx::write(&sms)).unwrap();
+    let (size, g) = image("roms/sms_gg/sdcc_makebin_intl.gg", ImageLayout::Raw);
+    let gg = dat_of("Sega - Game Gear", None, &[("Makebin (World).gg", size, g)]);
+    std::fs::write(dir.join("gg.dat"), dat::clrmamepro::write(&gg)).unwrap();
+    let (size, headered) = image("roms/lynx/cc65_tgi_hello.lnx", ImageLayout::Raw);
+    let lynx = dat_of(
+        "Atari - Lynx (LNX)",
+        None,
+        &[("TGI Hello (World).lnx", size, headered)],
+    );
+    std::fs::write(dir.join("lynx-headered.xml"), dat::logiqx::write(&lynx)).unwrap();
+    let (size, headerless) = image("roms/lynx/cc65_tgi_hello.lnx", ImageLayout::Normalized);
+    let lynx = dat_of(
+        "Atari - Lynx (LYX)",
+        Some("lynx.xml"),
+        &[("TGI Hello (World).lyx", size, headerless)],
+    );
+    std::fs::write(
+        dir.join("lynx-headerless.dat"),
+        dat::clrmamepro::write(&lynx),
+    )
+    .unwrap();
+    let (size, p) = image("roms/pce/cc65_hello.pce", ImageLayout::Raw);
+    let pce = dat_of(
+        "NEC - PC Engine - TurboGrafx-16",
+        None,
+        &[("Hello (Japan).pce", size, p)],
+    );
+    std::fs::write(dir.join("pce.xml"), dat::logiqx::write(&pce)).unwrap();
+}
+
+#[test]
+fn a_real_mount_verifies_every_other_system_in_the_fixtures() {
+    if let Some(reason) = mount_support::fuse_unavailable() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let backing = tempfile::tempdir().unwrap();
+    for (rel, fixture) in OTHER_SYSTEMS {
+        write(backing.path(), rel, &read_fixture(fixture));
+    }
+    let dats = tempfile::tempdir().unwrap();
+    write_other_system_dats(dats.path());
+    let mnt = tempfile::tempdir().unwrap();
+    let output = ninja()
+        .arg("mount")
+        .arg(backing.path())
+        .arg(mnt.path())
+        .arg("--dat")
+        .arg(dats.path())
+        .arg("--no-header-cache")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let _guard = mount_support::MountGuard {
+        path: mnt.path().to_path_buf(),
+    };
+    let verified = mnt.path().join("verified");
+    let mut listed: Vec<String> = std::fs::read_dir(&verified)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "Atari - Lynx (LNX)",
+            "Atari - Lynx (LNX).txt",
+            "Atari - Lynx (LYX)",
+            "Atari - Lynx (LYX).txt",
+            "NEC - PC Engine - TurboGrafx-16",
+            "NEC - PC Engine - TurboGrafx-16.txt",
+            "Nintendo - Game Boy",
+            "Nintendo - Game Boy Color",
+            "Nintendo - Game Boy Color.txt",
+            "Nintendo - Game Boy.txt",
+            "Sega - Game Gear",
+            "Sega - Game Gear.txt",
+            "Sega - Master System - Mark III",
+            "Sega - Master System - Mark III.txt",
+        ]
+    );
+    let expected: [(&str, Vec<u8>); 8] = [
+        (
+            "Nintendo - Game Boy/Bits Reg F (World).gb",
+            read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb"),
+        ),
+        (
+            "Nintendo - Game Boy/Makebin MBC1 (World).gb",
+            read_fixture("roms/gb/sdcc_makebin_mbc1.gb"),
+        ),
+        (
+            "Nintendo - Game Boy Color/Makebin (World).gbc",
+            read_fixture("roms/gb/sdcc_makebin.gbc"),
+        ),
+        (
+            "Sega - Master System - Mark III/Makebin (Japan).sms",
+            read_fixture("roms/sms_gg/sdcc_makebin_jp.sms"),
+        ),
+        (
+            "Sega - Game Gear/Makebin (World).gg",
+            read_fixture("roms/sms_gg/sdcc_makebin_intl.gg"),
+        ),
+        (
+            "Atari - Lynx (LNX)/TGI Hello (World).lnx",
+            read_fixture("roms/lynx/cc65_tgi_hello.lnx"),
+        ),
+        // The skipper DAT hashes the image without the 64-byte LNX
+        // header: the .lyx the same program ships as.
+        (
+            "Atari - Lynx (LYX)/TGI Hello (World).lyx",
+            read_fixture("roms/lynx/cc65_tgi_hello.lyx"),
+        ),
+        (
+            "NEC - PC Engine - TurboGrafx-16/Hello (Japan).pce",
+            read_fixture("roms/pce/cc65_hello.pce"),
+        ),
+    ];
+    for (rel, bytes) in expected {
+        let path = verified.join(rel);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{rel}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            bytes.len() as u64,
+            "{rel}"
+        );
+    }
+    assert_eq!(
+        names_in(&verified.join("Nintendo - Game Boy")),
+        ["Bits Reg F (World).gb", "Makebin MBC1 (World).gb"]
+    );
+    let report = std::fs::read_to_string(verified.join("Nintendo - Game Boy.txt")).unwrap();
+    assert!(report.contains("have 2 of 2 ROMs\n"), "{report}");
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
