@@ -33,6 +33,9 @@ pub enum View {
     Deinterleaved,
     Patched,
     Info,
+    /// The backing file byte for byte: only under `verified/`, for a ROM
+    /// whose raw image is the one a DAT describes.
+    Raw,
 }
 
 impl View {
@@ -49,6 +52,7 @@ impl View {
             View::Deinterleaved => "deinterleaved",
             View::Patched => "patched",
             View::Info => "info",
+            View::Raw => "raw",
         }
     }
 }
@@ -321,6 +325,8 @@ impl NinjaFs {
                 .iter()
                 .map(|rom| (format!("{}.txt", rom.file_name), target(rom, None)))
                 .collect(),
+            // Not a folder at the root: verified/ alone shows raw files.
+            View::Raw => Vec::new(),
             // A patched file is named after its ROM as deinterleaved/ shows
             // it, so the two stay told apart the same way.
             View::Patched => {
@@ -545,6 +551,7 @@ impl NinjaFs {
             (View::Deinterleaved, _) => Some(rom.deinterleaved_len()),
             (View::Patched, Some(variant)) => self.predict_patched_size(rom, variant),
             (View::Info, _) => self.predict_info_size(rom),
+            (View::Raw, _) => Some(rom.layout.raw_len as u64),
             _ => None,
         };
         if let Some(size) = predicted {
@@ -614,6 +621,7 @@ impl NinjaFs {
         let whole_file = match (target.view, &target.variant) {
             (View::Normalized, None) => layout.normalized_is_raw(),
             (View::Deinterleaved, None) => layout.deinterleaved_is_raw(),
+            (View::Raw, None) => true,
             _ => false,
         };
         if !whole_file {
@@ -657,6 +665,10 @@ impl NinjaFs {
             }
             Err(error) => return Err(error.to_string()),
         };
+        // The file as it is, even when it would not normalize.
+        if target.view == View::Raw {
+            return Ok(raw);
+        }
         let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
         match (&target.view, &target.variant) {
             // An image that is the ROM's bytes, or a run of them, is made
@@ -692,6 +704,7 @@ impl NinjaFs {
             }
             (View::Patched, Some(variant)) => self.patched_image(target, &raw, variant),
             (View::Patched, None) => Err("no patch to apply".into()),
+            (View::Raw, _) => Ok(raw),
         }
     }
 

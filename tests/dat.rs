@@ -862,3 +862,77 @@ fn names_in(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// DATs of raw images that neither normalized/ nor deinterleaved/ shows: a
+/// byte-swapped N64 dump and an interleaved SNES one.
+fn write_raw_only_dats(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (size, v64) = image_of("roms/n64/bigbass1997_minimal.v64", ImageLayout::Raw);
+    let n64 = dat_of(
+        "Nintendo - Nintendo 64 (ByteSwapped)",
+        None,
+        &[("Minimal (World).v64", size, v64)],
+    );
+    std::fs::write(dir.join("n64-v64.dat"), dat::clrmamepro::write(&n64)).unwrap();
+    let (size, interleaved) = image_of(
+        "rup-vectors/snes_hirom20.input_interleaved.sfc",
+        ImageLayout::Raw,
+    );
+    let snes = dat_of(
+        "SNES (Interleaved)",
+        None,
+        &[("HiROM Test (Japan) (Interleaved).sfc", size, interleaved)],
+    );
+    std::fs::write(dir.join("snes-interleaved.xml"), dat::logiqx::write(&snes)).unwrap();
+}
+
+#[test]
+fn a_raw_only_match_serves_the_backing_file() {
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_raw_only_dats(dats.path());
+    for (fixture_rel, rom) in [
+        ("roms/n64/bigbass1997_minimal.v64", "Minimal (World).v64"),
+        (
+            "rup-vectors/snes_hirom20.input_interleaved.sfc",
+            "HiROM Test (Japan) (Interleaved).sfc",
+        ),
+    ] {
+        let text = stdout_of(
+            ninja()
+                .arg("info")
+                .arg(fixture(fixture_rel))
+                .arg("--dat")
+                .arg(dats.path()),
+        );
+        assert!(
+            text.contains(&format!(
+                "rom '{rom}'\n    the raw image matches by size and SHA-1\n"
+            )),
+            "{text}"
+        );
+    }
+    let fs = fs_with_dats(backing.path(), dats.path());
+    assert_eq!(
+        read_all(
+            &fs,
+            "verified/Nintendo - Nintendo 64 (ByteSwapped)/Minimal (World).v64"
+        ),
+        read_fixture("roms/n64/bigbass1997_minimal.v64")
+    );
+    assert_eq!(
+        read_all(
+            &fs,
+            "verified/SNES (Interleaved)/HiROM Test (Japan) (Interleaved).sfc"
+        ),
+        read_fixture("rup-vectors/snes_hirom20.input_interleaved.sfc")
+    );
+    let report = read_all(&fs, "verified/SNES (Interleaved).txt");
+    let report = String::from_utf8(report).unwrap();
+    assert!(
+        report.ends_with(
+            "have 1 of 1 ROMs\n\nmissing: 0\n\nfiles matching more than one entry: 0\n\nmatched by CRC32 alone: 0\n\nbad or altered dumps: 0\n"
+        ),
+        "{report}"
+    );
+}

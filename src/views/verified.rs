@@ -237,7 +237,6 @@ impl Verified {
         let mut several = Vec::new();
         let mut weak = Vec::new();
         let mut bad = Vec::new();
-        let mut raw_only = Vec::new();
         let mut wanted: Vec<(String, Target)> = Vec::new();
         for item in checked {
             let mine: Vec<_> = item
@@ -262,10 +261,8 @@ impl Verified {
                     ImageLayout::Deinterleaved => View::Deinterleaved,
                     ImageLayout::Raw if rom.layout.deinterleaved_is_raw() => View::Deinterleaved,
                     ImageLayout::Raw if rom.layout.normalized_is_raw() => View::Normalized,
-                    ImageLayout::Raw => {
-                        raw_only.push(format!("{}: {name}", rom.rel_path));
-                        continue;
-                    }
+                    // Neither image the views make: the backing file itself.
+                    ImageLayout::Raw => View::Raw,
                 };
                 let path = dat::safe_rom_path(&name);
                 wanted.push((
@@ -358,9 +355,6 @@ impl Verified {
         section("files matching more than one entry", &several);
         section("matched by CRC32 alone", &weak);
         section("bad or altered dumps", &bad);
-        if !raw_only.is_empty() {
-            section("matched by the raw image only (not shown)", &raw_only);
-        }
         tree.report = Arc::new(text.into_bytes());
         tree
     }
