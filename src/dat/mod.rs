@@ -153,8 +153,11 @@ pub fn skipper_of(header: &str) -> Option<String> {
 pub(crate) struct DatBuilder {
     dat: Dat,
     /// The games so far by a hash of their name (a second copy of every
-    /// name would double what a large DAT holds while it loads).
-    seen_games: HashMap<u64, Vec<u32>>,
+    /// name would double what a large DAT holds while it loads): the first
+    /// game of each hash, and the rare others of the same hash apart, so
+    /// that most games cost one map slot and no allocation of their own.
+    seen_games: HashMap<u64, u32>,
+    same_hash_games: HashMap<u64, Vec<u32>>,
 }
 
 impl DatBuilder {
@@ -165,6 +168,7 @@ impl DatBuilder {
                 ..Dat::default()
             },
             seen_games: HashMap::new(),
+            same_hash_games: HashMap::new(),
         }
     }
 
@@ -184,10 +188,12 @@ impl DatBuilder {
     pub(crate) fn game(&mut self, name: String) -> Result<u32, String> {
         use std::hash::BuildHasher;
         let key = rustc_hash::FxBuildHasher.hash_one(&name);
-        let same_hash = self.seen_games.entry(key).or_default();
-        if same_hash
-            .iter()
-            .any(|&at| self.dat.games.get(at as usize) == Some(&name))
+        let first = self.seen_games.get(&key).copied();
+        let others = self.same_hash_games.get(&key).into_iter().flatten();
+        if first
+            .into_iter()
+            .chain(others.copied())
+            .any(|at| self.dat.games.get(at as usize) == Some(&name))
         {
             return Err(format!(
                 "the game '{}' is listed twice",
@@ -195,7 +201,11 @@ impl DatBuilder {
             ));
         }
         let at = u32::try_from(self.dat.games.len()).map_err(|_| "too many games".to_string())?;
-        same_hash.push(at);
+        if first.is_some() {
+            self.same_hash_games.entry(key).or_default().push(at);
+        } else {
+            self.seen_games.insert(key, at);
+        }
         self.dat.games.push(name);
         Ok(at)
     }
@@ -236,6 +246,9 @@ impl DatBuilder {
     }
 
     pub(crate) fn finish(mut self) -> Dat {
+        // The spare room a growing list keeps is a third of it on average.
+        self.dat.games.shrink_to_fit();
+        self.dat.roms.shrink_to_fit();
         if self.dat.name.trim().is_empty() {
             let file = self.dat.source.rsplit(['/', '\\']).next().unwrap_or("");
             self.dat.name = crate::library::split_name(file).0.to_string();
@@ -545,11 +558,16 @@ const LAYOUT_ORDER: [ImageLayout; 3] = [
 #[derive(Debug, Default)]
 pub struct DatSet {
     pub dats: Vec<Dat>,
-    /// Entries by (size, CRC32).
-    by_crc: HashMap<(u64, u32), Vec<EntryRef>>,
-    /// Entries without a CRC32, by size.
-    by_size: HashMap<u64, Vec<EntryRef>>,
-    sizes: HashSet<u64>,
+    /// Every entry, sorted by (size, CRC32): 24 bytes an entry, where a
+    /// map of lists cost about 90 (a slot and an allocation each).
+    index: Vec<IndexSlot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IndexSlot {
+    size: u64,
+    crc32: Option<u32>,
+    entry: EntryRef,
 }
 
 impl DatSet {
@@ -558,20 +576,35 @@ impl DatSet {
             dats,
             ..DatSet::default()
         };
+        let count = set.dats.iter().map(|dat| dat.roms.len()).sum();
+        set.index.reserve_exact(count);
         for (dat_at, dat) in set.dats.iter().enumerate() {
             for (rom_at, rom) in dat.roms.iter().enumerate() {
-                let entry = EntryRef {
-                    dat: dat_at as u32,
-                    rom: rom_at as u32,
-                };
-                set.sizes.insert(rom.size);
-                match rom.crc32 {
-                    Some(crc) => set.by_crc.entry((rom.size, crc)).or_default().push(entry),
-                    None => set.by_size.entry(rom.size).or_default().push(entry),
-                }
+                set.index.push(IndexSlot {
+                    size: rom.size,
+                    crc32: rom.crc32,
+                    entry: EntryRef {
+                        dat: dat_at as u32,
+                        rom: rom_at as u32,
+                    },
+                });
             }
         }
+        // Stable: entries of one key stay in DAT order.
+        set.index.sort_by_key(|slot| (slot.size, slot.crc32));
         set
+    }
+
+    /// The entries of this size and CRC32 (`None`: those without one).
+    fn entries_with(&self, size: u64, crc32: Option<u32>) -> impl Iterator<Item = EntryRef> + '_ {
+        let key = (size, crc32);
+        let start = self
+            .index
+            .partition_point(|slot| (slot.size, slot.crc32) < key);
+        self.index[start..]
+            .iter()
+            .take_while(move |slot| (slot.size, slot.crc32) == key)
+            .map(|slot| slot.entry)
     }
 
     /// Loads every path (see [`load_path`]): the DATs that loaded, and the
@@ -601,7 +634,10 @@ impl DatSet {
 
     /// Whether some entry has one of `sizes`: only then is a ROM worth hashing.
     pub fn wants_any_size(&self, sizes: &[u64]) -> bool {
-        sizes.iter().any(|size| self.sizes.contains(size))
+        sizes.iter().any(|&size| {
+            let at = self.index.partition_point(|slot| slot.size < size);
+            self.index.get(at).is_some_and(|slot| slot.size == size)
+        })
     }
 
     /// What the DATs say of a ROM whose images have these sizes and digests.
@@ -610,9 +646,9 @@ impl DatSet {
         let mut seen = HashSet::new();
         for want in LAYOUT_ORDER {
             for (layout, size, digests) in images.iter().filter(|(l, ..)| *l == want) {
-                let with_crc = self.by_crc.get(&(*size, digests.crc32)).into_iter();
-                let without = self.by_size.get(size).into_iter();
-                for &entry in with_crc.chain(without).flatten() {
+                let with_crc = self.entries_with(*size, Some(digests.crc32));
+                let without = self.entries_with(*size, None);
+                for entry in with_crc.chain(without) {
                     let Some((_, rom)) = self.entry(entry) else {
                         continue;
                     };
@@ -948,6 +984,46 @@ pub(crate) mod tests {
             set.describe(&set.verdict(&images)),
             "\nDAT\n  not in any loaded DAT\n"
         );
+    }
+
+    #[test]
+    fn the_index_finds_every_entry_of_a_size_and_crc() {
+        let image = b"an image";
+        let digests = Digests::of(image);
+        let len = image.len() as u64;
+        let sha1 = Some(digests.sha1);
+        let set = one_dat(vec![
+            rom(len + 1, Some(digests.crc32), None, sha1),
+            rom(len, Some(digests.crc32 ^ 1), None, None),
+            rom(len, None, None, sha1),
+            rom(len, Some(digests.crc32), None, sha1),
+            rom(len - 1, None, None, sha1),
+        ]);
+        let images = [(ImageLayout::Normalized, len, digests)];
+        let found: Vec<u32> = set
+            .verdict(&images)
+            .matches
+            .iter()
+            .map(|m| m.entry.rom)
+            .collect();
+        assert_eq!(found, [3, 2]);
+        assert!(set.wants_any_size(&[0, len - 1]));
+        assert!(set.wants_any_size(&[len + 1]));
+        assert!(!set.wants_any_size(&[0, len - 2, len + 2]));
+        assert!(!DatSet::new(Vec::new()).wants_any_size(&[len]));
+    }
+
+    #[test]
+    fn a_game_twice_is_refused_among_many() {
+        let mut builder = DatBuilder::new("t.dat");
+        for n in 0..1000 {
+            builder.game(format!("Game {n}")).unwrap();
+        }
+        assert_eq!(
+            builder.game("Game 500".into()).unwrap_err(),
+            "the game 'Game 500' is listed twice"
+        );
+        assert_eq!(builder.game("Game 1000".into()), Ok(1000));
     }
 
     #[test]
