@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
-use common::{fixture, ninja, read_fixture, stderr_of};
+use common::{fixture, lookup, ninja, read_all, read_fixture, stderr_of};
 use ninja_fs::patch::Limits;
 use ninja_fs::patch::any::{self, PatchFormat};
 use ninja_fs::system::{self, SystemType};
-use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
 use ninja_fs::views::NinjaFs;
 
 fn write(root: &Path, rel: &str, bytes: &[u8]) {
@@ -534,31 +532,6 @@ fn info_says_whether_each_stored_checksum_holds() {
 }
 
 // --- the mount's views, without FUSE ---
-
-fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-    let mut attributes = fs.getattr(ROOT_INO)?;
-    for part in path.split('/') {
-        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-    }
-    Ok(attributes)
-}
-
-/// The whole file, checking that it is as long as its listed size.
-fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
-    let attributes = lookup(fs, path).unwrap();
-    let opened = fs.open(attributes.ino).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend(chunk);
-    }
-    fs.release(opened.handle);
-    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    out
-}
 
 /// A backing folder: a SNES ROM with its sidecar IPS (the result's
 /// checksum fields are placeholders), a Game Boy ROM with an IPS that

@@ -6,16 +6,15 @@
 mod common;
 mod mount_support;
 
-use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{fixture, ninja, read_fixture};
+use common::{fixture, lookup, names, ninja, read_all, read_fixture};
 use ninja_fs::apply::ImageLayout;
 use ninja_fs::dat::{self, Dat, DatRom, DatSet};
 use ninja_fs::digest::Digests;
 use ninja_fs::patch::Limits;
 use ninja_fs::system;
-use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
+use ninja_fs::vfs::FsError;
 use ninja_fs::views::NinjaFs;
 
 /// The digests of one image of a fixture ROM.
@@ -364,46 +363,6 @@ fn fs_with_dats(root: &Path, dats: &Path) -> NinjaFs {
     assert!(errors.is_empty(), "{errors:?}");
     fs.use_dats(set);
     fs
-}
-
-fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-    let mut attributes = fs.getattr(ROOT_INO)?;
-    for part in path.split('/') {
-        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-    }
-    Ok(attributes)
-}
-
-fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
-    let attributes = lookup(fs, path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    let opened = fs.open(attributes.ino).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend(chunk);
-    }
-    fs.release(opened.handle);
-    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    out
-}
-
-fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
-    let ino = if path.is_empty() {
-        ROOT_INO
-    } else {
-        lookup(fs, path).unwrap().ino
-    };
-    let mut names: Vec<String> = fs
-        .readdir(ino)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn normalized(rel: &str) -> Vec<u8> {

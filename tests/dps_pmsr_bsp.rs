@@ -249,50 +249,11 @@ mod mount_core {
     //! The filesystem core without FUSE: these patches pair and read as
     //! the other formats do.
 
-    use std::ffi::OsStr;
-
     use ninja_fs::patch::Limits;
-    use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
     use ninja_fs::views::NinjaFs;
 
     use super::{NTSC, PAL, handmade, read_fixture};
-
-    fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-        let mut attributes = fs.getattr(ROOT_INO)?;
-        for part in path.split('/') {
-            attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-        }
-        Ok(attributes)
-    }
-
-    /// The file's bytes, checked against the size `stat` gave first.
-    fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
-        let attributes = lookup(fs, path).unwrap();
-        let opened = fs.open(attributes.ino).unwrap();
-        let mut out = Vec::new();
-        loop {
-            let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
-            if chunk.is_empty() {
-                break;
-            }
-            out.extend(chunk);
-        }
-        fs.release(opened.handle);
-        assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-        out
-    }
-
-    fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
-        let ino = lookup(fs, path).unwrap().ino;
-        let mut names: Vec<String> = fs
-            .readdir(ino)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name.into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::common::{names, read_all};
 
     #[test]
     fn sidecars_and_named_crcs_pair_and_read_as_their_targets() {

@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{PAIRS, fixture, ninja, read_fixture, stderr_of};
+use common::{PAIRS, fixture, names, ninja, read_all, read_fixture, stderr_of};
 use ninja_fs::patch::any::{Patch, PatchFormat};
 use ninja_fs::patch::{ApplyOptions, Limits, bsdiff, ips32};
-use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
 use ninja_fs::views::NinjaFs;
 
 /// The committed IPS32 and BDF of each pair, with their formats.
@@ -308,43 +306,6 @@ fn write(root: &Path, rel: &str, bytes: &[u8]) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-    let mut attributes = fs.getattr(ROOT_INO)?;
-    for part in path.split('/') {
-        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-    }
-    Ok(attributes)
-}
-
-fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
-    let ino = lookup(fs, path).unwrap().ino;
-    let mut names: Vec<String> = fs
-        .readdir(ino)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The whole file, checking that its listed size was exact.
-fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
-    let attributes = lookup(fs, path).unwrap();
-    let opened = fs.open(attributes.ino).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend(chunk);
-    }
-    fs.release(opened.handle);
-    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    out
 }
 
 #[test]

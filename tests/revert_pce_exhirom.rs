@@ -7,9 +7,8 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{fixture, ninja, read_fixture, stderr_of};
+use common::{fixture, names, ninja, read_all, read_fixture, stderr_of};
 use ninja_fs::patch::Limits;
-use ninja_fs::vfs::{FsError, ROOT_INO, VirtualFs};
 use ninja_fs::views::NinjaFs;
 
 fn write(root: &Path, rel: &str, bytes: &[u8]) {
@@ -20,43 +19,6 @@ fn write(root: &Path, rel: &str, bytes: &[u8]) {
 
 fn mount(root: &Path) -> NinjaFs {
     NinjaFs::new(root, 64 << 20, Limits::default()).unwrap()
-}
-
-fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-    let mut attributes = fs.getattr(ROOT_INO)?;
-    for part in path.split('/') {
-        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-    }
-    Ok(attributes)
-}
-
-/// The whole file, checked against the size `stat` gave before reading.
-fn read_all(fs: &NinjaFs, path: &str) -> Vec<u8> {
-    let attributes = lookup(fs, path).unwrap();
-    let opened = fs.open(attributes.ino).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 1 << 16).unwrap();
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend(chunk);
-    }
-    fs.release(opened.handle);
-    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    out
-}
-
-fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
-    let ino = lookup(fs, path).unwrap().ino;
-    let mut names: Vec<String> = fs
-        .readdir(ino)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs `ninja-fs apply ARGS -o -` and returns what it wrote.

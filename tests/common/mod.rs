@@ -55,3 +55,53 @@ pub fn stderr_of(cmd: &mut assert_cmd::Command) -> String {
     assert!(out.stdout.is_empty(), "a failed command wrote to stdout");
     String::from_utf8(out.stderr).unwrap()
 }
+
+/// The attributes of `path` (relative to the root) in the filesystem core.
+pub fn lookup(
+    fs: &ninja_fs::views::NinjaFs,
+    path: &str,
+) -> Result<ninja_fs::vfs::Attributes, ninja_fs::vfs::FsError> {
+    use ninja_fs::vfs::VirtualFs;
+    let mut attributes = fs.getattr(ninja_fs::vfs::ROOT_INO)?;
+    for part in path.split('/') {
+        attributes = fs.lookup(attributes.ino, std::ffi::OsStr::new(part))?;
+    }
+    Ok(attributes)
+}
+
+/// The whole file at `path`, read in 100,000-byte requests, checking that
+/// the size `stat` gave first was exact.
+pub fn read_all(fs: &ninja_fs::views::NinjaFs, path: &str) -> Vec<u8> {
+    use ninja_fs::vfs::VirtualFs;
+    let attributes = lookup(fs, path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    let opened = fs.open(attributes.ino).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend(chunk);
+    }
+    fs.release(opened.handle);
+    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
+    out
+}
+
+/// The names in folder `path` (`""` for the root), sorted.
+pub fn names(fs: &ninja_fs::views::NinjaFs, path: &str) -> Vec<String> {
+    use ninja_fs::vfs::VirtualFs;
+    let ino = if path.is_empty() {
+        ninja_fs::vfs::ROOT_INO
+    } else {
+        lookup(fs, path).unwrap().ino
+    };
+    let mut names: Vec<String> = fs
+        .readdir(ino)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
