@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::read_fixture;
+use common::{read_all, read_fixture};
 use mount_support::{MountGuard, read_tree};
 use ninja_fs::mount::{self, MountOptions};
 use ninja_fs::patch::Limits;
@@ -306,7 +306,7 @@ fn a_damaged_archive_never_gives_wrong_bytes() {
 
 /// The text of `path` (`info/...`) as the core shows it.
 fn read_text(fs: &NinjaFs, path: &str) -> String {
-    String::from_utf8(read_text_bytes(fs, path)).unwrap()
+    String::from_utf8(read_all(fs, path)).unwrap()
 }
 
 /// Writes a zip with Python's `zipfile`, which stores member names as
@@ -494,7 +494,7 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
     );
     // One raw name twice is one member, the later data (as unzip tools
     // extract it); two raw names made one by sanitizing are two.
-    let read = |name: &str| read_text_bytes(&fs_core, &format!("deinterleaved/bad/Names/{name}"));
+    let read = |name: &str| read_all(&fs_core, &format!("deinterleaved/bad/Names/{name}"));
     assert!(read("Twice.sfc") == vec![b'2'; 0x8000]);
     assert!(read("Up.sfc") == vec![b'x'; 0x8000]);
     assert!(read("Up (2).sfc") == vec![b'u'; 0x8000]);
@@ -522,25 +522,10 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
         "{report}"
     );
     let gb = read_fixture("roms/gb/mooneye_acceptance_bits_reg_f.gb");
-    assert!(read_text_bytes(&fs_core, "normalized/bad/GAME.gb") == gb);
+    assert!(read_all(&fs_core, "normalized/bad/GAME.gb") == gb);
     // The good archive beside them all reads as the loose ROM.
-    let good = read_text_bytes(&fs_core, "normalized/bad/Good.sfc");
+    let good = read_all(&fs_core, "normalized/bad/Good.sfc");
     assert!(good == read_fixture("roms/snes/cputest-basic.sfc"));
-}
-
-/// The bytes of `path` as the core shows it.
-fn read_text_bytes(fs: &NinjaFs, path: &str) -> Vec<u8> {
-    let mut ino = ROOT_INO;
-    for part in path.split('/') {
-        ino = fs
-            .lookup(ino, part.as_ref())
-            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
-            .ino;
-    }
-    let opened = fs.open(ino).unwrap();
-    let bytes = fs.read(opened.handle, 0, u32::MAX).unwrap();
-    fs.release(opened.handle);
-    bytes
 }
 
 #[test]
@@ -569,7 +554,7 @@ fn an_archive_of_100000_members_lists() {
         .map(|e| e.name.to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["Game.sfc"]);
-    let bytes = read_text_bytes(&fs_core, "normalized/Game.sfc");
+    let bytes = read_all(&fs_core, "normalized/Game.sfc");
     assert!(bytes == read_fixture("roms/snes/cputest-basic.sfc"));
 }
 
