@@ -1104,7 +1104,11 @@ impl Library {
             use sha1::Digest;
             sha1::Sha1::digest(bytes).into()
         })?);
-        let _ = rom.sha1s.set(sha1s.clone());
+        if rom.sha1s.set(sha1s.clone()).is_ok()
+            && let Some(cache) = self.header_cache.get()
+        {
+            cache.changed_since_save();
+        }
         Ok(sha1s)
     }
 

@@ -151,9 +151,10 @@ struct RomFacts {
     report_len: Option<u64>,
     /// The digests of its layouts, once a checksum patch asked.
     hashes: Option<RomHashes>,
-    /// The SHA-1 of each of those layouts, once a DAT asked.
+    /// The SHA-1 of each of its layouts, once a DAT or a readme asked
+    /// (with or without the digests above).
     #[serde(default)]
-    sha1s: Option<Vec<[u8; 20]>>,
+    sha1s: Option<Vec<(ImageLayout, [u8; 20])>>,
 }
 
 /// What pairing needs of a patch.
@@ -204,10 +205,7 @@ impl RomFacts {
             deinterleaved_ext: rom.deinterleaved_ext.clone(),
             report_len: rom.report_len.get().copied(),
             hashes: rom.hashes.get().map(|h| RomHashes::clone(h)),
-            sha1s: rom
-                .sha1s
-                .get()
-                .map(|sha1s| sha1s.iter().map(|(_, sha1)| *sha1).collect()),
+            sha1s: rom.sha1s.get().map(|sha1s| sha1s.to_vec()),
         }
     }
 
@@ -228,22 +226,13 @@ impl RomFacts {
                 .hashes
                 .as_ref()
                 .is_some_and(|h| !sound_hashes(h, &self.layout, placed.size))
-            || self.sha1s.as_ref().is_some_and(|sha1s| {
-                self.hashes
-                    .as_ref()
-                    .is_none_or(|h| h.layouts.len() != sha1s.len())
-            })
+            || self.sha1s.as_ref().is_some_and(|sha1s| !sound_sha1s(sha1s))
         {
             return None;
         }
-        // Each SHA-1 is of the layout the digests beside it name.
         let sha1s = self
             .sha1s
-            .zip(self.hashes.as_ref())
-            .map(|(sha1s, hashes)| {
-                let layouts = hashes.layouts.iter().map(|(layout, ..)| *layout);
-                OnceLock::from(Arc::new(layouts.zip(sha1s).collect::<Vec<_>>()))
-            })
+            .map(|sha1s| OnceLock::from(Arc::new(sha1s)))
             .unwrap_or_default();
         Some(Arc::new(Rom {
             rel_path: placed.rel_path,
@@ -434,6 +423,18 @@ fn archive_of(
         members: classes,
         problem: None,
     })
+}
+
+/// Whether stored SHA-1s are as `Library::layout_digests` makes them: one
+/// per layout, the three layouts in order.
+fn sound_sha1s(sha1s: &[(ImageLayout, [u8; 20])]) -> bool {
+    let layouts: Vec<ImageLayout> = sha1s.iter().map(|(layout, _)| *layout).collect();
+    layouts
+        == [
+            ImageLayout::Raw,
+            ImageLayout::Normalized,
+            ImageLayout::Deinterleaved,
+        ]
 }
 
 /// Whether stored digests are for the three layouts of a file of `size`
@@ -907,6 +908,52 @@ impl HeaderCache {
 mod tests {
     use super::*;
     use crate::system;
+
+    #[test]
+    fn sha1s_are_kept_without_the_other_digests() {
+        // A readme that states a SHA-1 has the SHA-1s made alone.
+        let raw = vec![0u8; 0x8000];
+        let layout = system::detect(Some("game.bin"), &raw);
+        let sha1s = vec![
+            (ImageLayout::Raw, [1; 20]),
+            (ImageLayout::Normalized, [2; 20]),
+            (ImageLayout::Deinterleaved, [3; 20]),
+        ];
+        let facts = RomFacts {
+            layout,
+            normalized_ext: "bin".into(),
+            deinterleaved_ext: "bin".into(),
+            report_len: None,
+            hashes: None,
+            sha1s: Some(sha1s.clone()),
+        };
+        let placed = Placed {
+            rel_path: "game.bin".into(),
+            file_name: "game.bin".into(),
+            folder: String::new(),
+            source: Source::File,
+            name: "game.bin",
+            id: FileId {
+                dev: 1,
+                ino: 2,
+                size: 0x8000,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                access: crate::backing::Access::default(),
+            },
+            size: 0x8000,
+        };
+        let rom = facts.clone().into_rom(placed, Limits::default()).unwrap();
+        assert_eq!(rom.sha1s.get().map(|s| s.to_vec()), Some(sha1s.clone()));
+        assert_eq!(RomFacts::of(&rom).sha1s, Some(sha1s));
+        // Out of order, or missing one, they were not made by a scan.
+        let mut swapped = facts;
+        if let Some(sha1s) = swapped.sha1s.as_mut() {
+            sha1s.swap(0, 1);
+        }
+        assert!(!sound_sha1s(swapped.sha1s.as_deref().unwrap_or_default()));
+        assert!(!sound_sha1s(&[(ImageLayout::Raw, [0; 20])]));
+    }
 
     #[test]
     fn stored_digests_must_fit_the_layout() {
