@@ -20,6 +20,12 @@ pub fn bytes_as_text(bytes: &[u8]) -> String {
     text
 }
 
+/// The longest start of `text` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn up_to_char(text: &str, max: usize) -> &str {
+    &text[..text.floor_char_boundary(max)]
+}
+
 /// A title field of a ROM header as text: the padding (NUL bytes and
 /// spaces) that fills the field after the title is dropped.
 pub fn padded_title(field: &[u8]) -> String {
@@ -75,6 +81,16 @@ fn invisible(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn up_to_char_never_cuts_a_character() {
+        assert_eq!(up_to_char("abc", 10), "abc");
+        assert_eq!(up_to_char("abc", 2), "ab");
+        // "é" is two bytes: a cut inside it drops it whole.
+        assert_eq!(up_to_char("aé", 2), "a");
+        assert_eq!(up_to_char("aé", 3), "aé");
+        assert_eq!(up_to_char("", 0), "");
+    }
     use super::*;
 
     #[test]

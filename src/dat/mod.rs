@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::apply::ImageLayout;
 use crate::backing::archive::{self, Archive, ArchiveKind};
 use crate::digest::{self, Digests};
+use crate::text;
 
 /// The largest DAT read: No-Intro's biggest are tens of megabytes; a file
 /// past this is refused before it is read.
@@ -486,7 +487,7 @@ pub fn safe_dat_name(raw: &str) -> String {
             c => c,
         })
         .collect();
-    let trimmed = truncate_at_char(cleaned.trim(), MAX_COMPONENT);
+    let trimmed = text::up_to_char(cleaned.trim(), MAX_COMPONENT);
     match trimmed {
         "" | "." | ".." => "unnamed DAT".to_string(),
         name => name.to_string(),
@@ -498,17 +499,6 @@ pub fn safe_dat_name(raw: &str) -> String {
 /// folder (as archive member names are made safe).
 pub fn safe_rom_path(raw: &str) -> String {
     archive::sanitize_name(raw)
-}
-
-fn truncate_at_char(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Which entry of which DAT.

@@ -23,6 +23,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::text;
+
 /// The archive formats this module knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArchiveKind {
@@ -512,7 +514,7 @@ pub fn sanitize_name(raw: &str) -> String {
             ".." => {
                 parts.pop();
             }
-            part => parts.push(truncate_at_char(part, MAX_COMPONENT)),
+            part => parts.push(text::up_to_char(part, MAX_COMPONENT)),
         }
     }
     if parts.is_empty() {
@@ -520,17 +522,6 @@ pub fn sanitize_name(raw: &str) -> String {
     } else {
         parts.join("/")
     }
-}
-
-fn truncate_at_char(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Makes sanitized names unique: a name taken by an earlier member, or by
