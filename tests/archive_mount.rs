@@ -232,7 +232,7 @@ fn a_zipped_library_shows_every_rom_and_pairs_every_patch() {
     let note = |rel: &str| String::from_utf8(file(rel).clone()).unwrap();
     assert_eq!(
         note("info/hacks/Translation v1.2.zip.txt"),
-        "hacks/Translation v1.2.zip\n  shown as      its patches, beside the ROMs of its folder\n\nmembers\n  Translation.bps: patch\n"
+        "hacks/Translation v1.2.zip\n  shown as      its patches, which pair as loose ones do\n\nmembers\n  Translation.bps: patch\n"
     );
     assert_eq!(
         note("info/nes/nes15.7z.txt"),

@@ -577,7 +577,7 @@ impl Library {
             let top = listing.folders.get("");
             if top.is_none_or(|top| top.roms.is_empty()) {
                 note(if top.is_some_and(|top| !top.patches.is_empty()) {
-                    "its patches, beside the ROMs of its folder".into()
+                    "its patches, which pair as loose ones do".into()
                 } else {
                     "nothing".into()
                 });
