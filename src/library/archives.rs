@@ -80,8 +80,10 @@ pub(crate) fn member_place(
         let name = if rom { archive_name } else { base_name(member) };
         (archive_dir.to_string(), name.to_string())
     } else {
-        let inner = member.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let folder = join(&join(archive_dir, split_name(archive_name).0), inner);
+        let folder = join(
+            &join(archive_dir, split_name(archive_name).0),
+            folder_of(member),
+        );
         (folder, base_name(member).to_string())
     };
     MemberPlace {
@@ -403,25 +405,23 @@ impl Library {
         let mut left_out = Vec::new();
         // What the readmes of each of the archive's folders name.
         let mut named: HashMap<&str, Vec<(SourceDigest, &str)>> = HashMap::new();
-        let folder_of = |name: &str| name.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
         for (name, class) in &members.members {
             match class {
                 MemberClass::LeftOut(why) => left_out.push((name.clone(), why.clone())),
                 MemberClass::Note(None) => {}
                 MemberClass::Note(Some(source)) => {
-                    let inner = name.rsplit_once('/').map_or("", |(dir, _)| dir);
-                    let sources = named.entry(inner).or_default();
+                    let sources = named.entry(folder_of(name)).or_default();
                     if !sources.iter().any(|(seen, _)| seen == source) {
                         sources.push((*source, base_name(name)));
                     }
                 }
                 MemberClass::Rom(rom) => folders
-                    .entry(folder_of(name))
+                    .entry(folder_of(name).to_string())
                     .or_default()
                     .roms
                     .push(rom.clone()),
                 MemberClass::Patch(patch) => folders
-                    .entry(folder_of(name))
+                    .entry(folder_of(name).to_string())
                     .or_default()
                     .patches
                     .push(patch.clone()),
@@ -433,8 +433,7 @@ impl Library {
         for (name, class) in &members.members {
             // A readme beside the patch in the archive that names one ROM.
             if let MemberClass::Patch(patch) = class
-                && let Some([(source, note)]) =
-                    named.get(folder_of(name).as_str()).map(Vec::as_slice)
+                && let Some([(source, note)]) = named.get(folder_of(name)).map(Vec::as_slice)
             {
                 let rule = format!("the readme {note} in its archive names a source with {source}");
                 lock(&self.archived_hints).insert(patch.rel_path.clone(), (*source, rule));
@@ -604,6 +603,11 @@ impl Library {
 
 pub(crate) fn base_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
+}
+
+/// The folder a member lies in inside its archive (`""` at its top).
+fn folder_of(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// The report of the archive at `rel_path`, shown as `shown`.
