@@ -79,7 +79,8 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
             .read_event_into(&mut buf)
             .map_err(|error| syntax(line, error.to_string()))?;
         match event {
-            Event::Start(ref element) => {
+            Event::Start(ref element) | Event::Empty(ref element) => {
+                let opens = matches!(event, Event::Start(_));
                 let name = element.local_name().as_ref().to_vec();
                 let in_header = stack.last().is_some_and(|parent| parent == b"header");
                 handle_element(
@@ -92,28 +93,16 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
                     stack.is_empty(),
                 )
                 .map_err(|problem| syntax(line, problem))?;
-                inside = match (&name[..], in_header) {
-                    (b"name", true) => Inside::HeaderName,
-                    (b"version", true) => Inside::HeaderVersion,
-                    _ => Inside::Other,
-                };
-                text.clear();
-                stack.push(name);
-            }
-            Event::Empty(ref element) => {
-                let name = element.local_name().as_ref().to_vec();
-                let in_header = stack.last().is_some_and(|parent| parent == b"header");
-                handle_element(
-                    element,
-                    &name,
-                    in_header,
-                    &mut builder,
-                    &mut game,
-                    &mut saw_datafile,
-                    stack.is_empty(),
-                )
-                .map_err(|problem| syntax(line, problem))?;
-                if name == b"game" || name == b"machine" {
+                if opens {
+                    inside = match (&name[..], in_header) {
+                        (b"name", true) => Inside::HeaderName,
+                        (b"version", true) => Inside::HeaderVersion,
+                        _ => Inside::Other,
+                    };
+                    text.clear();
+                    stack.push(name);
+                } else if name == b"game" || name == b"machine" {
+                    // `<game/>`: opened and closed at once.
                     game = None;
                 }
             }
