@@ -123,29 +123,25 @@ fn stdout_of(command: &mut assert_cmd::Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// What `ninja-fs info` prints of the fixture `rom` checked against `dat`.
+fn info_with_dat(rom: &str, dat: &Path) -> String {
+    stdout_of(ninja().arg("info").arg(fixture(rom)).arg("--dat").arg(dat))
+}
+
 #[test]
 fn info_names_the_dat_game_rom_image_and_hash() {
     let dir = tempfile::tempdir().unwrap();
     write_dats(dir.path());
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("roms/snes/cputest-basic.smc"))
-            .arg("--dat")
-            .arg(dir.path()),
-    );
+    let text = info_with_dat("roms/snes/cputest-basic.smc", dir.path());
     assert!(
         text.contains(&format!(
             "\nDAT\n  {SNES_DAT} (version 20260101): game 'CPU Test (World)', rom 'CPU Test (World).sfc'\n    the normalized image matches by size and SHA-1\n"
         )),
         "{text}"
     );
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("roms/n64/bigbass1997_minimal.v64"))
-            .arg("--dat")
-            .arg(dir.path().join("n64.dat")),
+    let text = info_with_dat(
+        "roms/n64/bigbass1997_minimal.v64",
+        &dir.path().join("n64.dat"),
     );
     assert!(
         text.contains(
@@ -153,12 +149,9 @@ fn info_names_the_dat_game_rom_image_and_hash() {
         ),
         "{text}"
     );
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("rup-vectors/snes_hirom20.input_interleaved.sfc"))
-            .arg("--dat")
-            .arg(dir.path().join("snes.xml")),
+    let text = info_with_dat(
+        "rup-vectors/snes_hirom20.input_interleaved.sfc",
+        &dir.path().join("snes.xml"),
     );
     assert!(
         text.contains(
@@ -166,13 +159,7 @@ fn info_names_the_dat_game_rom_image_and_hash() {
         ),
         "{text}"
     );
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("roms/nes/cc65_hello.nes"))
-            .arg("--dat")
-            .arg(dir.path()),
-    );
+    let text = info_with_dat("roms/nes/cc65_hello.nes", dir.path());
     assert!(
         text.contains("Nintendo - NES (Headered) (version 20260101): game 'Hello (World)', rom 'Hello (World).nes'\n    the deinterleaved image matches by size and SHA-1"),
         "{text}"
@@ -181,13 +168,7 @@ fn info_names_the_dat_game_rom_image_and_hash() {
         text.contains("Nintendo - NES (Headerless) (version 20260101): game 'Hello (World)', rom 'Hello (World).nes'\n    the normalized image matches by size and SHA-1"),
         "{text}"
     );
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("roms/gb/sdcc_makebin.gbc"))
-            .arg("--dat")
-            .arg(dir.path()),
-    );
+    let text = info_with_dat("roms/gb/sdcc_makebin.gbc", dir.path());
     assert!(text.ends_with("\nDAT\n  not in any loaded DAT\n"), "{text}");
 }
 
@@ -220,13 +201,7 @@ fn info_json_has_a_dat_section() {
 fn a_crc32_match_with_another_sha1_is_a_bad_dump() {
     let dir = tempfile::tempdir().unwrap();
     altered_dat(&dir.path().join("pce.xml"));
-    let text = stdout_of(
-        ninja()
-            .arg("info")
-            .arg(fixture("roms/pce/cc65_hello.pce"))
-            .arg("--dat")
-            .arg(dir.path().join("pce.xml")),
-    );
+    let text = info_with_dat("roms/pce/cc65_hello.pce", &dir.path().join("pce.xml"));
     assert!(
         text.ends_with(
             "\nDAT\n  NEC - PC Engine: CRC32 matches 'Hello (Japan).pce' but SHA-1 does not: a bad or altered dump\n"
@@ -857,13 +832,7 @@ fn a_raw_only_match_serves_the_backing_file() {
             "HiROM Test (Japan) (Interleaved).sfc",
         ),
     ] {
-        let text = stdout_of(
-            ninja()
-                .arg("info")
-                .arg(fixture(fixture_rel))
-                .arg("--dat")
-                .arg(dats.path()),
-        );
+        let text = info_with_dat(fixture_rel, dats.path());
         assert!(
             text.contains(&format!(
                 "rom '{rom}'\n    the raw image matches by size and SHA-1\n"
