@@ -784,10 +784,20 @@ impl Library {
         if let Some(known) = self.known(rel_dir, name, &self.path_of(&rel_path), id) {
             return Looked::Known(found, known);
         }
-        if PatchFormat::from_extension(name).is_some() {
-            self.backing.prefetch(&rel_path, id.size, &[(0, id.size)]);
+        let whole = [(0, id.size)];
+        let regions: &[(u64, u64)] = if PatchFormat::from_extension(name).is_some() {
+            &whole
         } else if id.size <= self.limits.max_image_size {
-            self.backing.prefetch(&rel_path, id.size, &PREFETCH_REGIONS);
+            &PREFETCH_REGIONS
+        } else {
+            &[]
+        };
+        if !regions.is_empty() {
+            if linked {
+                self.backing.prefetch(&rel_path, id.size, regions);
+            } else {
+                LocalFolder::prefetch_entry(dir, &entry.name, id.size, regions);
+            }
         }
         Looked::Unknown(found)
     }
@@ -1079,7 +1089,7 @@ impl Library {
         {
             return *source;
         }
-        let head = |file: &File, size: u64| {
+        let head = |file: &Arc<File>, size: u64| {
             let mut text = vec![0u8; size.min(hints::NOTE_BYTES) as usize];
             file.read_exact_at(&mut text, 0)?;
             Ok(text)
@@ -1290,7 +1300,7 @@ impl Library {
     /// reads, in a buffer as long as the file (see [`detection_regions`]).
     pub fn read_head(&self, rel_path: &str, id: &FileId) -> Result<Vec<u8>, ReadError> {
         self.backing
-            .read_consistent(rel_path, id, detection_regions)
+            .read_consistent(rel_path, id, |file, size| detection_regions(file, size))
     }
 
     /// The patched variants of `rom` (see [`Library::pairings`]).

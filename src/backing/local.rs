@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -273,39 +274,46 @@ impl LocalFolder {
     /// The regular file `rel`, open for reading. Opened without blocking,
     /// so a FIFO swapped in for a file cannot hang the caller.
     pub fn open_file(&self, rel: &str) -> io::Result<File> {
+        self.open_file_with_id(rel).map(|(file, _)| file)
+    }
+
+    /// [`open_file`](Self::open_file), and the identity of what it opened
+    /// (from the one `fstat` the type check makes anyway).
+    fn open_file_with_id(&self, rel: &str) -> io::Result<(File, FileId)> {
         let fd = self.open_beneath(rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
-        let file = File::from(fd);
-        if !file.metadata()?.is_file() {
+        let stat = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a regular file",
             ));
         }
-        Ok(file)
+        Ok((File::from(fd), FileId::of_stat(&stat)))
     }
 
     /// Asks the kernel to start reading `regions` of the file `rel` of
     /// `size` bytes (clipped to it) into the page cache, without waiting.
     pub fn prefetch(&self, rel: &str, size: u64, regions: &[(u64, u64)]) {
-        let Ok(file) = self.open_file(rel) else {
-            return;
-        };
-        for &(start, end) in regions {
-            let end = end.min(size);
-            if start < end {
-                let _ = rustix::fs::fadvise(
-                    &file,
-                    start,
-                    std::num::NonZeroU64::new(end - start),
-                    rustix::fs::Advice::WillNeed,
-                );
-            }
+        if let Ok(file) = self.open_file(rel) {
+            advise_will_need(&file, size, regions);
+        }
+    }
+
+    /// [`prefetch`](Self::prefetch) of the entry `name` of the open folder
+    /// `dir`, a regular file a moment ago: opened by its name alone (no
+    /// path walked, links not followed), as a listing of thousands of
+    /// files wants.
+    pub fn prefetch_entry(dir: impl AsFd, name: &OsStr, size: u64, regions: &[(u64, u64)]) {
+        let flags =
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(file) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            advise_will_need(&file, size, regions);
         }
     }
 
     /// The whole file `rel`, exactly as the version `expected` holds it.
     pub fn read_whole(&self, rel: &str, expected: &FileId) -> Result<Vec<u8>, ReadError> {
-        self.read_consistent(rel, expected, read_all)
+        self.read_consistent(rel, expected, |file, size| read_all(file, size))
     }
 
     /// What `read` makes of the file `rel` (given the file and its size),
@@ -314,11 +322,13 @@ impl LocalFolder {
     /// identities, and for a file changed in the last second, only when two
     /// reads agree. Retries a few times, then says the file is unsettled.
     /// A file that is not the version `expected` gives `Changed` at once.
+    /// `read` gets the file shared, so a reader it makes can keep it
+    /// without duplicating the descriptor.
     pub fn read_consistent<T: PartialEq>(
         &self,
         rel: &str,
         expected: &FileId,
-        mut read: impl FnMut(&File, u64) -> io::Result<T>,
+        mut read: impl FnMut(&Arc<File>, u64) -> io::Result<T>,
     ) -> Result<T, ReadError> {
         let io_error = |source| ReadError::Io {
             path: rel.to_string(),
@@ -329,8 +339,8 @@ impl LocalFolder {
         };
         let mut pause = FIRST_PAUSE;
         for attempt in 1..=READ_ATTEMPTS {
-            let file = self.open_file(rel).map_err(io_error)?;
-            let before = FileId::of(&file.metadata().map_err(io_error)?);
+            let (file, before) = self.open_file_with_id(rel).map_err(io_error)?;
+            let file = Arc::new(file);
             if before != *expected {
                 return Err(changed());
             }
@@ -365,11 +375,27 @@ impl LocalFolder {
     }
 }
 
+/// Asks the kernel to read `regions` of `file` (`size` bytes, clipped to
+/// it) into the page cache, without waiting.
+fn advise_will_need(file: impl AsFd, size: u64, regions: &[(u64, u64)]) {
+    for &(start, end) in regions {
+        let end = end.min(size);
+        if start < end {
+            let _ = rustix::fs::fadvise(
+                &file,
+                start,
+                std::num::NonZeroU64::new(end - start),
+                rustix::fs::Advice::WillNeed,
+            );
+        }
+    }
+}
+
 /// Reads twice; what the first read made, and whether both agree.
 fn read_twice<T: PartialEq>(
-    file: &File,
+    file: &Arc<File>,
     size: u64,
-    read: &mut impl FnMut(&File, u64) -> io::Result<T>,
+    read: &mut impl FnMut(&Arc<File>, u64) -> io::Result<T>,
     io_error: impl Fn(io::Error) -> ReadError,
 ) -> Result<(T, bool), ReadError> {
     let first = read(file, size).map_err(&io_error)?;

@@ -150,16 +150,10 @@ enum Candidate {
     Other,
 }
 
-/// The archive `file` (named `file_name`), its directory read.
-fn open_archive(file: &File, file_name: &str) -> io::Result<Archive> {
-    let mut magic = [0u8; 8];
-    let read = std::os::unix::fs::FileExt::read_at(file, &mut magic, 0)?;
-    let kind = archive::kind_of(&magic[..read]).ok_or_else(|| {
-        io::Error::other(ArchiveError::Damaged(
-            "its first bytes are no zip, 7z, gzip or RAR archive's".into(),
-        ))
-    })?;
-    Archive::open(file.try_clone()?, file_name, kind).map_err(io::Error::other)
+/// The archive `file` of `size` bytes (named `file_name`), its directory
+/// read.
+fn open_archive(file: &Arc<File>, size: u64, file_name: &str) -> io::Result<Archive> {
+    Archive::open_shared(Arc::clone(file), size, file_name).map_err(io::Error::other)
 }
 
 /// Whether a failed read of an archive fails the same way for as long as
@@ -236,8 +230,8 @@ impl Library {
     fn read_archive(&self, rel_path: &str, id: &FileId) -> Result<Vec<ReadMember>, ReadError> {
         let file_name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         let max = self.limits.max_image_size;
-        self.backing.read_consistent(rel_path, id, |file, _| {
-            let archive = open_archive(file, file_name)?;
+        self.backing.read_consistent(rel_path, id, |file, size| {
+            let archive = open_archive(file, size, file_name)?;
             // A solid 7z block is decompressed from its start for each
             // member asked: stream it once for all, where their detection
             // bytes fit in memory together.
@@ -493,8 +487,8 @@ impl Library {
     ) -> Result<Vec<u8>, ReadError> {
         let file_name = archive_rel.rsplit('/').next().unwrap_or(archive_rel);
         let max = self.limits.max_image_size;
-        self.backing.read_consistent(archive_rel, id, |file, _| {
-            let archive = open_archive(file, file_name)?;
+        self.backing.read_consistent(archive_rel, id, |file, size| {
+            let archive = open_archive(file, size, file_name)?;
             let index = archive
                 .members()
                 .iter()

@@ -230,7 +230,32 @@ impl Archive {
     /// `file_name` is the archive's own name: a gzip file's one member is
     /// named after it without `.gz`. Linear in the number of members.
     pub fn open(file: File, file_name: &str, kind: ArchiveKind) -> Result<Archive, ArchiveError> {
-        let source = FileReader::new(file)?;
+        Self::open_from(FileReader::new(file)?, file_name, kind)
+    }
+
+    /// [`open`](Self::open) for a file `len` bytes long that the caller
+    /// shares, telling its kind from its first bytes: an archive of a
+    /// listing costs its reads and no other system call.
+    pub fn open_shared(
+        file: Arc<File>,
+        len: u64,
+        file_name: &str,
+    ) -> Result<Archive, ArchiveError> {
+        let mut source = FileReader::shared(file, len);
+        let head = source
+            .head(8)
+            .map_err(|error| ArchiveError::Read(error.to_string()))?;
+        let kind = kind_of(&head).ok_or_else(|| {
+            ArchiveError::Damaged("its first bytes are no zip, 7z, gzip or RAR archive's".into())
+        })?;
+        Self::open_from(source, file_name, kind)
+    }
+
+    fn open_from(
+        source: FileReader,
+        file_name: &str,
+        kind: ArchiveKind,
+    ) -> Result<Archive, ArchiveError> {
         let (reader, raw) = match kind {
             ArchiveKind::Zip => {
                 let (reader, raw) = zip::ZipReader::open(source)?;
@@ -582,13 +607,41 @@ impl FileReader {
             .metadata()
             .map_err(|error| ArchiveError::Read(error.to_string()))?
             .len();
-        Ok(FileReader {
-            file: Arc::new(file),
+        Ok(Self::shared(Arc::new(file), len))
+    }
+
+    fn shared(file: Arc<File>, len: u64) -> FileReader {
+        FileReader {
+            file,
             len,
             pos: 0,
             window: Arc::new(Vec::new()),
             window_at: 0,
-        })
+        }
+    }
+
+    /// The first `count` bytes (fewer if the file is shorter), leaving the
+    /// reader at the start. A file that fits the window is read into it
+    /// whole, as every later read would want; of a larger one only these.
+    fn head(&mut self, count: usize) -> io::Result<Vec<u8>> {
+        let mut head = Vec::with_capacity(count);
+        if self.len <= WINDOW as u64 {
+            self.seek(SeekFrom::Start(0))?;
+            (&mut *self).take(count as u64).read_to_end(&mut head)?;
+            self.seek(SeekFrom::Start(0))?;
+        } else {
+            head.resize(count, 0);
+            let mut filled = 0;
+            while filled < count {
+                let read = self.pread(&mut head[filled..], filled as u64)?;
+                if read == 0 {
+                    break;
+                }
+                filled += read;
+            }
+            head.truncate(filled);
+        }
+        Ok(head)
     }
 
     fn pread(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
