@@ -57,10 +57,15 @@ open(f"{work}/src/Big.sfc", "wb").write(rom(64 << 20))
 os.makedirs(f"{work}/b/many")
 gb = bytearray(rom(32 << 10))
 gb[0x104:0x108] = bytes([0xCE, 0xED, 0x66, 0x66])
+os.makedirs(f"{work}/b/loose")
 for i in range(10000):
     gb[0x134:0x140] = b"GAME%08d" % i
     with zipfile.ZipFile(f"{work}/b/many/game{i:05d}.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(f"game{i:05d}.gb", bytes(gb))
+    # The same ROMs loose: what the mount's per-file path costs without
+    # archives.
+    with open(f"{work}/b/loose/game{i:05d}.gb", "wb") as f:
+        f.write(gb)
 PY
 mkdir -p "$work/b/one" "$work/b/big"
 # Each archive's member gets a name of its own: the mount names the ROM
@@ -118,15 +123,19 @@ if [ "\$1" = fresh ]; then rm -rf "$XDG_CACHE_HOME/ninja-fs"; fi
 "$bin" mount "$work/b" "$mnt"
 SCRIPT
 chmod +x "$work/remount"
-ls -l "$work/b/many" > /dev/null
-for kind in fresh kept; do
-    what="first mount (no header cache)"
-    [ $kind = kept ] && what="later mount (header cache kept)"
-    if [ $kind = kept ]; then "$work/remount" fresh; ls -l "$mnt/normalized/many" > /dev/null; fi
-    hyperfine -N --warmup 1 --runs 5 --export-json "$work/ls.json" \
-        --prepare "$work/remount $kind" "ls -l $mnt/normalized/many" \
-        --prepare "true" "ls -l $work/b/many" >/dev/null
-    echo "| ls -l of 10,000 one-ROM zips, warm page cache, $what (mount / backing) | $(mean_ms "$work/ls.json") | $(ratio "$work/ls.json") |" >> "$report"
+for folder in many loose; do
+    ls -l "$work/b/$folder" > /dev/null
+    files="one-ROM zips"
+    [ $folder = loose ] && files="loose ROMs (the same, unzipped)"
+    for kind in fresh kept; do
+        what="first mount (no header cache)"
+        [ $kind = kept ] && what="later mount (header cache kept)"
+        if [ $kind = kept ]; then "$work/remount" fresh; ls -l "$mnt/normalized/$folder" > /dev/null; fi
+        hyperfine -N --warmup 1 --runs 5 --export-json "$work/ls.json" \
+            --prepare "$work/remount $kind" "ls -l $mnt/normalized/$folder" \
+            --prepare "true" "ls -l $work/b/$folder" >/dev/null
+        echo "| ls -l of 10,000 $files, warm page cache, $what (mount / backing) | $(mean_ms "$work/ls.json") | $(ratio "$work/ls.json") |" >> "$report"
+    done
 done
 "$bin" unmount "$mnt"
 while pgrep -f "^$bin mount $work/b $mnt\$" >/dev/null; do sleep 0.01; done
