@@ -103,7 +103,46 @@ enum Node {
     Note(Arc<ArchiveNote>),
 }
 
-type Names = Arc<Vec<(String, Target)>>;
+type Names = Arc<NameTable>;
+
+/// A folder's virtual names in listing order, each with what it shows,
+/// and an index by name: a lookup in a folder of thousands of files is a
+/// bisection, not a walk through every name.
+#[derive(Default)]
+pub struct NameTable {
+    entries: Vec<(String, Target)>,
+    /// Positions in `entries`, in the order of their names.
+    by_name: Vec<u32>,
+}
+
+impl NameTable {
+    fn new(entries: Vec<(String, Target)>) -> NameTable {
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].0.cmp(&entries[b as usize].0));
+        NameTable { entries, by_name }
+    }
+
+    /// What the file `name` shows, if the folder has one so named.
+    fn get(&self, name: &str) -> Option<&Target> {
+        let at = self
+            .by_name
+            .binary_search_by(|&i| self.entries[i as usize].0.as_str().cmp(name))
+            .ok()?;
+        Some(&self.entries[self.by_name[at] as usize].1)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+impl std::ops::Deref for NameTable {
+    type Target = [(String, Target)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
 
 struct Listing {
     names: Names,
@@ -292,7 +331,7 @@ impl NinjaFs {
         {
             return Some(names.clone());
         }
-        let names = Arc::new(self.compute_names(view, rel_dir, &dir));
+        let names = Arc::new(NameTable::new(self.compute_names(view, rel_dir, &dir)));
         lock(&self.names).insert(
             (view, rel_dir.to_string()),
             (dir_id, index_id, names.clone()),
@@ -388,7 +427,7 @@ impl NinjaFs {
             });
         }
         let names = self.names(view, parent).ok_or(FsError::NotFound)?;
-        if let Some((_, target)) = names.iter().find(|(n, _)| n == name) {
+        if let Some(target) = names.get(name) {
             return Ok(Node::File(target.clone()));
         }
         if view == View::Info {
@@ -411,9 +450,7 @@ impl NinjaFs {
         dir.archive_notes
             .iter()
             .map(|note| (format!("{}.txt", note.name), note))
-            .filter(move |(name, _)| {
-                !names.iter().any(|(taken, _)| taken == name) && !dir.subdirs.contains(name)
-            })
+            .filter(move |(name, _)| !names.contains(name) && !dir.subdirs.contains(name))
     }
 
     fn note_attributes(&self, ino: u64, note: &ArchiveNote) -> Attributes {
@@ -1000,20 +1037,33 @@ fn shown_stems(
     ext_of: impl Fn(&Rom) -> String,
     taken: &HashSet<String>,
 ) -> Vec<String> {
-    let plain = |rom: &Rom| format!("{}.{}", rom.stem, ext_of(rom));
-    let mut wanted_by: HashMap<String, usize> = HashMap::new();
-    for rom in roms {
-        *wanted_by.entry(plain(rom)).or_default() += 1;
+    let plain: Vec<String> = roms
+        .iter()
+        .map(|rom| format!("{}.{}", rom.stem, ext_of(rom)))
+        .collect();
+    let mut wanted_by: HashMap<&str, usize> = HashMap::with_capacity(roms.len());
+    for name in &plain {
+        *wanted_by.entry(name).or_default() += 1;
     }
-    let keeps_plain = |rom: &Rom| {
-        let name = plain(rom);
-        !taken.contains(&name) && (wanted_by[&name] == 1 || rom.file_name == name)
-    };
+    let keeps_plain: Vec<bool> = roms
+        .iter()
+        .zip(&plain)
+        .map(|(rom, name)| {
+            !taken.contains(name) && (wanted_by[name.as_str()] == 1 || rom.file_name == *name)
+        })
+        .collect();
+    drop(wanted_by);
     let mut used: HashSet<String> = taken.clone();
-    used.extend(roms.iter().filter(|r| keeps_plain(r)).map(|r| plain(r)));
+    used.extend(
+        plain
+            .into_iter()
+            .zip(&keeps_plain)
+            .filter_map(|(name, &keeps)| keeps.then_some(name)),
+    );
     roms.iter()
-        .map(|rom| {
-            if keeps_plain(rom) {
+        .zip(keeps_plain)
+        .map(|(rom, keeps_plain)| {
+            if keeps_plain {
                 return rom.stem.clone();
             }
             let ext = ext_of(rom);
