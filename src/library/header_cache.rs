@@ -616,14 +616,6 @@ pub(super) enum Stored {
     Archive(FileId, Arc<ArchiveMembers>),
 }
 
-impl Stored {
-    fn id(&self) -> FileId {
-        match self {
-            Stored::File((id, _)) | Stored::Archive(id, _) => *id,
-        }
-    }
-}
-
 #[derive(Default)]
 struct Saver {
     /// A save was asked for since the running one started.
@@ -748,15 +740,7 @@ impl HeaderCache {
         archives: &[(String, FileId, Arc<ArchiveMembers>)],
         subdirs: &[String],
     ) -> bool {
-        let lasting: HashMap<String, Stored> =
-            files
-                .iter()
-                .filter(|(_, (_, entry))| entry.lasting)
-                .map(|(name, known)| (name.clone(), Stored::File(known.clone())))
-                .chain(archives.iter().map(|(name, id, members)| {
-                    (name.clone(), Stored::Archive(*id, members.clone()))
-                }))
-                .collect();
+        let lasting_files = || files.iter().filter(|(_, (_, entry))| entry.lasting);
         let subdirs: HashSet<&str> = subdirs.iter().map(String::as_str).collect();
         let prefix = if rel_dir.is_empty() {
             String::new()
@@ -772,20 +756,24 @@ impl HeaderCache {
             _ => true,
         });
         let mut changed = dirs.len() != before;
+        // Most scans find what the cache holds: compare before copying.
         let old = dirs.get(rel_dir);
-        let same = lasting.len() == old.map_or(0, HashMap::len)
-            && lasting.iter().all(|(name, stored)| {
-                old.and_then(|old| old.get(name)).is_some_and(|old| {
-                    old.id() == stored.id()
-                        && matches!(
-                            (old, stored),
-                            (Stored::File(_), Stored::File(_))
-                                | (Stored::Archive(..), Stored::Archive(..))
-                        )
-                })
+        let stored = |name: &str| old.and_then(|old| old.get(name));
+        let same = lasting_files().count() + archives.len() == old.map_or(0, HashMap::len)
+            && lasting_files().all(|(name, (id, _))| {
+                matches!(stored(name), Some(Stored::File((known, _))) if known == id)
+            })
+            && archives.iter().all(|(name, id, _)| {
+                matches!(stored(name), Some(Stored::Archive(known, _)) if known == id)
             });
         if !same {
             changed = true;
+            let lasting: HashMap<String, Stored> = lasting_files()
+                .map(|(name, known)| (name.clone(), Stored::File(known.clone())))
+                .chain(archives.iter().map(|(name, id, members)| {
+                    (name.clone(), Stored::Archive(*id, members.clone()))
+                }))
+                .collect();
             if lasting.is_empty() {
                 dirs.remove(rel_dir);
             } else {
