@@ -739,6 +739,9 @@ fn mount_entry(path: &Path) -> Option<(String, String)> {
 
 /// Unmounts the FUSE mount at `mountpoint` (plain umount; `fusermount3 -u`
 /// when not allowed, as for a non-root user).
+/// How long an unmount waits, in all, for a mount that is busy.
+const UNMOUNT_BUSY_WAIT: Duration = Duration::from_millis(400);
+
 pub fn unmount(mountpoint: &Path) -> Result<(), MountError> {
     let path = absolute_mount_path(mountpoint);
     let Some(fstype) = mount_type(&path) else {
@@ -756,11 +759,22 @@ pub fn unmount(mountpoint: &Path) -> Result<(), MountError> {
         });
     }
     let c = c_path(&path)?;
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    if unsafe { libc::umount(c.as_ptr()) } == 0 {
-        return Ok(());
-    }
-    let error = io::Error::last_os_error();
+    // A file closed a moment ago can still be held by a child process
+    // forked before it closed and not yet exec'd (which closes it): busy
+    // for a few milliseconds. A mount still in use stays busy throughout.
+    let mut pause = Duration::from_millis(10);
+    let error = loop {
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::umount(c.as_ptr()) } == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EBUSY) || pause > UNMOUNT_BUSY_WAIT {
+            break error;
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+    };
     match error.raw_os_error() {
         Some(libc::EBUSY) => Err(MountError::Busy(mountpoint.to_path_buf())),
         Some(libc::EPERM) => fusermount_unmount(&path).map_err(|source| MountError::Unmount {
