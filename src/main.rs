@@ -14,12 +14,6 @@ use ninja_fs::report::RomReport;
 use ninja_fs::system::{self, SystemError, SystemType};
 use ninja_fs::views::NinjaFs;
 
-// The mount's scan threads each decompress and detect thousands of small
-// files; glibc's allocator hands them fresh pages (page faults) and a
-// shared lock, which cost a quarter of a first listing's CPU time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "ninja-fs",
