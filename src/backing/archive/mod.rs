@@ -682,15 +682,10 @@ impl Read for FileReader {
                 return Ok(read);
             }
             // A small file whole, else the window from here on.
-            let start = if self.len <= WINDOW as u64 {
-                0
+            let (start, wanted) = if self.len <= WINDOW as u64 {
+                (0, self.len as usize)
             } else {
-                self.pos
-            };
-            let wanted = if start == 0 {
-                usize::try_from(self.len).unwrap_or(WINDOW)
-            } else {
-                WINDOW.min(left)
+                (self.pos, WINDOW.min(left))
             };
             let mut window = vec![0u8; wanted];
             let mut filled = 0;
@@ -843,5 +838,22 @@ mod tests {
         reader.read_to_end(&mut tail).unwrap();
         assert_eq!(tail, data[data.len() - 5..]);
         assert!(reader.seek(SeekFrom::Current(-1_000_000)).is_err());
+    }
+
+    #[test]
+    fn a_large_file_read_from_its_start_fills_one_window() {
+        // A zip's first local header sits at offset 0: reading it must not
+        // read (and hold) the whole archive.
+        let mut temp = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::io::Write::write_all(&mut temp, &data).unwrap();
+        let mut reader = FileReader::new(temp).unwrap();
+        let mut header = [0u8; 30];
+        reader.read_exact(&mut header).unwrap();
+        assert_eq!(header, data[..30]);
+        assert_eq!((reader.window_at, reader.window.len()), (0, WINDOW));
+        let mut shared = FileReader::shared(Arc::clone(&reader.file), reader.len);
+        assert_eq!(shared.head(8).unwrap(), data[..8]);
+        assert_eq!(shared.window.len(), 0);
     }
 }
