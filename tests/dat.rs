@@ -29,28 +29,19 @@ fn image_of(rel: &str, layout: ImageLayout) -> (u64, Digests) {
 
 /// A DAT of one game per entry: (game and rom name, size, digests).
 fn dat_of(name: &str, skipper: Option<&str>, entries: &[(&str, u64, Digests)]) -> Dat {
-    let mut dat = Dat {
-        source: format!("{name}.dat"),
-        name: name.to_string(),
-        version: Some("20260101".into()),
-        skipper: skipper.map(String::from),
-        ..Dat::default()
-    };
-    for (at, (rom_name, size, digests)) in entries.iter().enumerate() {
-        dat.games.push(
-            rom_name
-                .rsplit_once('.')
-                .map_or(*rom_name, |(s, _)| s)
-                .to_string(),
-        );
-        dat.roms.push(DatRom {
-            game: at as u32,
+    let mut dat = Dat::new(&format!("{name}.dat"), name);
+    dat.version = Some("20260101".into());
+    dat.skipper = skipper.map(String::from);
+    for (rom_name, size, digests) in entries {
+        let game = rom_name.rsplit_once('.').map_or(*rom_name, |(s, _)| s);
+        let rom = DatRom {
             name: rom_name.to_string(),
             size: *size,
             crc32: Some(digests.crc32),
             md5: Some(digests.md5),
             sha1: Some(digests.sha1),
-        });
+        };
+        dat.add_game(game, &[rom]).unwrap();
     }
     dat
 }

@@ -327,9 +327,9 @@ impl Verified {
             let path = numbered_if_taken(path, &mut used);
             tree.files.insert(path, target);
         }
+        // The names of the missing read out in one pass over the DAT.
         let missing: Vec<String> = dat
-            .roms
-            .iter()
+            .roms()
             .enumerate()
             .filter(|(at, _)| !have.contains(&(*at as u32)))
             .map(|(_, rom)| crate::text::str_as_text(&rom.name))
@@ -343,7 +343,7 @@ impl Verified {
                 .unwrap_or_default(),
             crate::text::str_as_text(&dat.source),
             have.len(),
-            dat.roms.len()
+            dat.rom_count()
         );
         let mut section = |title: &str, lines: &[String]| {
             text.push_str(&format!("\n{title}: {}\n", lines.len()));
@@ -362,7 +362,7 @@ impl Verified {
     fn rom_name(&self, entry: EntryRef) -> String {
         self.dats
             .entry(entry)
-            .map(|(_, rom)| rom.name.clone())
+            .map(|(_, rom)| rom.name)
             .unwrap_or_default()
     }
 }
