@@ -142,10 +142,10 @@ impl HashTable {
     /// Sorts the index (after the last entry is added) and gives back the
     /// room the arrays kept to grow.
     pub fn index(&mut self) {
-        self.by_size_crc = (0..self.sizes.len() as u32).collect();
-        // Stable: entries of one key stay in DAT order.
-        let mut order = std::mem::take(&mut self.by_size_crc);
-        order.sort_by_key(|&at| self.key(at));
+        let mut order: Vec<u32> = (0..self.sizes.len() as u32).collect();
+        // Entries of one key stay in DAT order; an unstable sort needs no
+        // second list while it sorts, where a stable one would.
+        order.sort_unstable_by_key(|&at| (self.key(at), at));
         self.by_size_crc = order;
         self.sizes.shrink_to_fit();
         self.large_sizes.shrink_to_fit();
