@@ -344,6 +344,24 @@ impl Dat {
         self.games().flat_map(|game| game.roms)
     }
 
+    /// Whether its hashes are of the image `layout`: a DAT naming a header
+    /// skipper hashes images without the iNES/LNX/fwNES/A78 header, which
+    /// is the normalized image (the raw file too when it has no header:
+    /// then the two are one).
+    pub fn hashes_image(&self, layout: ImageLayout) -> bool {
+        self.skipper.is_none() || layout == ImageLayout::Normalized
+    }
+
+    /// What a report says of a DAT with a header skipper.
+    pub fn skipper_note(&self) -> Option<String> {
+        self.skipper.as_ref().map(|skipper| {
+            format!(
+                "the DAT hashes headerless images (header skipper {})",
+                crate::text::str_as_text(skipper)
+            )
+        })
+    }
+
     /// The bytes its entries hold on the heap (hashes, index and names).
     pub fn heap_bytes(&self) -> usize {
         self.hashes.heap_bytes() + self.game_starts.capacity() * 4 + self.names.heap_bytes()
@@ -757,10 +775,11 @@ pub struct DatSet {
 impl DatSet {
     pub fn new(mut dats: Vec<Dat>) -> DatSet {
         for dat in &mut dats {
-            if !dat.hashes.is_indexed() || dat.pending_game.is_some() {
-                if let Err(problem) = dat.finish() {
-                    log::warn!("{}: {problem}", dat.source);
-                }
+            // A DAT made by `add_game` rather than parsed is finished here.
+            if (!dat.hashes.is_indexed() || dat.pending_game.is_some())
+                && let Err(problem) = dat.finish()
+            {
+                log::warn!("{}: {problem}", dat.source);
             }
         }
         DatSet { dats }
@@ -812,11 +831,15 @@ impl DatSet {
             .unwrap_or_default()
     }
 
-    /// Whether some entry has one of `sizes`: only then is a ROM worth hashing.
-    pub fn wants_any_size(&self, sizes: &[u64]) -> bool {
-        sizes
-            .iter()
-            .any(|&size| self.dats.iter().any(|dat| dat.hashes.has_size(size)))
+    /// Whether some entry has the size of one of a ROM's `images` (each
+    /// its layout and size) in a DAT that hashes that image: only then is
+    /// the ROM worth hashing.
+    pub fn wants_any_size(&self, images: &[(ImageLayout, u64)]) -> bool {
+        images.iter().any(|&(layout, size)| {
+            self.dats
+                .iter()
+                .any(|dat| dat.hashes_image(layout) && dat.hashes.has_size(size))
+        })
     }
 
     /// The bytes the entries of every DAT hold on the heap.
@@ -836,6 +859,7 @@ impl DatSet {
                     let Some(rom) = self
                         .dats
                         .get(entry.dat as usize)
+                        .filter(|dat| dat.hashes_image(*layout))
                         .and_then(|dat| dat.hashes(entry.rom))
                     else {
                         continue;
@@ -890,6 +914,9 @@ impl DatSet {
                 found.layout,
                 found.by,
             ));
+            if let Some(note) = dat.skipper_note() {
+                text.push_str(&format!("    {note}\n"));
+            }
         }
         for bad in &verdict.crc_only {
             let Some((dat, rom)) = self.entry(bad.entry) else {
@@ -901,6 +928,9 @@ impl DatSet {
                 crate::text::str_as_text(&rom.name),
                 bad.disagrees
             ));
+            if let Some(note) = dat.skipper_note() {
+                text.push_str(&format!("    {note}\n"));
+            }
         }
         text
     }
@@ -913,6 +943,7 @@ impl DatSet {
                     "dat": dat.name,
                     "dat_version": dat.version,
                     "dat_file": dat.source,
+                    "dat_skipper": dat.skipper,
                     "game": self.game_name_of(entry),
                     "rom": rom.name,
                     "size": rom.size,
@@ -977,29 +1008,21 @@ pub fn load_for_command(paths: &[PathBuf]) -> Result<DatSet, String> {
     Ok(set)
 }
 
-/// Adds what the DATs say of the ROM at `path` to its `info` table and
-/// JSON object (`"dat"`); a patch or an archive listing gets nothing.
+/// Adds what the DATs say of a ROM to its `info` table and JSON object
+/// (`"dat"`), from the bytes `info` read (`name` is the file's or
+/// archive member's, as detection reads it): the ROM is not read again.
 pub fn add_to_report(
     dats: &DatSet,
-    path: &Path,
+    name: &str,
+    bytes: &[u8],
     forced: Option<crate::system::SystemType>,
     table: &mut String,
     object: &mut serde_json::Value,
 ) {
-    use crate::files::{self, Opened};
-    let max = crate::patch::Limits::default().max_image_size;
-    let Ok(Opened::One(input)) = files::read_any(path, max) else {
+    let Ok(layout) = crate::system::identify(Some(name), bytes, forced) else {
         return;
     };
-    if forced.is_none()
-        && crate::patch::any::PatchFormat::detect(Some(&input.name), &input.bytes).is_some()
-    {
-        return;
-    }
-    let Ok(layout) = crate::system::identify(Some(&input.name), &input.bytes, forced) else {
-        return;
-    };
-    let verdict = match image_digests(&input.bytes, &layout) {
+    let verdict = match image_digests(bytes, &layout) {
         Ok(images) => dats.verdict(&images),
         Err(_) => return,
     };
@@ -1164,7 +1187,10 @@ pub(crate) mod tests {
         // The size must agree too.
         let set = one_dat(vec![rom(len + 1, Some(digests.crc32), None, None)]);
         assert!(set.verdict(&images).matches.is_empty());
-        assert!(!set.wants_any_size(&[len, len + 512]));
+        assert!(!set.wants_any_size(&[
+            (ImageLayout::Normalized, len),
+            (ImageLayout::Raw, len + 512)
+        ]));
         assert_eq!(
             set.describe(&set.verdict(&images)),
             "\nDAT\n  not in any loaded DAT\n"
@@ -1192,10 +1218,13 @@ pub(crate) mod tests {
             .map(|m| m.entry.rom)
             .collect();
         assert_eq!(found, [3, 2]);
-        assert!(set.wants_any_size(&[0, len - 1]));
-        assert!(set.wants_any_size(&[len + 1]));
-        assert!(!set.wants_any_size(&[0, len - 2, len + 2]));
-        assert!(!DatSet::new(Vec::new()).wants_any_size(&[len]));
+        let sizes = |sizes: &[u64]| -> Vec<(ImageLayout, u64)> {
+            sizes.iter().map(|&size| (ImageLayout::Raw, size)).collect()
+        };
+        assert!(set.wants_any_size(&sizes(&[0, len - 1])));
+        assert!(set.wants_any_size(&sizes(&[len + 1])));
+        assert!(!set.wants_any_size(&sizes(&[0, len - 2, len + 2])));
+        assert!(!DatSet::new(Vec::new()).wants_any_size(&sizes(&[len])));
     }
 
     #[test]

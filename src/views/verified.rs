@@ -136,7 +136,11 @@ impl Verified {
     /// What the DATs say of one ROM: hashed only if some entry has the
     /// size of one of its images.
     pub fn verdict(&self, library: &Library, rom: &Rom) -> Verdict {
-        let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
+        let sizes = [
+            (ImageLayout::Raw, rom.id.size),
+            (ImageLayout::Normalized, rom.normalized_len()),
+            (ImageLayout::Deinterleaved, rom.deinterleaved_len()),
+        ];
         if !self.dats.wants_any_size(&sizes) {
             return Verdict::default();
         }
@@ -335,13 +339,16 @@ impl Verified {
             .map(|(_, rom)| crate::text::str_as_text(&rom.name))
             .collect();
         let mut text = format!(
-            "{}{}\nfrom {}\n\nhave {} of {} ROMs\n",
+            "{}{}\nfrom {}\n{}\nhave {} of {} ROMs\n",
             crate::text::str_as_text(&dat.name),
             dat.version
                 .as_deref()
                 .map(|v| format!(" (version {})", crate::text::str_as_text(v)))
                 .unwrap_or_default(),
             crate::text::str_as_text(&dat.source),
+            dat.skipper_note()
+                .map(|note| format!("{note}\n"))
+                .unwrap_or_default(),
             have.len(),
             dat.rom_count()
         );
