@@ -248,8 +248,11 @@ impl Cursor {
             .block
             .as_ref()
             .is_some_and(|b| b.first / STRINGS_PER_BLOCK == block);
-        if !in_block || n < self.next {
+        if !in_block {
             self.block = Some(arena.block(block)?);
+        }
+        // A string before the one read last: from the block's start again.
+        if !in_block || n < self.next {
             self.at = 0;
             self.next = block * STRINGS_PER_BLOCK;
         }
