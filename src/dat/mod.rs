@@ -8,6 +8,7 @@
 //! entry of one of its image sizes exists.
 
 pub mod clrmamepro;
+mod column;
 pub mod logiqx;
 mod names;
 mod table;
@@ -25,6 +26,7 @@ use crate::apply::ImageLayout;
 use crate::backing::archive::{self, Archive, ArchiveKind};
 use crate::digest::{self, Digests};
 use crate::text;
+use column::Column;
 use names::{Cursor, NameArena};
 use table::HashTable;
 pub use table::Hashes;
@@ -140,7 +142,7 @@ pub struct Dat {
     pub skipper: Option<String>,
     hashes: HashTable,
     /// Each game's first ROM (its ROMs follow each other).
-    game_starts: Vec<u32>,
+    game_starts: Column<u32>,
     names: NameArena,
     /// The game started last, until its first ROM says whether its name
     /// is that ROM's stem.
@@ -278,7 +280,7 @@ impl Dat {
         }
         // The last game starting at or before it: games without ROMs
         // start where the next one does.
-        let after = self.game_starts.partition_point(|&start| start <= rom);
+        let after = self.game_starts.partition_point(|start| start <= rom);
         after.checked_sub(1).map(|game| game as u32)
     }
 
@@ -315,11 +317,11 @@ impl Dat {
         let mut cursor = Cursor::default();
         (0..self.game_starts.len() as u32).map_while(move |game| {
             let string = self.game_string(game)?;
-            let first_rom = self.game_starts[game as usize];
+            let first_rom = self.game_starts.get(game as usize)?;
             let end = self
                 .game_starts
                 .get(game as usize + 1)
-                .map_or(self.hashes.entry_count() as u32, |&next| next);
+                .unwrap_or(self.hashes.entry_count() as u32);
             let record = cursor.get(&self.names, string)?.to_vec();
             let mut roms = Vec::new();
             for (n, rom) in (first_rom..end).enumerate() {
@@ -364,7 +366,7 @@ impl Dat {
 
     /// The bytes its entries hold on the heap (hashes, index and names).
     pub fn heap_bytes(&self) -> usize {
-        self.hashes.heap_bytes() + self.game_starts.capacity() * 4 + self.names.heap_bytes()
+        self.hashes.heap_bytes() + self.game_starts.heap_bytes() + self.names.heap_bytes()
     }
 }
 

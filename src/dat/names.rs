@@ -24,10 +24,9 @@ const LEVEL: i32 = 1;
 /// Strings, numbered from 0, packed into compressed blocks.
 #[derive(Default)]
 pub struct NameArena {
-    /// The sealed blocks' compressed bytes, end to end.
-    packed: Vec<u8>,
-    /// Where each sealed block ends in `packed`.
-    block_ends: Vec<u32>,
+    /// The sealed blocks, compressed, each allocated once at its size (a
+    /// list of them all grows by moving only its small slots).
+    blocks: Vec<Box<[u8]>>,
     /// The strings after the last sealed block, not compressed: each as
     /// its length (LEB128) and its bytes.
     open: Vec<u8>,
@@ -43,8 +42,7 @@ impl fmt::Debug for NameArena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NameArena")
             .field("count", &self.count)
-            .field("blocks", &self.block_ends.len())
-            .field("packed_bytes", &self.packed.len())
+            .field("blocks", &self.blocks.len())
             .finish()
     }
 }
@@ -52,8 +50,7 @@ impl fmt::Debug for NameArena {
 impl Clone for NameArena {
     fn clone(&self) -> NameArena {
         NameArena {
-            packed: self.packed.clone(),
-            block_ends: self.block_ends.clone(),
+            blocks: self.blocks.clone(),
             open: self.open.clone(),
             count: self.count,
             largest_block: self.largest_block,
@@ -67,7 +64,7 @@ impl Clone for NameArena {
 pub enum ArenaError {
     #[error("more names than a DAT may hold ({} or more)", u32::MAX)]
     TooMany,
-    #[error("the names take more than 4 GiB even compressed")]
+    #[error("a name or a block of names is longer than 4 GiB")]
     TooLarge,
     #[error("cannot compress the names: {0}")]
     Compress(String),
@@ -83,7 +80,7 @@ impl NameArena {
     /// Adds `text` as the next string.
     pub fn push(&mut self, text: &[u8]) -> Result<(), ArenaError> {
         let count = self.count.checked_add(1).ok_or(ArenaError::TooMany)?;
-        if self.block_ends.len() as u64 * u64::from(STRINGS_PER_BLOCK) > u64::from(self.count) {
+        if self.blocks.len() as u64 * u64::from(STRINGS_PER_BLOCK) > u64::from(self.count) {
             self.unseal_last()?;
         }
         let len = u32::try_from(text.len()).map_err(|_| ArenaError::TooLarge)?;
@@ -109,9 +106,7 @@ impl NameArena {
             .compress(&self.open)
             .map_err(|error| ArenaError::Compress(error.to_string()))?;
         let raw_len = u32::try_from(self.open.len()).map_err(|_| ArenaError::TooLarge)?;
-        self.packed.extend_from_slice(&block);
-        let end = u32::try_from(self.packed.len()).map_err(|_| ArenaError::TooLarge)?;
-        self.block_ends.push(end);
+        self.blocks.push(block.as_slice().into());
         self.largest_block = self.largest_block.max(raw_len);
         self.open.clear();
         Ok(())
@@ -121,16 +116,14 @@ impl NameArena {
     /// [`STRINGS_PER_BLOCK`] strings, open again, so that block `n` still
     /// holds the strings from `n * STRINGS_PER_BLOCK`.
     fn unseal_last(&mut self) -> Result<(), ArenaError> {
-        let last = self.block_ends.len() - 1;
+        let last = self.blocks.len() - 1;
         let Some(block) = self.block(last as u32) else {
             return Err(ArenaError::Compress(
                 "the last block cannot be read back".into(),
             ));
         };
         self.open = block.bytes;
-        self.block_ends.pop();
-        self.packed
-            .truncate(self.block_ends.last().map_or(0, |&end| end as usize));
+        self.blocks.pop();
         Ok(())
     }
 
@@ -142,33 +135,28 @@ impl NameArena {
             self.seal()?;
         }
         self.compressor = None;
-        self.packed.shrink_to_fit();
-        self.block_ends.shrink_to_fit();
+        self.blocks.shrink_to_fit();
         self.open = Vec::new();
         Ok(())
     }
 
     /// The bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.packed.capacity() + self.block_ends.capacity() * 4 + self.open.capacity()
+        let blocks: usize = self.blocks.iter().map(|block| block.len()).sum();
+        blocks + self.blocks.capacity() * size_of::<Box<[u8]>>() + self.open.capacity()
     }
 
     /// The strings of block `block`, uncompressed (the open strings for
     /// the block after the sealed ones).
     pub fn block(&self, block: u32) -> Option<Block> {
         let at = block as usize;
-        if at == self.block_ends.len() {
+        if at == self.blocks.len() {
             return Some(Block {
                 first: block.checked_mul(STRINGS_PER_BLOCK)?,
                 bytes: self.open.clone(),
             });
         }
-        let end = *self.block_ends.get(at)? as usize;
-        let start = match at.checked_sub(1) {
-            Some(before) => self.block_ends[before] as usize,
-            None => 0,
-        };
-        let packed = self.packed.get(start..end)?;
+        let packed = self.blocks.get(at)?;
         match zstd::bulk::decompress(packed, self.largest_block as usize) {
             Ok(bytes) => Some(Block {
                 first: block * STRINGS_PER_BLOCK,
@@ -341,9 +329,9 @@ mod tests {
             .map(|n| format!("Some Game {n} (USA, Europe) (Rev {}).sfc", n % 3).into_bytes())
             .collect();
         let mut arena = arena_of(&names);
-        assert_eq!(arena.block_ends.len(), 7);
+        assert_eq!(arena.blocks.len(), 7);
         arena.finish().unwrap();
-        assert_eq!(arena.block_ends.len(), 8);
+        assert_eq!(arena.blocks.len(), 8);
         assert_eq!(arena.len(), 1000);
         let text: usize = names.iter().map(Vec::len).sum();
         assert!(

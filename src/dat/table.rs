@@ -4,6 +4,8 @@
 
 use crate::digest::Digests;
 
+use super::column::Column;
+
 use super::HashKind;
 
 const HAS_CRC32: u8 = 1;
@@ -53,13 +55,13 @@ impl Hashes {
 /// has one.
 #[derive(Debug, Clone, Default)]
 pub struct HashTable {
-    sizes: Vec<u32>,
+    sizes: Column<u32>,
     /// (entry, size) of the sizes of `SIZE_APART`, by entry.
     large_sizes: Vec<(u32, u64)>,
-    present: Vec<u8>,
-    crc32: Vec<u32>,
-    md5: Vec<[u8; 16]>,
-    sha1: Vec<[u8; 20]>,
+    present: Column<u8>,
+    crc32: Column<u32>,
+    md5: Column<[u8; 16]>,
+    sha1: Column<[u8; 20]>,
     /// The entries sorted by (size, CRC32), those without a CRC32 first
     /// in each size; made by `index`, searched by bisection.
     by_size_crc: Vec<u32>,
@@ -67,12 +69,12 @@ pub struct HashTable {
 
 /// Appends `value` to `column`, which holds nothing until some entry has
 /// a value; `len` is the number of entries before this one.
-fn push_column<T: Copy + Default>(column: &mut Vec<T>, len: usize, value: Option<T>) {
+fn push_column<T: Copy + Default>(column: &mut Column<T>, len: usize, value: Option<T>) {
     if value.is_none() && column.is_empty() {
         return;
     }
-    if column.is_empty() {
-        column.resize(len, T::default());
+    while column.len() < len {
+        column.push(T::default());
     }
     column.push(value.unwrap_or_default());
 }
@@ -103,7 +105,7 @@ impl HashTable {
     }
 
     pub fn size(&self, at: u32) -> Option<u64> {
-        let size = *self.sizes.get(at as usize)?;
+        let size = self.sizes.get(at as usize)?;
         if size != SIZE_APART {
             return Some(u64::from(size));
         }
@@ -114,23 +116,21 @@ impl HashTable {
     }
 
     fn crc32_of(&self, at: u32) -> Option<u32> {
-        let present = *self.present.get(at as usize)?;
+        let present = self.present.get(at as usize)?;
         (present & HAS_CRC32 != 0)
-            .then(|| self.crc32.get(at as usize).copied())
+            .then(|| self.crc32.get(at as usize))
             .flatten()
     }
 
     pub fn get(&self, at: u32) -> Option<Hashes> {
-        let present = *self.present.get(at as usize)?;
+        let present = self.present.get(at as usize)?;
         let column = |bit: u8| present & bit != 0;
         Some(Hashes {
             size: self.size(at)?,
             crc32: self.crc32_of(at),
-            md5: column(HAS_MD5)
-                .then(|| self.md5.get(at as usize).copied())
-                .flatten(),
+            md5: column(HAS_MD5).then(|| self.md5.get(at as usize)).flatten(),
             sha1: column(HAS_SHA1)
-                .then(|| self.sha1.get(at as usize).copied())
+                .then(|| self.sha1.get(at as usize))
                 .flatten(),
         })
     }
@@ -182,12 +182,12 @@ impl HashTable {
 
     /// The bytes it holds on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.sizes.capacity() * 4
+        self.sizes.heap_bytes()
             + self.large_sizes.capacity() * 16
-            + self.present.capacity()
-            + self.crc32.capacity() * 4
-            + self.md5.capacity() * 16
-            + self.sha1.capacity() * 20
+            + self.present.heap_bytes()
+            + self.crc32.heap_bytes()
+            + self.md5.heap_bytes()
+            + self.sha1.heap_bytes()
             + self.by_size_crc.capacity() * 4
     }
 }
@@ -224,7 +224,9 @@ mod tests {
             });
         }
         table.index();
-        assert_eq!(table.heap_bytes(), 10 * (4 + 1 + 4 + 4));
+        // Sizes, presence bits, CRC32s and the index; a chunk slot (a
+        // `Vec`) for each of the first three.
+        assert_eq!(table.heap_bytes(), 10 * (4 + 1 + 4 + 4) + 3 * 24);
     }
 
     proptest! {
