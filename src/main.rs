@@ -416,9 +416,17 @@ fn info(
     let mut failures = 0;
     for path in paths {
         match describe_file(path, forced) {
-            Ok((mut table, mut object)) => {
-                if !dat_paths.is_empty() {
-                    ninja_fs::dat::add_to_report(&dats, path, forced, &mut table, &mut object);
+            Ok((mut table, mut object, rom)) => {
+                if let Some(rom) = rom.filter(|_| !dat_paths.is_empty()) {
+                    let (name, bytes) = (&rom.name, &rom.bytes[..]);
+                    ninja_fs::dat::add_to_report(
+                        &dats,
+                        name,
+                        bytes,
+                        forced,
+                        &mut table,
+                        &mut object,
+                    );
                 }
                 tables.push(table);
                 objects.push(object);
@@ -445,15 +453,19 @@ fn info(
     Ok(())
 }
 
-/// The info table and JSON object of one file, a patch or a ROM.
+/// The info table and JSON object of one file, a patch or a ROM, and the
+/// ROM as read (for the DATs to check without reading it again).
 fn describe_file(
     path: &Path,
     forced: Option<SystemType>,
-) -> Result<(String, serde_json::Value), CliError> {
+) -> Result<(String, serde_json::Value, Option<files::NamedInput>), CliError> {
     let input = match files::read_any(path, Limits::default().max_image_size)? {
         files::Opened::One(input) => input,
         // An archive holding several ROMs or patches, or none: its members.
-        files::Opened::Listing(listing) => return Ok(listing.describe()),
+        files::Opened::Listing(listing) => {
+            let (table, object) = listing.describe();
+            return Ok((table, object, None));
+        }
     };
     let (bytes, name) = (input.bytes, input.name);
     if forced.is_none()
@@ -486,7 +498,7 @@ fn describe_file(
                 "details": rows,
             }
         });
-        return Ok((table, object));
+        return Ok((table, object, None));
     }
     if forced.is_none()
         && let Some(format) = unread_patch_format(path, &bytes)
@@ -498,7 +510,11 @@ fn describe_file(
     let report = RomReport::build(&name, &bytes, forced).map_err(system_error(path))?;
     let object = serde_json::to_value(&report)
         .map_err(|e| CliError::Reported(format!("cannot write JSON: {e}")))?;
-    Ok((report.to_text(), object))
+    Ok((
+        report.to_text(),
+        object,
+        Some(files::NamedInput { bytes, name }),
+    ))
 }
 
 fn convert(args: &ConvertArgs, deinterleave: bool) -> Result<(), CliError> {

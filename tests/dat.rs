@@ -29,28 +29,19 @@ fn image_of(rel: &str, layout: ImageLayout) -> (u64, Digests) {
 
 /// A DAT of one game per entry: (game and rom name, size, digests).
 fn dat_of(name: &str, skipper: Option<&str>, entries: &[(&str, u64, Digests)]) -> Dat {
-    let mut dat = Dat {
-        source: format!("{name}.dat"),
-        name: name.to_string(),
-        version: Some("20260101".into()),
-        skipper: skipper.map(String::from),
-        ..Dat::default()
-    };
-    for (at, (rom_name, size, digests)) in entries.iter().enumerate() {
-        dat.games.push(
-            rom_name
-                .rsplit_once('.')
-                .map_or(*rom_name, |(s, _)| s)
-                .to_string(),
-        );
-        dat.roms.push(DatRom {
-            game: at as u32,
+    let mut dat = Dat::new(&format!("{name}.dat"), name);
+    dat.version = Some("20260101".into());
+    dat.skipper = skipper.map(String::from);
+    for (rom_name, size, digests) in entries {
+        let game = rom_name.rsplit_once('.').map_or(*rom_name, |(s, _)| s);
+        let rom = DatRom {
             name: rom_name.to_string(),
             size: *size,
             crc32: Some(digests.crc32),
             md5: Some(digests.md5),
             sha1: Some(digests.sha1),
-        });
+        };
+        dat.add_game(game, &[rom]).unwrap();
     }
     dat
 }
@@ -863,4 +854,312 @@ fn a_raw_only_match_serves_the_backing_file() {
         ),
         "{report}"
     );
+}
+
+#[test]
+fn the_dat_section_is_made_from_the_bytes_info_read() {
+    // The name is of no file: the section comes from the bytes given.
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(dir.path());
+    let (set, errors) = DatSet::load(&[dir.path().join("snes.xml")]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let bytes = read_fixture("roms/snes/cputest-basic.smc");
+    let (mut table, mut object) = (String::new(), serde_json::json!({}));
+    dat::add_to_report(
+        &set,
+        "/no/such/folder/cputest-basic.smc",
+        &bytes,
+        None,
+        &mut table,
+        &mut object,
+    );
+    assert_eq!(
+        table,
+        format!(
+            "\nDAT\n  {SNES_DAT} (version 20260101): game 'CPU Test (World)', rom 'CPU Test (World).sfc'\n    the normalized image matches by size and SHA-1\n"
+        )
+    );
+    assert_eq!(object["dat"]["matches"][0]["rom"], "CPU Test (World).sfc");
+}
+
+/// Makes `archive` holding `members` (files of `dir`) with `tool`
+/// (`zip`, `7z` or `gzip`).
+fn archive_with(tool: &str, dir: &Path, archive: &Path, members: &[&str]) {
+    let mut command = std::process::Command::new(tool);
+    match tool {
+        "zip" => command.arg("-qj").arg(archive),
+        "7z" => command.arg("a").arg("-bd").arg("-bb0").arg(archive),
+        _ => command.arg("-k"),
+    };
+    command.args(members.iter().map(|m| dir.join(m)));
+    let made = command.stdout(std::process::Stdio::null()).status();
+    if !made.is_ok_and(|s| s.success()) {
+        panic!("{tool} is needed: .ci/run installs it");
+    }
+}
+
+#[test]
+fn info_of_an_archive_holding_one_rom_has_a_dat_section() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(&dir.path().join("dats"));
+    let dats = dir.path().join("dats/snes.xml");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(
+        files.join("x1.smc"),
+        read_fixture("roms/snes/cputest-basic.smc"),
+    )
+    .unwrap();
+    std::fs::write(files.join("readme.txt"), "not a ROM\n").unwrap();
+    archive_with("zip", &files, &dir.path().join("one.zip"), &["x1.smc"]);
+    // A ROM and a text: the one ROM is what info reads.
+    archive_with(
+        "zip",
+        &files,
+        &dir.path().join("with-readme.zip"),
+        &["x1.smc", "readme.txt"],
+    );
+    archive_with("7z", &files, &dir.path().join("one.7z"), &["x1.smc"]);
+    archive_with("gzip", &files, &files, &["x1.smc"]);
+    std::fs::rename(files.join("x1.smc.gz"), dir.path().join("x1.smc.gz")).unwrap();
+    let section = format!(
+        "\nDAT\n  {SNES_DAT} (version 20260101): game 'CPU Test (World)', rom 'CPU Test (World).sfc'\n    the normalized image matches by size and SHA-1\n"
+    );
+    for (archive, member) in [
+        ("one.zip", "x1.smc"),
+        ("with-readme.zip", "x1.smc"),
+        ("one.7z", "x1.smc"),
+        ("x1.smc.gz", "x1.smc"),
+    ] {
+        let path = dir.path().join(archive);
+        let text = stdout_of(ninja().arg("info").arg(&path).arg("--dat").arg(&dats));
+        assert!(
+            text.starts_with(&format!("{}//{member}\n", path.display())),
+            "{text}"
+        );
+        assert!(text.ends_with(&section), "{archive}: {text}");
+        let json = stdout_of(
+            ninja()
+                .arg("info")
+                .arg("--json")
+                .arg(&path)
+                .arg("--dat")
+                .arg(&dats),
+        );
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value[0]["dat"]["matches"][0]["rom"], "CPU Test (World).sfc",
+            "{archive}"
+        );
+        assert_eq!(value[0]["dat"]["matches"][0]["image"], "normalized");
+    }
+    // The member named after `//`.
+    let member = format!("{}//x1.smc", dir.path().join("with-readme.zip").display());
+    let text = stdout_of(ninja().arg("info").arg(&member).arg("--dat").arg(&dats));
+    assert!(text.ends_with(&section), "{text}");
+}
+
+#[test]
+fn a_skipper_dat_is_matched_by_the_headerless_image_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dats(dir.path());
+    let text = info_with_dat(
+        "roms/nes/cc65_hello.nes",
+        &dir.path().join("nes-headerless.dat"),
+    );
+    assert!(
+        text.ends_with(
+            "\nDAT\n  Nintendo - NES (Headerless) (version 20260101): game 'Hello (World)', rom 'Hello (World).nes'\n    the normalized image matches by size and SHA-1\n    the DAT hashes headerless images (header skipper nes.xml)\n"
+        ),
+        "{text}"
+    );
+    let json = stdout_of(
+        ninja()
+            .arg("info")
+            .arg("--json")
+            .arg(fixture("roms/nes/cc65_hello.nes"))
+            .arg("--dat")
+            .arg(dir.path()),
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let matches = value[0]["dat"]["matches"].as_array().unwrap();
+    let skippers: Vec<(&str, &serde_json::Value)> = matches
+        .iter()
+        .map(|m| (m["dat"].as_str().unwrap(), &m["dat_skipper"]))
+        .collect();
+    assert_eq!(
+        skippers,
+        [
+            ("Nintendo - NES (Headerless)", &serde_json::json!("nes.xml")),
+            ("Nintendo - NES (Headered)", &serde_json::Value::Null),
+        ]
+    );
+    // A DAT that names the skipper yet lists the whole iNES file's hashes:
+    // what it hashes is the file less its header, so the file is no match.
+    let (size, headered) = image_of("roms/nes/cc65_hello.nes", ImageLayout::Raw);
+    let wrong = dat_of(
+        "NES (Skipper, Headered Hashes)",
+        Some("nes.xml"),
+        &[("Hello (World).nes", size, headered)],
+    );
+    let path = dir.path().join("wrong.xml");
+    std::fs::write(&path, dat::logiqx::write(&wrong)).unwrap();
+    let text = info_with_dat("roms/nes/cc65_hello.nes", &path);
+    assert!(text.ends_with("\nDAT\n  not in any loaded DAT\n"), "{text}");
+    // The verified/ report says what the DAT hashes.
+    let backing = backing();
+    let fs = fs_with_dats(backing.path(), dir.path());
+    let report = read_all(&fs, "verified/Nintendo - NES (Headerless).txt");
+    assert_eq!(
+        String::from_utf8(report).unwrap(),
+        format!(
+            "Nintendo - NES (Headerless) (version 20260101)\nfrom {}/nes-headerless.dat\nthe DAT hashes headerless images (header skipper nes.xml)\n\nhave 1 of 1 ROMs\n\nmissing: 0\n\nfiles matching more than one entry: 0\n\nmatched by CRC32 alone: 0\n\nbad or altered dumps: 0\n",
+            dir.path().display()
+        )
+    );
+    assert_eq!(
+        names(&fs, "verified/NES (Skipper, Headered Hashes)"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        read_all(
+            &fs,
+            "verified/Nintendo - NES (Headerless)/Hello (World).nes"
+        ),
+        read_fixture("roms/nes/cc65_hello.nes")[16..]
+    );
+}
+
+#[test]
+fn a_real_mount_serves_raw_only_matches() {
+    if let Some(reason) = mount_support::fuse_unavailable() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    write_raw_only_dats(dats.path());
+    // A DAT of headered SNES dumps: it hashes the .smc file, copier
+    // header and all, which no view but the backing file is.
+    let (size, smc) = image_of("roms/snes/cputest-basic.smc", ImageLayout::Raw);
+    let headered = dat_of(
+        "SNES (Headered)",
+        None,
+        &[("CPU Test (World) [Copier].smc", size, smc)],
+    );
+    std::fs::write(
+        dats.path().join("snes-headered.dat"),
+        dat::clrmamepro::write(&headered),
+    )
+    .unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let output = ninja()
+        .arg("mount")
+        .arg(backing.path())
+        .arg(mnt.path())
+        .arg("--dat")
+        .arg(dats.path())
+        .arg("--no-header-cache")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _guard = mount_support::MountGuard {
+        path: mnt.path().to_path_buf(),
+    };
+    let verified = mnt.path().join("verified");
+    assert_eq!(
+        names_in(&verified),
+        [
+            "Nintendo - Nintendo 64 (ByteSwapped)",
+            "Nintendo - Nintendo 64 (ByteSwapped).txt",
+            "SNES (Headered)",
+            "SNES (Headered).txt",
+            "SNES (Interleaved)",
+            "SNES (Interleaved).txt",
+        ]
+    );
+    for (folder, name, fixture_rel) in [
+        (
+            "Nintendo - Nintendo 64 (ByteSwapped)",
+            "Minimal (World).v64",
+            "roms/n64/bigbass1997_minimal.v64",
+        ),
+        (
+            "SNES (Headered)",
+            "CPU Test (World) [Copier].smc",
+            "roms/snes/cputest-basic.smc",
+        ),
+        (
+            "SNES (Interleaved)",
+            "HiROM Test (Japan) (Interleaved).sfc",
+            "rup-vectors/snes_hirom20.input_interleaved.sfc",
+        ),
+    ] {
+        let wanted = read_fixture(fixture_rel);
+        let mut listed = names_in(&verified.join(folder));
+        // Less the patched variants (the backing folder's x1.ips).
+        listed.retain(|n| !n.contains("[x1]"));
+        assert_eq!(listed, [name], "{folder}");
+        let path = verified.join(folder).join(name);
+        assert_eq!(std::fs::read(&path).unwrap(), wanted, "{folder}/{name}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            wanted.len() as u64,
+            "{folder}/{name}"
+        );
+    }
+    // The headered dump's patched variant is beside it.
+    assert_eq!(
+        names_in(&verified.join("SNES (Headered)")),
+        [
+            "CPU Test (World) [Copier] [x1].smc",
+            "CPU Test (World) [Copier].smc",
+        ]
+    );
+    let report = std::fs::read_to_string(verified.join("SNES (Headered).txt")).unwrap();
+    assert_eq!(
+        report,
+        format!(
+            "SNES (Headered) (version 20260101)\nfrom {}/snes-headered.dat\n\nhave 1 of 1 ROMs\n\nmissing: 0\n\nfiles matching more than one entry: 0\n\nmatched by CRC32 alone: 0\n\nbad or altered dumps: 0\n",
+            dats.path().display()
+        )
+    );
+}
+
+#[test]
+fn listing_info_hashes_only_roms_of_a_size_some_dat_lists() {
+    let backing = backing();
+    let dats = tempfile::tempdir().unwrap();
+    // One entry, of the N64 ROM's size: only that ROM is worth hashing.
+    let (size, n64) = image_of("roms/n64/bigbass1997_minimal.z64", ImageLayout::Raw);
+    let dat = dat_of("N64", None, &[("Minimal (World).z64", size, n64)]);
+    std::fs::write(dats.path().join("n64.xml"), dat::logiqx::write(&dat)).unwrap();
+    // A DAT of headerless NES images with an entry of the size of the
+    // iNES file, header and all: no headerless image has that size.
+    let (size, headered) = image_of("roms/nes/cc65_hello.nes", ImageLayout::Raw);
+    let dat = dat_of("NES", Some("nes.xml"), &[("Other.nes", size, headered)]);
+    std::fs::write(dats.path().join("nes.xml"), dat::logiqx::write(&dat)).unwrap();
+    let fs = fs_with_dats(backing.path(), dats.path());
+    let mut listed = Vec::new();
+    for folder in ["n64", "nes", "pce", "stuff"] {
+        for name in names(&fs, &format!("info/{folder}")) {
+            lookup(&fs, &format!("info/{folder}/{name}")).unwrap();
+            listed.push(format!("{folder}/{name}"));
+        }
+    }
+    assert_eq!(
+        listed,
+        [
+            "n64/m.v64.txt",
+            "nes/h.nes.txt",
+            "pce/p.pce.txt",
+            "stuff/hirom.sfc.txt",
+            "stuff/x1.smc.txt",
+        ]
+    );
+    assert_eq!(fs.library().roms_hashed(), 1);
 }

@@ -168,7 +168,7 @@ pub fn parse(source: &str, text: &str) -> Result<Dat, DatError> {
             "game" | "machine" | "resource" => {
                 let name = word(&entries, "name")
                     .ok_or_else(|| syntax(line, "a game has no name".into()))?;
-                let game = builder
+                builder
                     .game(name.to_string())
                     .map_err(|problem| syntax(line, problem))?;
                 for (key, rom_line, value) in &entries {
@@ -183,7 +183,7 @@ pub fn parse(source: &str, text: &str) -> Result<Dat, DatError> {
                         sha1: word(fields, "sha1").map(String::from),
                     };
                     builder
-                        .rom(game, &fields)
+                        .rom(&fields)
                         .map_err(|problem| syntax(*rom_line, problem))?;
                 }
             }
@@ -193,7 +193,9 @@ pub fn parse(source: &str, text: &str) -> Result<Dat, DatError> {
     if !saw_block {
         return Err(syntax(1, "no blocks: not a clrmamepro DAT".into()));
     }
-    Ok(builder.finish())
+    builder
+        .finish()
+        .map_err(|problem| syntax(tokens.line, problem))
 }
 
 /// The DAT as clrmamepro text (for tests and generated fixtures). Names
@@ -207,9 +209,9 @@ pub fn write(dat: &Dat) -> String {
         out.push_str(&format!("\theader \"{skipper}\"\n"));
     }
     out.push_str(")\n");
-    for (at, game) in dat.games.iter().enumerate() {
-        out.push_str(&format!("\ngame (\n\tname \"{game}\"\n"));
-        for rom in dat.roms.iter().filter(|r| r.game as usize == at) {
+    for game in dat.games() {
+        out.push_str(&format!("\ngame (\n\tname \"{}\"\n", game.name));
+        for rom in &game.roms {
             let (crc, md5, sha1) = hex_fields(rom);
             out.push_str(&format!("\trom ( name \"{}\" size {}", rom.name, rom.size));
             for (key, value) in [("crc", crc), ("md5", md5), ("sha1", sha1)] {
@@ -238,11 +240,12 @@ mod tests {
         assert_eq!(dat.name, "Nintendo - Super Nintendo Entertainment System");
         assert_eq!(dat.version.as_deref(), Some("20240101"));
         assert_eq!(dat.skipper, None);
-        assert_eq!(dat.games, ["Some Game (USA)"]);
-        assert_eq!(dat.roms[0].name, "Some Game (USA).sfc");
-        assert_eq!(dat.roms[0].size, 524_288);
-        assert_eq!(dat.roms[0].crc32, Some(0x0a1b_2c3d));
-        assert_eq!(dat.roms[0].md5.map(|m| m[15]), Some(0xff));
+        assert_eq!(dat.game_name(0).as_deref(), Some("Some Game (USA)"));
+        let rom = dat.rom(0).unwrap();
+        assert_eq!(rom.name, "Some Game (USA).sfc");
+        assert_eq!(rom.size, 524_288);
+        assert_eq!(rom.crc32, Some(0x0a1b_2c3d));
+        assert_eq!(rom.md5.map(|m| m[15]), Some(0xff));
     }
 
     fn error_of(text: &str) -> String {

@@ -67,7 +67,7 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
     };
     let mut builder = DatBuilder::new(source);
     let mut stack: Vec<Vec<u8>> = Vec::new();
-    let mut game: Option<u32> = None;
+    let mut in_game = false;
     let mut inside = Inside::Other;
     let mut text = String::new();
     let mut saw_datafile = false;
@@ -88,7 +88,7 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
                     &name,
                     in_header,
                     &mut builder,
-                    &mut game,
+                    &mut in_game,
                     &mut saw_datafile,
                     stack.is_empty(),
                 )
@@ -103,7 +103,7 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
                     stack.push(name);
                 } else if name == b"game" || name == b"machine" {
                     // `<game/>`: opened and closed at once.
-                    game = None;
+                    in_game = false;
                 }
             }
             Event::End(element) => {
@@ -116,7 +116,7 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
                 }
                 inside = Inside::Other;
                 if name == b"game" || name == b"machine" {
-                    game = None;
+                    in_game = false;
                 }
             }
             Event::Text(content) if inside != Inside::Other => {
@@ -166,7 +166,10 @@ pub fn parse_reader(source: &str, input: impl BufRead) -> Result<Dat, DatError> 
             "no <datafile> element: not a Logiqx DAT".to_string(),
         ));
     }
-    Ok(builder.finish())
+    let last_line = reader.get_ref().newlines + 1;
+    builder
+        .finish()
+        .map_err(|problem| syntax(last_line, problem))
 }
 
 fn predefined_entity(name: &str) -> Option<&'static str> {
@@ -186,7 +189,7 @@ fn handle_element(
     name: &[u8],
     in_header: bool,
     builder: &mut DatBuilder,
-    game: &mut Option<u32>,
+    in_game: &mut bool,
     saw_datafile: &mut bool,
     at_root: bool,
 ) -> Result<(), String> {
@@ -200,12 +203,13 @@ fn handle_element(
         b"game" | b"machine" | b"software" => {
             let game_name =
                 attribute(element, b"name")?.ok_or("a game has no name attribute".to_string())?;
-            *game = Some(builder.game(game_name)?);
+            builder.game(game_name)?;
+            *in_game = true;
         }
         b"rom" => {
-            let Some(at) = *game else {
+            if !*in_game {
                 return Err("a <rom> outside any <game>".into());
-            };
+            }
             let fields = RomFields {
                 name: attribute(element, b"name")?,
                 size: attribute(element, b"size")?,
@@ -213,7 +217,7 @@ fn handle_element(
                 md5: attribute(element, b"md5")?,
                 sha1: attribute(element, b"sha1")?,
             };
-            builder.rom(at, &fields)?;
+            builder.rom(&fields)?;
         }
         _ => {}
     }
@@ -254,9 +258,12 @@ pub fn write(dat: &Dat) -> String {
         ));
     }
     out.push_str("\t</header>\n");
-    for (at, game) in dat.games.iter().enumerate() {
-        out.push_str(&format!("\t<game name=\"{}\">\n", escape(game.as_str())));
-        for rom in dat.roms.iter().filter(|r| r.game as usize == at) {
+    for game in dat.games() {
+        out.push_str(&format!(
+            "\t<game name=\"{}\">\n",
+            escape(game.name.as_str())
+        ));
+        for rom in &game.roms {
             let (crc, md5, sha1) = hex_fields(rom);
             out.push_str(&format!(
                 "\t\t<rom name=\"{}\" size=\"{}\"",
@@ -306,14 +313,18 @@ mod tests {
         );
         assert_eq!(dat.version.as_deref(), Some("20240101-000000"));
         assert_eq!(dat.skipper.as_deref(), Some("nes.xml"));
-        assert_eq!(dat.games, ["Game & Watch (USA)", "Other"]);
-        assert_eq!(dat.roms.len(), 2);
-        assert_eq!(dat.roms[0].name, "Game & Watch (USA).nes");
-        assert_eq!(dat.roms[0].size, 40960);
-        assert_eq!(dat.roms[0].crc32, Some(0x0123_abcd));
-        assert_eq!(dat.roms[1].crc32, Some(1));
-        assert_eq!(dat.roms[1].sha1, None);
-        assert_eq!(dat.game_of(&dat.roms[1]), "Other");
+        let games: Vec<String> = dat.games().map(|game| game.name).collect();
+        assert_eq!(games, ["Game & Watch (USA)", "Other"]);
+        assert_eq!(dat.rom_count(), 2);
+        let roms: Vec<_> = dat.roms().collect();
+        assert_eq!(roms[0].name, "Game & Watch (USA).nes");
+        assert_eq!(roms[0].size, 40960);
+        assert_eq!(roms[0].crc32, Some(0x0123_abcd));
+        assert_eq!(roms[1].crc32, Some(1));
+        assert_eq!(roms[1].sha1, None);
+        assert_eq!(dat.game_of(1), Some(1));
+        assert_eq!(dat.game_name(1).as_deref(), Some("Other"));
+        assert_eq!(dat.rom(1), Some(roms[1].clone()));
     }
 
     fn error_of(text: &str) -> String {

@@ -8,11 +8,15 @@
 //! entry of one of its image sizes exists.
 
 pub mod clrmamepro;
+mod column;
 pub mod logiqx;
+mod names;
+mod table;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
+use std::hash::BuildHasherDefault;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,10 @@ use crate::apply::ImageLayout;
 use crate::backing::archive::{self, Archive, ArchiveKind};
 use crate::digest::{self, Digests};
 use crate::text;
+use column::Column;
+use names::{Cursor, NameArena};
+use table::HashTable;
+pub use table::Hashes;
 
 /// The largest DAT read: No-Intro's biggest are tens of megabytes; a file
 /// past this is refused before it is read.
@@ -74,11 +82,9 @@ impl fmt::Display for HashKind {
     }
 }
 
-/// One ROM a DAT lists.
+/// One ROM a DAT lists, with its name read out of the DAT's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatRom {
-    /// Its game's position in [`Dat::games`].
-    pub game: u32,
     /// As the DAT writes it (untrusted: see [`safe_rom_path`]).
     pub name: String,
     pub size: u64,
@@ -88,32 +94,43 @@ pub struct DatRom {
 }
 
 impl DatRom {
-    /// The strongest hash the entry carries.
-    pub fn strongest(&self) -> Option<HashKind> {
-        if self.sha1.is_some() {
-            Some(HashKind::Sha1)
-        } else if self.md5.is_some() {
-            Some(HashKind::Md5)
-        } else if self.crc32.is_some() {
-            Some(HashKind::Crc32)
-        } else {
-            None
+    fn hashes(&self) -> Hashes {
+        Hashes {
+            size: self.size,
+            crc32: self.crc32,
+            md5: self.md5,
+            sha1: self.sha1,
         }
     }
 
-    /// Whether `digests` agree with the entry's hash of `kind` (false if it
-    /// has none).
-    fn agrees(&self, kind: HashKind, digests: &Digests) -> bool {
-        match kind {
-            HashKind::Sha1 => self.sha1 == Some(digests.sha1),
-            HashKind::Md5 => self.md5 == Some(digests.md5),
-            HashKind::Crc32 => self.crc32 == Some(digests.crc32),
+    fn with_name(name: String, hashes: Hashes) -> DatRom {
+        DatRom {
+            name,
+            size: hashes.size,
+            crc32: hashes.crc32,
+            md5: hashes.md5,
+            sha1: hashes.sha1,
         }
     }
 }
 
-/// One DAT file, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One game of a DAT and its ROMs, read out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatGame {
+    pub name: String,
+    /// The number of its first ROM in the DAT.
+    pub first_rom: u32,
+    pub roms: Vec<DatRom>,
+}
+
+/// One DAT file, parsed: its header, and its entries held compactly (a
+/// large DAT's names are more bytes than its hashes). The hashes are in
+/// arrays ([`HashTable`]); the names in compressed blocks
+/// ([`NameArena`]), read out only when asked for: a game's name, then
+/// its ROMs' names, game after game. A game's name that is its first
+/// ROM's name less the extension, as No-Intro's almost always are, is
+/// not stored again.
+#[derive(Clone, Default)]
 pub struct Dat {
     /// The file it came from (`archive.zip//member.dat` for a member).
     pub source: String,
@@ -123,15 +140,239 @@ pub struct Dat {
     /// The header skipper the DAT names (`nes.xml`...), if any: its hashes
     /// are of the image without the copier/iNES header.
     pub skipper: Option<String>,
-    /// Game names, as the DAT writes them.
-    pub games: Vec<String>,
-    pub roms: Vec<DatRom>,
+    hashes: HashTable,
+    /// Each game's first ROM (its ROMs follow each other).
+    game_starts: Column<u32>,
+    names: NameArena,
+    /// The game started last, until its first ROM says whether its name
+    /// is that ROM's stem.
+    pending_game: Option<String>,
 }
 
-impl Dat {
-    pub fn game_of(&self, rom: &DatRom) -> &str {
-        self.games.get(rom.game as usize).map_or("", String::as_str)
+/// How a game's name is stored: the first byte of its string.
+const GAME_NAME_IS_STEM: u8 = 0;
+const GAME_NAME_FOLLOWS: u8 = 1;
+
+/// A ROM name less its extension, which a game's name usually is.
+fn stem_of(rom_name: &str) -> &str {
+    match rom_name.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains(['/', '\\']) => stem,
+        _ => rom_name,
     }
+}
+
+impl fmt::Debug for Dat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dat")
+            .field("source", &self.source)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("skipper", &self.skipper)
+            .field("games", &self.games().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Two DATs are equal when they say the same: header and games.
+impl PartialEq for Dat {
+    fn eq(&self, other: &Dat) -> bool {
+        (&self.source, &self.name, &self.version, &self.skipper)
+            == (&other.source, &other.name, &other.version, &other.skipper)
+            && self.game_count() == other.game_count()
+            && self.rom_count() == other.rom_count()
+            && self.games().eq(other.games())
+    }
+}
+
+impl Eq for Dat {}
+
+impl Dat {
+    /// A DAT of no games, for writing one (tests, generated fixtures).
+    pub fn new(source: &str, name: &str) -> Dat {
+        Dat {
+            source: source.to_string(),
+            name: name.to_string(),
+            ..Dat::default()
+        }
+    }
+
+    /// Adds a game and its ROMs. No check that the name is new: the
+    /// parsers' builder does that.
+    pub fn add_game(&mut self, name: &str, roms: &[DatRom]) -> Result<(), String> {
+        self.start_game(name.to_string())?;
+        for rom in roms {
+            self.push_rom(rom)?;
+        }
+        self.close_game()
+    }
+
+    pub fn rom_count(&self) -> usize {
+        self.hashes.entry_count()
+    }
+
+    pub fn game_count(&self) -> usize {
+        self.game_starts.len()
+    }
+
+    /// The number of the string of game `game`'s name; its ROMs' follow.
+    fn game_string(&self, game: u32) -> Option<u32> {
+        self.game_starts.get(game as usize)?.checked_add(game)
+    }
+
+    fn start_game(&mut self, name: String) -> Result<u32, String> {
+        self.close_game()?;
+        let game = u32::try_from(self.game_starts.len()).map_err(|_| "too many games")?;
+        let first = u32::try_from(self.hashes.entry_count()).map_err(|_| "too many roms")?;
+        first.checked_add(game).ok_or("too many games and roms")?;
+        self.game_starts.push(first);
+        self.pending_game = Some(name);
+        Ok(game)
+    }
+
+    /// Stores the started game's name in full: it has no ROM whose stem
+    /// it could be.
+    fn close_game(&mut self) -> Result<(), String> {
+        if let Some(name) = self.pending_game.take() {
+            let mut record = vec![GAME_NAME_FOLLOWS];
+            record.extend_from_slice(name.as_bytes());
+            self.names.push(&record).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Adds a ROM to the game started last.
+    fn push_rom(&mut self, rom: &DatRom) -> Result<(), String> {
+        if self.game_starts.is_empty() {
+            return Err("a rom outside any game".into());
+        }
+        if let Some(game) = self.pending_game.take() {
+            if game == stem_of(&rom.name) {
+                self.names.push(&[GAME_NAME_IS_STEM])
+            } else {
+                let mut record = vec![GAME_NAME_FOLLOWS];
+                record.extend_from_slice(game.as_bytes());
+                self.names.push(&record)
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        u32::try_from(self.hashes.entry_count() + 1).map_err(|_| "too many roms")?;
+        self.names
+            .push(rom.name.as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.hashes.push(&rom.hashes());
+        Ok(())
+    }
+
+    /// Seals the names and sorts the index: called once the last game
+    /// is added (more may be added after, at the cost of sorting again).
+    fn finish(&mut self) -> Result<(), String> {
+        self.close_game()?;
+        self.names.finish().map_err(|e| e.to_string())?;
+        self.game_starts.shrink_to_fit();
+        self.hashes.index();
+        Ok(())
+    }
+
+    /// The game that ROM `rom` belongs to.
+    pub fn game_of(&self, rom: u32) -> Option<u32> {
+        if rom as usize >= self.hashes.entry_count() {
+            return None;
+        }
+        // The last game starting at or before it: games without ROMs
+        // start where the next one does.
+        let after = self.game_starts.partition_point(|start| start <= rom);
+        after.checked_sub(1).map(|game| game as u32)
+    }
+
+    /// ROM `rom`, its name read out.
+    pub fn rom(&self, rom: u32) -> Option<DatRom> {
+        let game = self.game_of(rom)?;
+        let string = rom.checked_add(game)?.checked_add(1)?;
+        let name = text_of(&self.names.get(string)?);
+        Some(DatRom::with_name(name, self.hashes.get(rom)?))
+    }
+
+    /// The size and hashes of ROM `rom`.
+    pub fn hashes(&self, rom: u32) -> Option<Hashes> {
+        self.hashes.get(rom)
+    }
+
+    /// The name of game `game`.
+    pub fn game_name(&self, game: u32) -> Option<String> {
+        let string = self.game_string(game)?;
+        let mut cursor = Cursor::default();
+        let record = cursor.get(&self.names, string)?.to_vec();
+        match record.split_first() {
+            Some((&GAME_NAME_FOLLOWS, name)) => Some(text_of(name)),
+            Some((&GAME_NAME_IS_STEM, [])) => {
+                let first_rom = text_of(cursor.get(&self.names, string + 1)?);
+                Some(stem_of(&first_rom).to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Every game with its ROMs, in DAT order, the names read out once.
+    pub fn games(&self) -> impl Iterator<Item = DatGame> + '_ {
+        let mut cursor = Cursor::default();
+        (0..self.game_starts.len() as u32).map_while(move |game| {
+            let string = self.game_string(game)?;
+            let first_rom = self.game_starts.get(game as usize)?;
+            let end = self
+                .game_starts
+                .get(game as usize + 1)
+                .unwrap_or(self.hashes.entry_count() as u32);
+            let record = cursor.get(&self.names, string)?.to_vec();
+            let mut roms = Vec::new();
+            for (n, rom) in (first_rom..end).enumerate() {
+                let name = text_of(cursor.get(&self.names, string + 1 + n as u32)?);
+                roms.push(DatRom::with_name(name, self.hashes.get(rom)?));
+            }
+            let name = match record.split_first() {
+                Some((&GAME_NAME_FOLLOWS, name)) => text_of(name),
+                Some((&GAME_NAME_IS_STEM, [])) => stem_of(&roms.first()?.name).to_string(),
+                _ => return None,
+            };
+            Some(DatGame {
+                name,
+                first_rom,
+                roms,
+            })
+        })
+    }
+
+    /// Every ROM in DAT order, the names read out once.
+    pub fn roms(&self) -> impl Iterator<Item = DatRom> + '_ {
+        self.games().flat_map(|game| game.roms)
+    }
+
+    /// Whether its hashes are of the image `layout`: a DAT naming a header
+    /// skipper hashes images without the iNES/LNX/fwNES/A78 header, which
+    /// is the normalized image (the raw file too when it has no header:
+    /// then the two are one).
+    pub fn hashes_image(&self, layout: ImageLayout) -> bool {
+        self.skipper.is_none() || layout == ImageLayout::Normalized
+    }
+
+    /// What a report says of a DAT with a header skipper.
+    pub fn skipper_note(&self) -> Option<String> {
+        self.skipper.as_ref().map(|skipper| {
+            format!(
+                "the DAT hashes headerless images (header skipper {})",
+                crate::text::str_as_text(skipper)
+            )
+        })
+    }
+
+    /// The bytes its entries hold on the heap (hashes, index and names).
+    pub fn heap_bytes(&self) -> usize {
+        self.hashes.heap_bytes() + self.game_starts.heap_bytes() + self.names.heap_bytes()
+    }
+}
+
+/// A name as stored: the DAT's text, which was UTF-8.
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The header skipper a DAT header names, by the names clrmamepro and
@@ -153,23 +394,19 @@ pub fn skipper_of(header: &str) -> Option<String> {
 /// each entry's fields.
 pub(crate) struct DatBuilder {
     dat: Dat,
-    /// The games so far by a hash of their name (a second copy of every
-    /// name would double what a large DAT holds while it loads): the first
-    /// game of each hash, and the rare others of the same hash apart, so
-    /// that most games cost one map slot and no allocation of their own.
-    seen_games: HashMap<u64, u32>,
-    same_hash_games: HashMap<u64, Vec<u32>>,
+    /// A 32-bit hash of each game's name so far, seeded anew each run (a
+    /// DAT cannot be made to collide on purpose): a name whose hash was
+    /// seen is compared with the names read back, which is rare.
+    seen_games: HashSet<u32, BuildHasherDefault<rustc_hash::FxHasher>>,
+    seed: std::collections::hash_map::RandomState,
 }
 
 impl DatBuilder {
     pub(crate) fn new(source: &str) -> DatBuilder {
         DatBuilder {
-            dat: Dat {
-                source: source.to_string(),
-                ..Dat::default()
-            },
-            seen_games: HashMap::new(),
-            same_hash_games: HashMap::new(),
+            dat: Dat::new(source, ""),
+            seen_games: HashSet::default(),
+            seed: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -186,33 +423,23 @@ impl DatBuilder {
     }
 
     /// Starts a game; a name given twice is an error.
-    pub(crate) fn game(&mut self, name: String) -> Result<u32, String> {
+    pub(crate) fn game(&mut self, name: String) -> Result<(), String> {
         use std::hash::BuildHasher;
-        let key = rustc_hash::FxBuildHasher.hash_one(&name);
-        let first = self.seen_games.get(&key).copied();
-        let others = self.same_hash_games.get(&key).into_iter().flatten();
-        if first
-            .into_iter()
-            .chain(others.copied())
-            .any(|at| self.dat.games.get(at as usize) == Some(&name))
-        {
+        // The game before is stored first, so that reading back sees it.
+        self.dat.close_game()?;
+        let key = self.seed.hash_one(&name) as u32;
+        if !self.seen_games.insert(key) && self.dat.games().any(|game| game.name == name) {
             return Err(format!(
                 "the game '{}' is listed twice",
                 crate::text::str_as_text(&name)
             ));
         }
-        let at = u32::try_from(self.dat.games.len()).map_err(|_| "too many games".to_string())?;
-        if first.is_some() {
-            self.same_hash_games.entry(key).or_default().push(at);
-        } else {
-            self.seen_games.insert(key, at);
-        }
-        self.dat.games.push(name);
-        Ok(at)
+        self.dat.start_game(name)?;
+        Ok(())
     }
 
-    /// Adds a ROM of game `game` from its fields as text.
-    pub(crate) fn rom(&mut self, game: u32, fields: &RomFields) -> Result<(), String> {
+    /// Adds a ROM to the game started last, from its fields as text.
+    pub(crate) fn rom(&mut self, fields: &RomFields) -> Result<(), String> {
         let name = fields.name.clone().ok_or("a rom has no name".to_string())?;
         let shown = crate::text::str_as_text(&name);
         let size = match &fields.size {
@@ -235,26 +462,23 @@ impl DatBuilder {
             .as_deref()
             .map(|sha1| parse_hex::<20>(sha1, "SHA-1", &shown))
             .transpose()?;
-        self.dat.roms.push(DatRom {
-            game,
+        self.dat.push_rom(&DatRom {
             name,
             size,
             crc32,
             md5,
             sha1,
-        });
-        Ok(())
+        })
     }
 
-    pub(crate) fn finish(mut self) -> Dat {
-        // The spare room a growing list keeps is a third of it on average.
-        self.dat.games.shrink_to_fit();
-        self.dat.roms.shrink_to_fit();
+    pub(crate) fn finish(mut self) -> Result<Dat, String> {
+        self.seen_games = HashSet::default();
+        self.dat.finish()?;
         if self.dat.name.trim().is_empty() {
             let file = self.dat.source.rsplit(['/', '\\']).next().unwrap_or("");
             self.dat.name = crate::library::split_name(file).0.to_string();
         }
-        self.dat
+        Ok(self.dat)
     }
 }
 
@@ -544,57 +768,35 @@ const LAYOUT_ORDER: [ImageLayout; 3] = [
     ImageLayout::Raw,
 ];
 
-/// Every DAT loaded, indexed by size and CRC32.
+/// Every DAT loaded, each indexed by size and CRC32.
 #[derive(Debug, Default)]
 pub struct DatSet {
     pub dats: Vec<Dat>,
-    /// Every entry, sorted by (size, CRC32): 24 bytes an entry, where a
-    /// map of lists cost about 90 (a slot and an allocation each).
-    index: Vec<IndexSlot>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct IndexSlot {
-    size: u64,
-    crc32: Option<u32>,
-    entry: EntryRef,
 }
 
 impl DatSet {
-    pub fn new(dats: Vec<Dat>) -> DatSet {
-        let mut set = DatSet {
-            dats,
-            ..DatSet::default()
-        };
-        let count = set.dats.iter().map(|dat| dat.roms.len()).sum();
-        set.index.reserve_exact(count);
-        for (dat_at, dat) in set.dats.iter().enumerate() {
-            for (rom_at, rom) in dat.roms.iter().enumerate() {
-                set.index.push(IndexSlot {
-                    size: rom.size,
-                    crc32: rom.crc32,
-                    entry: EntryRef {
-                        dat: dat_at as u32,
-                        rom: rom_at as u32,
-                    },
-                });
+    pub fn new(mut dats: Vec<Dat>) -> DatSet {
+        for dat in &mut dats {
+            // A DAT made by `add_game` rather than parsed is finished here.
+            if (!dat.hashes.is_indexed() || dat.pending_game.is_some())
+                && let Err(problem) = dat.finish()
+            {
+                log::warn!("{}: {problem}", dat.source);
             }
         }
-        // Stable: entries of one key stay in DAT order.
-        set.index.sort_by_key(|slot| (slot.size, slot.crc32));
-        set
+        DatSet { dats }
     }
 
     /// The entries of this size and CRC32 (`None`: those without one).
     fn entries_with(&self, size: u64, crc32: Option<u32>) -> impl Iterator<Item = EntryRef> + '_ {
-        let key = (size, crc32);
-        let start = self
-            .index
-            .partition_point(|slot| (slot.size, slot.crc32) < key);
-        self.index[start..]
-            .iter()
-            .take_while(move |slot| (slot.size, slot.crc32) == key)
-            .map(|slot| slot.entry)
+        self.dats.iter().enumerate().flat_map(move |(dat_at, dat)| {
+            dat.hashes
+                .entries_with(size, crc32)
+                .map(move |rom| EntryRef {
+                    dat: dat_at as u32,
+                    rom,
+                })
+        })
     }
 
     /// Loads every path (see [`load_path`]): the DATs that loaded, and the
@@ -617,17 +819,34 @@ impl DatSet {
         self.dats.is_empty()
     }
 
-    pub fn entry(&self, entry: EntryRef) -> Option<(&Dat, &DatRom)> {
+    /// An entry, its name read out.
+    pub fn entry(&self, entry: EntryRef) -> Option<(&Dat, DatRom)> {
         let dat = self.dats.get(entry.dat as usize)?;
-        Some((dat, dat.roms.get(entry.rom as usize)?))
+        Some((dat, dat.rom(entry.rom)?))
     }
 
-    /// Whether some entry has one of `sizes`: only then is a ROM worth hashing.
-    pub fn wants_any_size(&self, sizes: &[u64]) -> bool {
-        sizes.iter().any(|&size| {
-            let at = self.index.partition_point(|slot| slot.size < size);
-            self.index.get(at).is_some_and(|slot| slot.size == size)
+    /// The name of an entry's game.
+    fn game_name_of(&self, entry: EntryRef) -> String {
+        self.dats
+            .get(entry.dat as usize)
+            .and_then(|dat| dat.game_name(dat.game_of(entry.rom)?))
+            .unwrap_or_default()
+    }
+
+    /// Whether some entry has the size of one of a ROM's `images` (each
+    /// its layout and size) in a DAT that hashes that image: only then is
+    /// the ROM worth hashing.
+    pub fn wants_any_size(&self, images: &[(ImageLayout, u64)]) -> bool {
+        images.iter().any(|&(layout, size)| {
+            self.dats
+                .iter()
+                .any(|dat| dat.hashes_image(layout) && dat.hashes.has_size(size))
         })
+    }
+
+    /// The bytes the entries of every DAT hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.dats.iter().map(Dat::heap_bytes).sum()
     }
 
     /// What the DATs say of a ROM whose images have these sizes and digests.
@@ -639,7 +858,12 @@ impl DatSet {
                 let with_crc = self.entries_with(*size, Some(digests.crc32));
                 let without = self.entries_with(*size, None);
                 for entry in with_crc.chain(without) {
-                    let Some((_, rom)) = self.entry(entry) else {
+                    let Some(rom) = self
+                        .dats
+                        .get(entry.dat as usize)
+                        .filter(|dat| dat.hashes_image(*layout))
+                        .and_then(|dat| dat.hashes(entry.rom))
+                    else {
                         continue;
                     };
                     let Some(strongest) = rom.strongest() else {
@@ -687,11 +911,14 @@ impl DatSet {
                     .as_deref()
                     .map(|v| format!(" (version {})", crate::text::str_as_text(v)))
                     .unwrap_or_default(),
-                crate::text::str_as_text(dat.game_of(rom)),
+                crate::text::str_as_text(&self.game_name_of(found.entry)),
                 crate::text::str_as_text(&rom.name),
                 found.layout,
                 found.by,
             ));
+            if let Some(note) = dat.skipper_note() {
+                text.push_str(&format!("    {note}\n"));
+            }
         }
         for bad in &verdict.crc_only {
             let Some((dat, rom)) = self.entry(bad.entry) else {
@@ -703,6 +930,9 @@ impl DatSet {
                 crate::text::str_as_text(&rom.name),
                 bad.disagrees
             ));
+            if let Some(note) = dat.skipper_note() {
+                text.push_str(&format!("    {note}\n"));
+            }
         }
         text
     }
@@ -715,7 +945,8 @@ impl DatSet {
                     "dat": dat.name,
                     "dat_version": dat.version,
                     "dat_file": dat.source,
-                    "game": dat.game_of(rom),
+                    "dat_skipper": dat.skipper,
+                    "game": self.game_name_of(entry),
                     "rom": rom.name,
                     "size": rom.size,
                 })
@@ -779,29 +1010,21 @@ pub fn load_for_command(paths: &[PathBuf]) -> Result<DatSet, String> {
     Ok(set)
 }
 
-/// Adds what the DATs say of the ROM at `path` to its `info` table and
-/// JSON object (`"dat"`); a patch or an archive listing gets nothing.
+/// Adds what the DATs say of a ROM to its `info` table and JSON object
+/// (`"dat"`), from the bytes `info` read (`name` is the file's or
+/// archive member's, as detection reads it): the ROM is not read again.
 pub fn add_to_report(
     dats: &DatSet,
-    path: &Path,
+    name: &str,
+    bytes: &[u8],
     forced: Option<crate::system::SystemType>,
     table: &mut String,
     object: &mut serde_json::Value,
 ) {
-    use crate::files::{self, Opened};
-    let max = crate::patch::Limits::default().max_image_size;
-    let Ok(Opened::One(input)) = files::read_any(path, max) else {
+    let Ok(layout) = crate::system::identify(Some(name), bytes, forced) else {
         return;
     };
-    if forced.is_none()
-        && crate::patch::any::PatchFormat::detect(Some(&input.name), &input.bytes).is_some()
-    {
-        return;
-    }
-    let Ok(layout) = crate::system::identify(Some(&input.name), &input.bytes, forced) else {
-        return;
-    };
-    let verdict = match image_digests(&input.bytes, &layout) {
+    let verdict = match image_digests(bytes, &layout) {
         Ok(images) => dats.verdict(&images),
         Err(_) => return,
     };
@@ -819,10 +1042,11 @@ pub fn load_for_mount(paths: &[PathBuf]) -> DatSet {
         eprintln!("ninja-fs: DAT not loaded: {error}");
         log::warn!("DAT not loaded: {error}");
     }
-    let entries: usize = set.dats.iter().map(|dat| dat.roms.len()).sum();
+    let entries: usize = set.dats.iter().map(Dat::rom_count).sum();
     log::info!(
-        "{} DATs loaded ({entries} entries), {} not",
+        "{} DATs loaded ({entries} entries, {} KiB in memory), {} not",
         set.dats.len(),
+        set.heap_bytes() / 1024,
         errors.len()
     );
     set
@@ -868,13 +1092,9 @@ pub(crate) mod tests {
             ),
         )
             .prop_map(|(name, version, skipper, games)| {
-                let mut dat = Dat {
-                    source: "generated.dat".into(),
-                    name: name.trim().to_string(),
-                    version,
-                    skipper: skipper.map(String::from),
-                    ..Dat::default()
-                };
+                let mut dat = Dat::new("generated.dat", name.trim());
+                dat.version = version;
+                dat.skipper = skipper.map(String::from);
                 if dat.name.is_empty() {
                     dat.name = "generated".into();
                 }
@@ -883,18 +1103,23 @@ pub(crate) mod tests {
                     if !seen.insert(game.clone()) {
                         continue;
                     }
-                    let at = dat.games.len() as u32;
-                    dat.games.push(game);
-                    for (name, size, crc32, md5, sha1) in roms {
-                        dat.roms.push(DatRom {
-                            game: at,
-                            name,
+                    let roms: Vec<DatRom> = roms
+                        .into_iter()
+                        .map(|(name, size, crc32, md5, sha1)| DatRom {
+                            // Half the games are named as No-Intro's are:
+                            // their first rom's name less its extension.
+                            name: if size % 2 == 0 {
+                                format!("{game}.{name}")
+                            } else {
+                                name
+                            },
                             size,
                             crc32,
                             md5,
                             sha1,
-                        });
-                    }
+                        })
+                        .collect();
+                    dat.add_game(&game, &roms).unwrap();
                 }
                 dat
             })
@@ -902,7 +1127,6 @@ pub(crate) mod tests {
 
     fn rom(size: u64, crc32: Option<u32>, md5: Option<[u8; 16]>, sha1: Option<[u8; 20]>) -> DatRom {
         DatRom {
-            game: 0,
             name: "Game (USA).sfc".into(),
             size,
             crc32,
@@ -912,13 +1136,9 @@ pub(crate) mod tests {
     }
 
     fn one_dat(roms: Vec<DatRom>) -> DatSet {
-        DatSet::new(vec![Dat {
-            source: "t.dat".into(),
-            name: "Test".into(),
-            games: vec!["Game (USA)".into()],
-            roms,
-            ..Dat::default()
-        }])
+        let mut dat = Dat::new("t.dat", "Test");
+        dat.add_game("Game (USA)", &roms).unwrap();
+        DatSet::new(vec![dat])
     }
 
     #[test]
@@ -969,7 +1189,10 @@ pub(crate) mod tests {
         // The size must agree too.
         let set = one_dat(vec![rom(len + 1, Some(digests.crc32), None, None)]);
         assert!(set.verdict(&images).matches.is_empty());
-        assert!(!set.wants_any_size(&[len, len + 512]));
+        assert!(!set.wants_any_size(&[
+            (ImageLayout::Normalized, len),
+            (ImageLayout::Raw, len + 512)
+        ]));
         assert_eq!(
             set.describe(&set.verdict(&images)),
             "\nDAT\n  not in any loaded DAT\n"
@@ -997,10 +1220,13 @@ pub(crate) mod tests {
             .map(|m| m.entry.rom)
             .collect();
         assert_eq!(found, [3, 2]);
-        assert!(set.wants_any_size(&[0, len - 1]));
-        assert!(set.wants_any_size(&[len + 1]));
-        assert!(!set.wants_any_size(&[0, len - 2, len + 2]));
-        assert!(!DatSet::new(Vec::new()).wants_any_size(&[len]));
+        let sizes = |sizes: &[u64]| -> Vec<(ImageLayout, u64)> {
+            sizes.iter().map(|&size| (ImageLayout::Raw, size)).collect()
+        };
+        assert!(set.wants_any_size(&sizes(&[0, len - 1])));
+        assert!(set.wants_any_size(&sizes(&[len + 1])));
+        assert!(!set.wants_any_size(&sizes(&[0, len - 2, len + 2])));
+        assert!(!DatSet::new(Vec::new()).wants_any_size(&sizes(&[len])));
     }
 
     #[test]
@@ -1008,12 +1234,29 @@ pub(crate) mod tests {
         let mut builder = DatBuilder::new("t.dat");
         for n in 0..1000 {
             builder.game(format!("Game {n}")).unwrap();
+            if n % 2 == 0 {
+                let fields = RomFields {
+                    name: Some(format!("Game {n}.sfc")),
+                    size: Some("1".into()),
+                    ..RomFields::default()
+                };
+                builder.rom(&fields).unwrap();
+            }
         }
-        assert_eq!(
-            builder.game("Game 500".into()).unwrap_err(),
-            "the game 'Game 500' is listed twice"
-        );
-        assert_eq!(builder.game("Game 1000".into()), Ok(1000));
+        for twice in ["Game 500", "Game 501", "Game 999", "Game 0"] {
+            assert_eq!(
+                builder.game(twice.into()).unwrap_err(),
+                format!("the game '{twice}' is listed twice")
+            );
+        }
+        assert_eq!(builder.game("Game 1000".into()), Ok(()));
+        let dat = builder.finish().unwrap();
+        assert_eq!(dat.game_count(), 1001);
+        assert_eq!(dat.rom_count(), 500);
+        assert_eq!(dat.game_name(500).as_deref(), Some("Game 500"));
+        assert_eq!(dat.game_name(501).as_deref(), Some("Game 501"));
+        assert_eq!(dat.game_of(250), Some(500));
+        assert_eq!(dat.rom(250).unwrap().name, "Game 500.sfc");
     }
 
     #[test]

@@ -136,7 +136,11 @@ impl Verified {
     /// What the DATs say of one ROM: hashed only if some entry has the
     /// size of one of its images.
     pub fn verdict(&self, library: &Library, rom: &Rom) -> Verdict {
-        let sizes = [rom.id.size, rom.normalized_len(), rom.deinterleaved_len()];
+        let sizes = [
+            (ImageLayout::Raw, rom.id.size),
+            (ImageLayout::Normalized, rom.normalized_len()),
+            (ImageLayout::Deinterleaved, rom.deinterleaved_len()),
+        ];
         if !self.dats.wants_any_size(&sizes) {
             return Verdict::default();
         }
@@ -327,23 +331,26 @@ impl Verified {
             let path = numbered_if_taken(path, &mut used);
             tree.files.insert(path, target);
         }
+        // The names of the missing read out in one pass over the DAT.
         let missing: Vec<String> = dat
-            .roms
-            .iter()
+            .roms()
             .enumerate()
             .filter(|(at, _)| !have.contains(&(*at as u32)))
             .map(|(_, rom)| crate::text::str_as_text(&rom.name))
             .collect();
         let mut text = format!(
-            "{}{}\nfrom {}\n\nhave {} of {} ROMs\n",
+            "{}{}\nfrom {}\n{}\nhave {} of {} ROMs\n",
             crate::text::str_as_text(&dat.name),
             dat.version
                 .as_deref()
                 .map(|v| format!(" (version {})", crate::text::str_as_text(v)))
                 .unwrap_or_default(),
             crate::text::str_as_text(&dat.source),
+            dat.skipper_note()
+                .map(|note| format!("{note}\n"))
+                .unwrap_or_default(),
             have.len(),
-            dat.roms.len()
+            dat.rom_count()
         );
         let mut section = |title: &str, lines: &[String]| {
             text.push_str(&format!("\n{title}: {}\n", lines.len()));
@@ -362,7 +369,7 @@ impl Verified {
     fn rom_name(&self, entry: EntryRef) -> String {
         self.dats
             .entry(entry)
-            .map(|(_, rom)| rom.name.clone())
+            .map(|(_, rom)| rom.name)
             .unwrap_or_default()
     }
 }
