@@ -16,8 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::ImageLayout;
 pub use crate::backing::FileId;
-use crate::backing::{self, Access, Listed, LocalFolder, ReadError};
+use crate::backing::{self, Access, Backing, Folder, Listed, LocalFolder, ReadAt, ReadError};
 use crate::cache::lock;
 use crate::digest;
 use crate::patch::any::{Patch, PatchFormat};
@@ -242,7 +240,7 @@ pub(crate) enum Classified {
 }
 
 pub struct Library {
-    backing: LocalFolder,
+    backing: Box<dyn Backing>,
     limits: Limits,
     dirs: Mutex<HashMap<String, DirEntryCache>>,
     files: Mutex<HashMap<PathBuf, (FileId, Arc<ClassifiedEntry>)>>,
@@ -340,10 +338,9 @@ pub type PatchIndex = Arc<PatchIndexData>;
 /// Counts folder scans and index builds, to tell results apart.
 static SCANS: AtomicU64 = AtomicU64::new(1);
 
-/// Threads that read headers when a large folder is scanned, threads that
-/// `stat` its entries, and the number of files below which one thread does
-/// either alone.
-const SCAN_THREADS: usize = 8;
+/// Threads that `stat` a large folder's entries (those that read headers
+/// are as many as the backing says: `Backing::parallel_reads`), and the
+/// number of files below which one thread does either alone.
 const STAT_THREADS: usize = 4;
 const SCAN_BATCH: usize = 64;
 
@@ -387,8 +384,16 @@ pub(crate) fn join(rel_dir: &str, name: &str) -> String {
 impl Library {
     /// The library of the folder `root`; an error if it cannot be opened.
     pub fn new(root: &Path, limits: Limits) -> io::Result<Library> {
-        Ok(Library {
-            backing: LocalFolder::new(root)?,
+        Ok(Library::with_backing(
+            Box::new(LocalFolder::new(root)?),
+            limits,
+        ))
+    }
+
+    /// The library of any backing (a folder, an object store).
+    pub fn with_backing(backing: Box<dyn Backing>, limits: Limits) -> Library {
+        Library {
+            backing,
             limits,
             dirs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
@@ -400,7 +405,7 @@ impl Library {
             roms_hashed: AtomicU64::new(0),
             header_cache: OnceLock::new(),
             ppf_applied: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Keeps header analyses in a file under `cache_dir` (see
@@ -474,16 +479,16 @@ impl Library {
     /// The folder `rel_dir` (relative, `/`-separated; empty for the root),
     /// scanned again if it changed. `None` if it is not a folder.
     pub fn dir(&self, rel_dir: &str) -> Option<Arc<DirContents>> {
-        let Ok(dir) = self.backing.open_dir(rel_dir) else {
+        let Ok(dir) = self.backing.open_folder(rel_dir) else {
             return self.archive_dir(rel_dir);
         };
-        let id = LocalFolder::stat_fd(&dir).ok()?;
+        let id = dir.id().ok()?;
         if let Some(cached) = lock(&self.dirs).get(rel_dir)
             && cached.id == id
         {
             return Some(cached.contents.clone());
         }
-        let contents = Arc::new(self.scan_dir(rel_dir, &dir, id.access));
+        let contents = Arc::new(self.scan_dir(rel_dir, dir.as_ref(), id.access));
         lock(&self.dirs).insert(
             rel_dir.to_string(),
             DirEntryCache {
@@ -550,7 +555,7 @@ impl Library {
         }
         // Each listing checks every file: stat them by name in the open
         // folder rather than walking the whole path each time.
-        let Ok(dir) = self.backing.open_dir(rel_dir) else {
+        let Ok(dir) = self.backing.open_folder(rel_dir) else {
             return false;
         };
         let unchanged = |name: &str, source: &Source, id: &FileId| {
@@ -559,7 +564,7 @@ impl Library {
                 Source::File if contents.linked.contains(name) => {
                     self.backing.stat(&join(rel_dir, name))
                 }
-                Source::File => LocalFolder::stat_entry(&dir, OsStr::new(name)),
+                Source::File => dir.stat_entry(OsStr::new(name)),
             };
             now.is_ok_and(|now| now == *id)
         };
@@ -577,14 +582,14 @@ impl Library {
                 .all(|p| unchanged(&p.file_name, &p.source, &p.id))
     }
 
-    fn scan_dir(&self, rel_dir: &str, dir: &OwnedFd, access: Access) -> DirContents {
+    fn scan_dir(&self, rel_dir: &str, dir: &dyn Folder, access: Access) -> DirContents {
         let started = Instant::now();
         let mut contents = DirContents {
             generation: SCANS.fetch_add(1, Ordering::Relaxed),
             access,
             ..DirContents::default()
         };
-        let mut listed = match LocalFolder::list(dir) {
+        let mut listed = match dir.list() {
             Ok(listed) => listed,
             Err(error) => {
                 log::warn!("{}: cannot list: {error}", self.path_of(rel_dir).display());
@@ -627,7 +632,7 @@ impl Library {
         let looked_at = started.elapsed();
         // Reading headers is I/O-bound on a cold cache: several readers
         // keep the disk busy while one waits.
-        let read = parallel_map(&unknown, SCAN_THREADS, |found| {
+        let read = parallel_map(&unknown, self.backing.parallel_reads(), |found| {
             (
                 found.name.clone(),
                 found.id,
@@ -651,7 +656,7 @@ impl Library {
             }
         }
         let reads_before = self.header_reads();
-        let listings = parallel_map(&archived, SCAN_THREADS, |found| {
+        let listings = parallel_map(&archived, self.backing.parallel_reads(), |found| {
             self.archive_listing(&join(rel_dir, &found.name), found.id)
         });
         // Archives read rather than found in the header cache (scans of
@@ -713,7 +718,7 @@ impl Library {
     /// is known of it. For a file that must be read, the reads detection
     /// will make are asked of the kernel at once, so that the disk queue
     /// fills while the other entries are `stat`ed.
-    fn look(&self, rel_dir: &str, dir: &OwnedFd, entry: &Listed) -> Looked {
+    fn look(&self, rel_dir: &str, dir: &dyn Folder, entry: &Listed) -> Looked {
         let Some(name) = entry.name.to_str() else {
             return Looked::Skipped(
                 entry.name.to_string_lossy().into_owned(),
@@ -736,7 +741,7 @@ impl Library {
             );
         }
         let file_type = match entry.file_type {
-            FileType::Unknown => match LocalFolder::entry_type(dir, &entry.name) {
+            FileType::Unknown => match dir.entry_type(&entry.name) {
                 Ok(file_type) => file_type,
                 Err(error) => return skipped(&format!("cannot be read: {error}")),
             },
@@ -745,7 +750,7 @@ impl Library {
         let linked = file_type == FileType::Symlink;
         let id = match file_type {
             FileType::Directory => return Looked::Dir(name.to_string()),
-            FileType::RegularFile => LocalFolder::stat_entry(dir, &entry.name),
+            FileType::RegularFile => dir.stat_entry(&entry.name),
             FileType::Symlink => match self.backing.stat_with_type(&rel_path) {
                 // Only a folder's own folders are walked, so that a link
                 // back up the tree cannot make the walk endless.
@@ -796,7 +801,7 @@ impl Library {
             if linked {
                 self.backing.prefetch(&rel_path, id.size, regions);
             } else {
-                LocalFolder::prefetch_entry(dir, &entry.name, id.size, regions);
+                dir.prefetch_entry(&entry.name, id.size, regions);
             }
         }
         Looked::Unknown(found)
@@ -1089,7 +1094,7 @@ impl Library {
         {
             return *source;
         }
-        let head = |file: &Arc<File>, size: u64| {
+        let head = |file: &dyn ReadAt, size: u64| {
             let mut text = vec![0u8; size.min(hints::NOTE_BYTES) as usize];
             file.read_exact_at(&mut text, 0)?;
             Ok(text)
@@ -1300,7 +1305,7 @@ impl Library {
     /// reads, in a buffer as long as the file (see [`detection_regions`]).
     pub fn read_head(&self, rel_path: &str, id: &FileId) -> Result<Vec<u8>, ReadError> {
         self.backing
-            .read_consistent(rel_path, id, |file, size| detection_regions(file, size))
+            .read_consistent(rel_path, id, detection_regions)
     }
 
     /// The patched variants of `rom` (see [`Library::pairings`]).
@@ -1743,21 +1748,27 @@ fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
 /// the rest stays zero pages the allocator never touches, so detection
 /// costs a few kilobytes of I/O whatever the file's size. UNIF files, whose
 /// chunk headers are spread through the file, are read whole.
-fn detection_regions(file: &File, size: u64) -> io::Result<Vec<u8>> {
+fn detection_regions(file: &dyn ReadAt, size: u64) -> io::Result<Vec<u8>> {
     let len = usize::try_from(size).map_err(io::Error::other)?;
     let mut buffer = vec![0u8; len];
-    let read_region = |buffer: &mut [u8], start: u64, end: u64| -> io::Result<()> {
+    // The regions in the file, in order, each cut to the file's end.
+    let mut regions: Vec<(u64, &mut [u8])> = Vec::new();
+    let mut rest: &mut [u8] = &mut buffer;
+    let mut at = 0u64;
+    for (start, end) in DETECTION_REGIONS {
         let end = end.min(size);
         if start >= end {
-            return Ok(());
+            continue;
         }
-        file.read_exact_at(&mut buffer[start as usize..end as usize], start)
-    };
-    for (start, end) in DETECTION_REGIONS {
-        read_region(&mut buffer, start, end)?;
+        let (_, from_start) = rest.split_at_mut((start - at) as usize);
+        let (region, after) = from_start.split_at_mut((end - start) as usize);
+        regions.push((start, region));
+        rest = after;
+        at = end;
     }
+    file.read_regions(&mut regions)?;
     if buffer.starts_with(b"UNIF") {
-        read_region(&mut buffer, 0, size)?;
+        file.read_exact_at(&mut buffer, 0)?;
     }
     Ok(buffer)
 }

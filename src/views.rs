@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use rustc_hash::FxHashMap;
 
 use crate::apply::{self, ImageLayout};
-use crate::backing::Access;
+use crate::backing::{Access, Backing};
 use crate::cache::{ImageCache, lock};
 use crate::digest::Digests;
 use crate::library::{ArchiveNote, DirContents, FileId, Library, PatchFile, Rom, Variant, join};
@@ -209,14 +209,24 @@ impl NinjaFs {
                 backing.display()
             ));
         }
+        let library = Library::new(backing, limits)
+            .map_err(|e| format!("backing folder {}: {e}", backing.display()))?;
+        Ok(NinjaFs::with_library(library, cache_bytes))
+    }
+
+    /// A filesystem over any backing (see [`crate::backing::Backing`]).
+    pub fn with_backing(backing: Box<dyn Backing>, cache_bytes: u64, limits: Limits) -> NinjaFs {
+        NinjaFs::with_library(Library::with_backing(backing, limits), cache_bytes)
+    }
+
+    fn with_library(library: Library, cache_bytes: u64) -> NinjaFs {
         // Inode 1 is the root; index 0 is unused.
         let inodes = Inodes {
             paths: vec![String::new(), String::new()],
             by_path: FxHashMap::from_iter([(String::new(), ROOT_INO)]),
         };
-        Ok(NinjaFs {
-            library: Library::new(backing, limits)
-                .map_err(|e| format!("backing folder {}: {e}", backing.display()))?,
+        NinjaFs {
+            library,
             cache: ImageCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             inodes: Mutex::new(inodes),
             names: Mutex::new(HashMap::new()),
@@ -231,7 +241,7 @@ impl NinjaFs {
             fix_checksums: AtomicBool::new(false),
             checksums: Mutex::new(FxHashMap::default()),
             verified: std::sync::OnceLock::new(),
-        })
+        }
     }
 
     pub fn library(&self) -> &Library {

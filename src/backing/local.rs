@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use super::FileId;
 use super::lease::{self, Lease};
+use super::{Backing, FileId, Folder, Listed, PassReader, ReadAt, ReadError, ReadPass};
 
 /// Links followed while resolving one path (the kernel's own limit).
 const MAX_LINKS: usize = 40;
@@ -32,32 +31,6 @@ const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// Without leases, a file modified this recently may still be in the middle
 /// of a write: it is read twice, and used only if both reads agree.
 const SETTLE: Duration = Duration::from_secs(1);
-
-/// A folder entry as listed, before any `stat`.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub name: OsString,
-    pub ino: u64,
-    /// From the folder entry itself (`Unknown` where the filesystem does not
-    /// say): a link is a link here, whatever it leads to.
-    pub file_type: FileType,
-}
-
-/// Why a whole, consistent read of a file failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The file is not (or no longer) the version the caller listed: list
-    /// its folder again.
-    #[error("{path} changed since it was listed")]
-    Changed { path: String },
-    #[error(
-        "{path} kept changing while it was being read ({attempts} tries); \
-         try again once nothing is writing to it"
-    )]
-    Unsettled { path: String, attempts: u32 },
-    #[error("cannot read {path}: {source}")]
-    Io { path: String, source: io::Error },
-}
 
 /// The error of a path that leads out of the backing folder.
 #[derive(Debug, thiserror::Error)]
@@ -310,26 +283,43 @@ impl LocalFolder {
             advise_will_need(&file, size, regions);
         }
     }
+}
 
-    /// The whole file `rel`, exactly as the version `expected` holds it.
-    pub fn read_whole(&self, rel: &str, expected: &FileId) -> Result<Vec<u8>, ReadError> {
-        self.read_consistent(rel, expected, |file, size| read_all(file, size))
+impl Backing for LocalFolder {
+    fn root(&self) -> &Path {
+        &self.root
     }
 
-    /// What `read` makes of the file `rel` (given the file and its size),
-    /// from bytes that nobody changed while it read them: under a read
-    /// lease where the filesystem has them; else between two identical
-    /// identities, and for a file changed in the last second, only when two
-    /// reads agree. Retries a few times, then says the file is unsettled.
-    /// A file that is not the version `expected` gives `Changed` at once.
-    /// `read` gets the file shared, so a reader it makes can keep it
-    /// without duplicating the descriptor.
-    pub fn read_consistent<T: PartialEq>(
+    fn path_of(&self, rel: &str) -> PathBuf {
+        LocalFolder::path_of(self, rel)
+    }
+
+    fn open_folder(&self, rel_dir: &str) -> io::Result<Box<dyn Folder + '_>> {
+        Ok(Box::new(OpenFolder(self.open_dir(rel_dir)?)))
+    }
+
+    fn stat_with_type(&self, rel: &str) -> io::Result<(FileId, FileType)> {
+        LocalFolder::stat_with_type(self, rel)
+    }
+
+    fn prefetch(&self, rel: &str, size: u64, regions: &[(u64, u64)]) {
+        LocalFolder::prefetch(self, rel, size, regions);
+    }
+
+    fn open_file(&self, rel: &str) -> io::Result<File> {
+        LocalFolder::open_file(self, rel)
+    }
+
+    /// Reads under a read lease where the filesystem has them; else
+    /// between two identical identities, and for a file changed in the
+    /// last second, only when two reads agree. Retries a few times, then
+    /// says the file is unsettled.
+    fn read_passes(
         &self,
         rel: &str,
         expected: &FileId,
-        mut read: impl FnMut(&Arc<File>, u64) -> io::Result<T>,
-    ) -> Result<T, ReadError> {
+        read: &mut PassReader<'_>,
+    ) -> Result<(), ReadError> {
         let io_error = |source| ReadError::Io {
             path: rel.to_string(),
             source,
@@ -341,27 +331,30 @@ impl LocalFolder {
         for attempt in 1..=READ_ATTEMPTS {
             let (file, before) = self.open_file_with_id(rel).map_err(io_error)?;
             let file = Arc::new(file);
+            let reader: Arc<dyn ReadAt> = file.clone();
             if before != *expected {
                 return Err(changed());
             }
-            let (bytes, intact) = match lease::take(&file) {
+            let mut once = || read(&reader, before.size, ReadPass::First).map_err(io_error);
+            let intact = match lease::take(&file) {
                 Lease::Held(lease) => {
-                    let bytes = read(&file, before.size).map_err(io_error)?;
-                    let unbroken = lease.unbroken();
-                    (bytes, unbroken)
+                    once()?;
+                    lease.unbroken()
                 }
-                Lease::WritersPresent => read_twice(&file, before.size, &mut read, io_error)?,
-                Lease::Unavailable if recently(before.mtime()) => {
-                    read_twice(&file, before.size, &mut read, io_error)?
+                Lease::Unavailable if !recently(before.mtime()) => once()?,
+                // A writer, or a file that may be in the middle of a write:
+                // read twice, and trust it only if both reads agree.
+                Lease::WritersPresent | Lease::Unavailable => {
+                    once()?;
+                    read(&reader, before.size, ReadPass::Again).map_err(io_error)?
                 }
-                Lease::Unavailable => (read(&file, before.size).map_err(io_error)?, true),
             };
             let after = FileId::of(&file.metadata().map_err(io_error)?);
             if after != before {
                 return Err(changed());
             }
             if intact {
-                return Ok(bytes);
+                return Ok(());
             }
             if attempt < READ_ATTEMPTS {
                 std::thread::sleep(pause);
@@ -391,17 +384,29 @@ fn advise_will_need(file: impl AsFd, size: u64, regions: &[(u64, u64)]) {
     }
 }
 
-/// Reads twice; what the first read made, and whether both agree.
-fn read_twice<T: PartialEq>(
-    file: &Arc<File>,
-    size: u64,
-    read: &mut impl FnMut(&Arc<File>, u64) -> io::Result<T>,
-    io_error: impl Fn(io::Error) -> ReadError,
-) -> Result<(T, bool), ReadError> {
-    let first = read(file, size).map_err(&io_error)?;
-    let second = read(file, size).map_err(&io_error)?;
-    let agree = first == second;
-    Ok((first, agree))
+/// A folder of a [`LocalFolder`], open.
+struct OpenFolder(OwnedFd);
+
+impl Folder for OpenFolder {
+    fn id(&self) -> io::Result<FileId> {
+        LocalFolder::stat_fd(&self.0)
+    }
+
+    fn list(&self) -> io::Result<Vec<Listed>> {
+        LocalFolder::list(&self.0)
+    }
+
+    fn stat_entry(&self, name: &OsStr) -> io::Result<FileId> {
+        LocalFolder::stat_entry(&self.0, name)
+    }
+
+    fn entry_type(&self, name: &OsStr) -> io::Result<FileType> {
+        LocalFolder::entry_type(&self.0, name)
+    }
+
+    fn prefetch_entry(&self, name: &OsStr, size: u64, regions: &[(u64, u64)]) {
+        LocalFolder::prefetch_entry(&self.0, name, size, regions);
+    }
 }
 
 /// Whether `mtime` is within [`SETTLE`] of now, either way (clocks of
@@ -413,15 +418,6 @@ fn recently(mtime: SystemTime) -> bool {
         .or_else(|_| mtime.duration_since(now))
         .unwrap_or(Duration::ZERO);
     apart < SETTLE
-}
-
-/// Exactly `size` bytes from the start of `file`; a file that has fewer
-/// now is an error (it was cut short while being read).
-pub fn read_all(file: &File, size: u64) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(size).map_err(io::Error::other)?;
-    let mut bytes = vec![0u8; len];
-    file.read_exact_at(&mut bytes, 0)?;
-    Ok(bytes)
 }
 
 fn join_os(parts: &[OsString]) -> OsString {

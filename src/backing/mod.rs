@@ -2,22 +2,251 @@
 //! above needs of each: which version of a file it is ([`FileId`]) and who
 //! may read it ([`Access`]).
 //!
-//! Today there is one kind of backing, a folder ([`LocalFolder`]): every
-//! file is opened beneath its root, so no link leads a read out of it, and
-//! read whole under a read lease, so a writer never hands a reader half its
-//! old bytes and half its new ones.
+//! A backing is a tree of files that can be listed, identified and read
+//! ([`Backing`]); nothing above this module knows which kind it is. The
+//! folder on a disk ([`LocalFolder`]) opens every file beneath its root,
+//! so no link leads a read out of it, and reads whole under a read lease,
+//! so a writer never hands a reader half its old bytes and half its new
+//! ones. Archives ([`archive`]) are read on top of either, through
+//! [`ReadAt`].
 
 pub mod archive;
 mod lease;
 mod local;
 
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
-pub use local::{Listed, LocalFolder, ReadError, leads_outside};
+pub use local::{LocalFolder, leads_outside};
+
+/// A tree of files: folders to list, files to identify and read. Paths
+/// are relative to the root, `/`-separated, empty for the root itself.
+pub trait Backing: Send + Sync {
+    /// The root as the user named it (a folder's path, or an `s3://` URL),
+    /// for messages and to tell one backing's header cache from another's.
+    fn root(&self) -> &Path;
+
+    /// `rel` as the user would name it, for messages: reads go through the
+    /// methods below.
+    fn path_of(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root().to_path_buf()
+        } else {
+            self.root().join(rel)
+        }
+    }
+
+    /// The folder `rel_dir`, open for listing: an error if it is none.
+    fn open_folder(&self, rel_dir: &str) -> io::Result<Box<dyn Folder + '_>>;
+
+    /// The identity of the file or folder at `rel`, and what kind it is,
+    /// following links that stay inside.
+    fn stat_with_type(&self, rel: &str) -> io::Result<(FileId, FileType)>;
+
+    /// [`stat_with_type`](Backing::stat_with_type) without the kind.
+    fn stat(&self, rel: &str) -> io::Result<FileId> {
+        self.stat_with_type(rel).map(|(id, _)| id)
+    }
+
+    /// Says that `regions` of file `rel` of `size` bytes will be read soon,
+    /// so the backing may start fetching them; no wait, no error.
+    fn prefetch(&self, _rel: &str, _size: u64, _regions: &[(u64, u64)]) {}
+
+    /// How many files a scan should read at once: reads of a disk queue in
+    /// the kernel, requests to a store wait on the network.
+    fn parallel_reads(&self) -> usize {
+        8
+    }
+
+    /// The file `rel` as an open local file, for the kernel to read
+    /// directly (FUSE passthrough); an error where the backing has none.
+    fn open_file(&self, rel: &str) -> io::Result<File>;
+
+    /// Runs `read` on the file `rel` (given a reader of it and its size)
+    /// while it is the version `expected`, until a pass is known intact:
+    /// `read` returns whether its result is to be trusted (a pass
+    /// [`ReadPass::Again`] says whether it made what the first did). Use
+    /// [`read_consistent`](trait.Backing.html#method.read_consistent).
+    fn read_passes(
+        &self,
+        rel: &str,
+        expected: &FileId,
+        read: &mut PassReader<'_>,
+    ) -> Result<(), ReadError>;
+}
+
+/// A [`Backing::read_passes`] callback: given a reader of the file, its
+/// size and which pass this is, whether what it made is to be trusted.
+pub type PassReader<'a> = dyn FnMut(&Arc<dyn ReadAt>, u64, ReadPass) -> io::Result<bool> + 'a;
+
+/// Which read of one attempt a [`Backing::read_passes`] callback makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPass {
+    /// The first read: keep what it makes.
+    First,
+    /// A second read to compare with the first (a writer may have been
+    /// busy): say whether it made the same.
+    Again,
+}
+
+impl dyn Backing + '_ {
+    /// What `read` makes of the file `rel` (given a reader and its size),
+    /// from bytes that are the version `expected` and that nobody changed
+    /// while they were read. A file that is not that version gives
+    /// [`ReadError::Changed`].
+    pub fn read_consistent<T: PartialEq>(
+        &self,
+        rel: &str,
+        expected: &FileId,
+        mut read: impl FnMut(&dyn ReadAt, u64) -> io::Result<T>,
+    ) -> Result<T, ReadError> {
+        self.read_consistent_shared(rel, expected, |reader, size| read(reader.as_ref(), size))
+    }
+
+    /// As [`read_consistent`](Self::read_consistent), with the shared
+    /// reader itself (an archive keeps it for its members).
+    pub fn read_consistent_shared<T: PartialEq>(
+        &self,
+        rel: &str,
+        expected: &FileId,
+        mut read: impl FnMut(&Arc<dyn ReadAt>, u64) -> io::Result<T>,
+    ) -> Result<T, ReadError> {
+        let mut kept: Option<T> = None;
+        self.read_passes(rel, expected, &mut |reader, size, pass| {
+            let made = read(reader, size)?;
+            Ok(match pass {
+                ReadPass::First => {
+                    kept = Some(made);
+                    true
+                }
+                ReadPass::Again => kept.as_ref() == Some(&made),
+            })
+        })?;
+        kept.ok_or_else(|| ReadError::Unsettled {
+            path: rel.to_string(),
+            attempts: 0,
+        })
+    }
+
+    /// The whole file `rel`, exactly as the version `expected` holds it.
+    pub fn read_whole(&self, rel: &str, expected: &FileId) -> Result<Vec<u8>, ReadError> {
+        self.read_consistent(rel, expected, read_all)
+    }
+}
+
+/// A folder of a backing, open: what it holds, as of when it was opened
+/// (a local folder's later entries may show too).
+pub trait Folder: Send + Sync {
+    /// The folder's own identity: it moves when entries come and go.
+    fn id(&self) -> io::Result<FileId>;
+
+    /// Every entry but `.` and `..`.
+    fn list(&self) -> io::Result<Vec<Listed>>;
+
+    /// The identity of entry `name` itself, not what a link leads to.
+    fn stat_entry(&self, name: &OsStr) -> io::Result<FileId>;
+
+    /// The kind of entry `name`, where its listing did not say.
+    fn entry_type(&self, name: &OsStr) -> io::Result<FileType>;
+
+    /// [`Backing::prefetch`] of the regular file `name` of this folder,
+    /// found by its name alone (no path walked, links not followed).
+    fn prefetch_entry(&self, _name: &OsStr, _size: u64, _regions: &[(u64, u64)]) {}
+}
+
+/// A folder entry as listed, before any `stat`.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: OsString,
+    /// An inode number, or any number that orders entries for reading.
+    pub ino: u64,
+    /// From the folder entry itself (`Unknown` where the filesystem does not
+    /// say): a link is a link here, whatever it leads to.
+    pub file_type: FileType,
+}
+
+/// Why a whole, consistent read of a file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file is not (or no longer) the version the caller listed: list
+    /// its folder again.
+    #[error("{path} changed since it was listed")]
+    Changed { path: String },
+    #[error(
+        "{path} kept changing while it was being read ({attempts} tries); \
+         try again once nothing is writing to it"
+    )]
+    Unsettled { path: String, attempts: u32 },
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// Positional reads of one version of a file, from any number of threads
+/// at once.
+pub trait ReadAt: Send + Sync {
+    /// Reads from `offset` into `buf`; fewer bytes only at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Fills `buf` from `offset`; an error if the file ends first.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(read) => {
+                    buf = &mut buf[read..];
+                    offset += read as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills each `(start, buffer)`: a store asks for them all at once.
+    fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> io::Result<()> {
+        for (start, buf) in regions.iter_mut() {
+            self.read_exact_at(buf, *start)?;
+        }
+        Ok(())
+    }
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset).map_or(self.len(), |at| at.min(self.len()));
+        let count = buf.len().min(self.len() - start);
+        buf[..count].copy_from_slice(&self[start..start + count]);
+        Ok(count)
+    }
+}
+
+/// Exactly `size` bytes from the start of `file`; a file that has fewer
+/// now is an error (it was cut short while being read).
+pub fn read_all(file: &dyn ReadAt, size: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(size).map_err(io::Error::other)?;
+    let mut bytes = vec![0u8; len];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
 
 /// What makes a file the same file: if any of these change, it is read
 /// again. Owner and mode are part of it, so a file whose permissions change
@@ -32,6 +261,10 @@ pub struct FileId {
     /// the change time, which no one can set.
     pub ctime_ns: i128,
     pub access: Access,
+    /// What else tells versions apart: 0 for a local file; for an object,
+    /// a digest of its ETag (the store's own version tag).
+    #[serde(default)]
+    pub tag: u128,
 }
 
 impl FileId {
@@ -73,6 +306,7 @@ impl FileId {
             mtime_ns: ns(mtime),
             ctime_ns: ns(ctime),
             access,
+            tag: 0,
         }
     }
 

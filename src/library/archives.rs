@@ -6,7 +6,6 @@
 //! detection needs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +16,7 @@ use super::{
     Source, join, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
-use crate::backing::{Access, ReadError};
+use crate::backing::{Access, ReadAt, ReadError};
 use crate::cache::lock;
 use crate::patch::any::PatchFormat;
 use crate::system;
@@ -150,10 +149,10 @@ enum Candidate {
     Other,
 }
 
-/// The archive `file` of `size` bytes (named `file_name`), its directory
-/// read.
-fn open_archive(file: &Arc<File>, size: u64, file_name: &str) -> io::Result<Archive> {
-    Archive::open_shared(Arc::clone(file), size, file_name).map_err(io::Error::other)
+/// The archive read by `reader` (`size` bytes, named `file_name`), its
+/// directory read.
+fn open_archive(reader: &Arc<dyn ReadAt>, size: u64, file_name: &str) -> io::Result<Archive> {
+    Archive::open_shared(Arc::clone(reader), size, file_name).map_err(io::Error::other)
 }
 
 /// Whether a failed read of an archive fails the same way for as long as
@@ -230,8 +229,9 @@ impl Library {
     fn read_archive(&self, rel_path: &str, id: &FileId) -> Result<Vec<ReadMember>, ReadError> {
         let file_name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         let max = self.limits.max_image_size;
-        self.backing.read_consistent(rel_path, id, |file, size| {
-            let archive = open_archive(file, size, file_name)?;
+        self.backing
+            .read_consistent_shared(rel_path, id, |reader, size| {
+            let archive = open_archive(reader, size, file_name)?;
             // A solid 7z block is decompressed from its start for each
             // member asked: stream it once for all, where their detection
             // bytes fit in memory together.
@@ -487,15 +487,16 @@ impl Library {
     ) -> Result<Vec<u8>, ReadError> {
         let file_name = archive_rel.rsplit('/').next().unwrap_or(archive_rel);
         let max = self.limits.max_image_size;
-        self.backing.read_consistent(archive_rel, id, |file, size| {
-            let archive = open_archive(file, size, file_name)?;
-            let index = archive
-                .members()
-                .iter()
-                .position(|m| m.name == member)
-                .ok_or_else(|| io::Error::other(format!("{member} is not in the archive")))?;
-            archive.read_member(index, max).map_err(io::Error::other)
-        })
+        self.backing
+            .read_consistent_shared(archive_rel, id, |reader, size| {
+                let archive = open_archive(reader, size, file_name)?;
+                let index = archive
+                    .members()
+                    .iter()
+                    .position(|m| m.name == member)
+                    .ok_or_else(|| io::Error::other(format!("{member} is not in the archive")))?;
+                archive.read_member(index, max).map_err(io::Error::other)
+            })
     }
 
     /// The folder `rel_dir` that lies inside an archive shown as a folder,
@@ -505,7 +506,7 @@ impl Library {
         // The nearest folder above that is a real one holds the archive.
         for at in (0..parts.len()).rev() {
             let parent = parts[..at].join("/");
-            if self.backing.open_dir(&parent).is_err() {
+            if self.backing.open_folder(&parent).is_err() {
                 continue;
             }
             let contents = self.dir(&parent)?;

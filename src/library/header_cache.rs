@@ -928,6 +928,7 @@ mod tests {
                 mtime_ns: 0,
                 ctime_ns: 0,
                 access: crate::backing::Access::default(),
+                tag: 0,
             },
             size: 0x8000,
         };

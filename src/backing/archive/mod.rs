@@ -10,8 +10,9 @@
 //! are the ecosystem's (`zip`, `sevenz-rust2`, `flate2`); none is written
 //! here.
 //!
-//! An [`Archive`] reads its file with positional reads only, so its methods
-//! may run from several threads at once.
+//! An [`Archive`] reads its file with positional reads only ([`ReadAt`]:
+//! a local file, or an object in a store), so its methods may run from
+//! several threads at once.
 
 mod gzip;
 mod sevenz;
@@ -20,9 +21,9 @@ mod zip;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use super::ReadAt;
 use crate::text;
 
 /// The archive formats this module knows.
@@ -230,20 +231,35 @@ impl Archive {
     /// `file_name` is the archive's own name: a gzip file's one member is
     /// named after it without `.gz`. Linear in the number of members.
     pub fn open(file: File, file_name: &str, kind: ArchiveKind) -> Result<Archive, ArchiveError> {
-        Self::open_from(FileReader::new(file)?, file_name, kind)
+        let len = file
+            .metadata()
+            .map_err(|error| ArchiveError::Read(error.to_string()))?
+            .len();
+        Archive::open_reader(Arc::new(file), len, file_name, kind)
     }
 
-    /// [`open`](Self::open) for a file `len` bytes long that the caller
-    /// shares, telling its kind from its first bytes: an archive of a
-    /// listing costs its reads and no other system call.
+    /// As [`Archive::open`], from any reader of `len` bytes (a local file,
+    /// an object in a store, bytes in memory).
+    pub fn open_reader(
+        reader: Arc<dyn ReadAt>,
+        len: u64,
+        file_name: &str,
+        kind: ArchiveKind,
+    ) -> Result<Archive, ArchiveError> {
+        Self::open_from(FileReader::new(reader, len), file_name, kind)
+    }
+
+    /// [`open_reader`](Self::open_reader) for a file the caller shares,
+    /// telling its kind from its first bytes: an archive of a listing
+    /// costs its reads and no other system call.
     pub fn open_shared(
-        file: Arc<File>,
+        reader: Arc<dyn ReadAt>,
         len: u64,
         file_name: &str,
     ) -> Result<Archive, ArchiveError> {
-        let mut source = FileReader::shared(file, len);
+        let mut source = FileReader::new(reader, len);
         let head = source
-            .head(8)
+            .head(MAGIC_LEN)
             .map_err(|error| ArchiveError::Read(error.to_string()))?;
         let kind = kind_of(&head).ok_or_else(|| {
             ArchiveError::Damaged("its first bytes are no zip, 7z, gzip or RAR archive's".into())
@@ -590,9 +606,8 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 /// calls (a file no larger than the window is read once, whole: its
 /// directory and members are then read from memory); reads as large as
 /// the window go straight to the caller. Clones share the window.
-#[derive(Debug)]
 struct FileReader {
-    file: Arc<File>,
+    file: Arc<dyn ReadAt>,
     len: u64,
     pos: u64,
     window: Arc<Vec<u8>>,
@@ -601,16 +616,17 @@ struct FileReader {
 
 const WINDOW: usize = 64 << 10;
 
-impl FileReader {
-    fn new(file: File) -> Result<FileReader, ArchiveError> {
-        let len = file
-            .metadata()
-            .map_err(|error| ArchiveError::Read(error.to_string()))?
-            .len();
-        Ok(Self::shared(Arc::new(file), len))
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
     }
+}
 
-    fn shared(file: Arc<File>, len: u64) -> FileReader {
+impl FileReader {
+    fn new(file: Arc<dyn ReadAt>, len: u64) -> FileReader {
         FileReader {
             file,
             len,
@@ -809,7 +825,8 @@ mod tests {
         let mut temp = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         std::io::Write::write_all(&mut temp, &data).unwrap();
-        let mut reader = FileReader::new(temp).unwrap();
+        let len = temp.metadata().unwrap().len();
+        let mut reader = FileReader::new(Arc::new(temp), len);
         let mut small = [0u8; 10];
         reader.seek(SeekFrom::Start(70_000)).unwrap();
         reader.read_exact(&mut small).unwrap();
@@ -822,7 +839,7 @@ mod tests {
         // seeks anywhere in it read from memory.
         let mut small_file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut small_file, &data[..40_000]).unwrap();
-        let mut whole = FileReader::new(small_file).unwrap();
+        let mut whole = FileReader::new(Arc::new(small_file), 40_000);
         whole.seek(SeekFrom::End(-22)).unwrap();
         let mut end = [0u8; 22];
         whole.read_exact(&mut end).unwrap();
@@ -847,12 +864,12 @@ mod tests {
         let mut temp = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         std::io::Write::write_all(&mut temp, &data).unwrap();
-        let mut reader = FileReader::new(temp).unwrap();
+        let mut reader = FileReader::new(Arc::new(temp), data.len() as u64);
         let mut header = [0u8; 30];
         reader.read_exact(&mut header).unwrap();
         assert_eq!(header, data[..30]);
         assert_eq!((reader.window_at, reader.window.len()), (0, WINDOW));
-        let mut shared = FileReader::shared(Arc::clone(&reader.file), reader.len);
+        let mut shared = FileReader::new(Arc::clone(&reader.file), reader.len);
         assert_eq!(shared.head(8).unwrap(), data[..8]);
         assert_eq!(shared.window.len(), 0);
     }
