@@ -13,6 +13,7 @@
 pub mod archive;
 mod lease;
 mod local;
+pub mod s3;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
