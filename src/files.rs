@@ -216,6 +216,9 @@ pub fn read_any(path: &Path, max: u64) -> Result<Opened, FileError> {
 }
 
 fn open_any(path: &Path, max: u64, role: Option<Role>) -> Result<Opened, FileError> {
+    if let Some(opened) = open_object(path, max, role) {
+        return opened;
+    }
     if let Some((archive_path, member)) = split_member_path(path) {
         let archive = open_archive(&archive_path)?;
         return read_named_member(&archive_path, &archive, &member, max).map(Opened::One);
@@ -227,7 +230,19 @@ fn open_any(path: &Path, max: u64, role: Option<Role>) -> Result<Opened, FileErr
     };
     drop(input);
     let archive = open_archive_as(path, kind)?;
-    let listing = ArchiveListing::of(&archive, name);
+    pick_member(path, &archive, name, max, role)
+}
+
+/// What `path`, the archive `archive`, gives a command that wants `role`
+/// (`info`: `None`): its one member, its one ROM or patch, or its listing.
+fn pick_member(
+    path: &Path,
+    archive: &Archive,
+    name: String,
+    max: u64,
+    role: Option<Role>,
+) -> Result<Opened, FileError> {
+    let listing = ArchiveListing::of(archive, name);
     let pick = |role: Role| {
         let mut candidates = listing
             .members
@@ -259,9 +274,55 @@ fn open_any(path: &Path, max: u64, role: Option<Role>) -> Result<Opened, FileErr
         }
     };
     match index {
-        Some(index) => read_member_at(path, &archive, index, max).map(Opened::One),
+        Some(index) => read_member_at(path, archive, index, max).map(Opened::One),
         None => Ok(Opened::Listing(listing)),
     }
+}
+
+/// An object in a store, `s3://BUCKET/KEY` (or one member of an archive
+/// there, `s3://BUCKET/KEY.zip//MEMBER`), read whole with one GET and then
+/// taken as a file of that name is; `None` for any other path.
+fn open_object(path: &Path, max: u64, role: Option<Role>) -> Option<Result<Opened, FileError>> {
+    let text = path.to_str()?;
+    let rest = text.strip_prefix("s3://")?;
+    let (object, member) = match rest.split_once(MEMBER_SEPARATOR) {
+        Some((object, member)) => (format!("s3://{object}"), Some(member)),
+        None => (text.to_string(), None),
+    };
+    let object_path = PathBuf::from(&object);
+    let opened = (|| {
+        let bytes =
+            crate::backing::s3::read_object(&object, max).map_err(|source| FileError::Read {
+                path: object_path.clone(),
+                source,
+            })?;
+        let kind = match (member, archive_kind(&object, &bytes)) {
+            (None, None) => {
+                let bytes = Input::Owned(bytes);
+                return Ok(Opened::One(NamedInput {
+                    bytes,
+                    name: object.clone(),
+                }));
+            }
+            (_, Some(kind)) => kind,
+            (Some(_), None) => archive::kind_of(&bytes).ok_or_else(|| FileError::Archive {
+                path: object_path.clone(),
+                source: ArchiveError::Damaged("it is no zip, 7z or gzip archive".into()),
+            })?,
+        };
+        let file_name = object.rsplit('/').next().unwrap_or(&object).to_string();
+        let len = bytes.len() as u64;
+        let archive = Archive::open_reader(std::sync::Arc::new(bytes), len, &file_name, kind)
+            .map_err(|source| FileError::Archive {
+                path: object_path.clone(),
+                source,
+            })?;
+        match member {
+            Some(member) => read_named_member(&object_path, &archive, member, max).map(Opened::One),
+            None => pick_member(&object_path, &archive, object.clone(), max, role),
+        }
+    })();
+    Some(opened)
 }
 
 /// The archive format of a file read whole, unless its name says it is a

@@ -25,6 +25,12 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// The S3-compatible store that s3://BUCKET/KEY names are read from
+    /// (e.g. http://127.0.0.1:9000); else AWS_ENDPOINT_URL, the profile's
+    /// endpoint_url, or AWS S3 itself.
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -276,6 +282,9 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     ninja_fs::logging::init(level);
+    if let Some(endpoint) = &cli.s3_endpoint {
+        ninja_fs::backing::s3::use_endpoint(endpoint);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -802,7 +811,8 @@ fn create(
 
 #[derive(clap::Args)]
 struct MountArgs {
-    /// The folder of ROMs and patches (never modified).
+    /// The folder of ROMs and patches (never modified), or a bucket of an
+    /// S3-compatible store, s3://BUCKET[/PREFIX] (see --s3-endpoint).
     backing: PathBuf,
     /// An empty folder.
     mountpoint: PathBuf,
@@ -858,16 +868,27 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
             .parse(list)
             .map_err(|e| CliError::Reported(e.to_string()))?;
     }
-    mount::check_backing(&args.backing)?;
+    let bucket = args
+        .backing
+        .to_str()
+        .and_then(ninja_fs::backing::s3::S3Url::parse);
+    if bucket.is_none() {
+        mount::check_backing(&args.backing)?;
+    }
     mount::check_mount_point(&args.mountpoint)?;
-    mount::check_outside_backing(&args.backing, &args.mountpoint)?;
-    // The background process works from /: hand the core an absolute path.
-    let backing = std::fs::canonicalize(&args.backing).map_err(|error| {
-        CliError::Reported(format!(
-            "backing folder {}: {error}",
-            args.backing.display()
-        ))
-    })?;
+    let backing = match &bucket {
+        Some(url) => PathBuf::from(url.to_url()),
+        None => {
+            mount::check_outside_backing(&args.backing, &args.mountpoint)?;
+            // The background process works from /: hand the core an absolute path.
+            std::fs::canonicalize(&args.backing).map_err(|error| {
+                CliError::Reported(format!(
+                    "backing folder {}: {error}",
+                    args.backing.display()
+                ))
+            })?
+        }
+    };
     let opts = MountOptions {
         foreground: args.foreground,
         allow_other: args.allow_other || fs_options.allow_other,
@@ -921,7 +942,16 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
     let fix_checksums = args.fix_checksums || fs_options.fix_checksums;
     mount::mount(
         || {
-            let fs = NinjaFs::new(&backing, cache_size, Limits::default())?;
+            let fs = match &bucket {
+                // Opened in the process that serves the mount: its runtime's
+                // threads would not survive the fork into the background.
+                Some(url) => {
+                    let store = ninja_fs::backing::s3::S3Bucket::open(url, &Default::default())
+                        .map_err(|error| error.to_string())?;
+                    NinjaFs::with_backing(Box::new(store), cache_size, Limits::default())
+                }
+                None => NinjaFs::new(&backing, cache_size, Limits::default())?,
+            };
             if let Some(dats) = dats {
                 fs.use_dats(dats);
             }
