@@ -426,3 +426,47 @@ fn a_missing_bucket_or_refused_credentials_fail_the_mount() {
     );
     assert!(!is_mounted(&dirs.mnt));
 }
+
+/// Requests that read an object (GETs that are not LISTs).
+fn object_reads(requests: &[String]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.starts_with("GET ") && !r.contains("list-type="))
+        .count()
+}
+
+#[test]
+fn a_second_mount_lists_with_list_requests_only() {
+    require_moto_and_fuse!();
+    let dirs = Dirs::new();
+    let moto = Moto::start(dirs.root());
+    moto.upload(BUCKET, &dirs.backing);
+    let names = |mnt: &Path| {
+        let mut sizes = Vec::new();
+        // (patched/ sizes of patches without a target size are builds.)
+        for view in ["normalized", "deinterleaved", "info"] {
+            for folder in fs::read_dir(mnt.join(view)).unwrap() {
+                let folder = folder.unwrap().path();
+                for file in fs::read_dir(&folder).unwrap() {
+                    let file = file.unwrap();
+                    sizes.push((file.path(), file.metadata().unwrap().len()));
+                }
+            }
+        }
+        sizes.sort();
+        sizes
+    };
+    let before = moto.requests().len();
+    let first = {
+        let _guard = mount_store(&moto, "s3://roms", &dirs);
+        names(&dirs.mnt)
+    };
+    let first_requests = moto.requests();
+    assert!(object_reads(&first_requests[before..]) > 0);
+    let _guard = mount_store(&moto, "s3://roms", &dirs);
+    assert_eq!(names(&dirs.mnt), first);
+    let second_requests = moto.requests();
+    let second = &second_requests[first_requests.len()..];
+    assert!(second.iter().any(|r| r.contains("list-type=2")));
+    assert_eq!(object_reads(second), 0, "{second:#?}");
+}
