@@ -60,6 +60,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// several at once.
 const PART: usize = 8 << 20;
 
+/// Regions of one object at most this far apart are fetched by one GET.
+const COALESCE_GAP: u64 = 64 << 10;
+
 /// An `s3://` URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Url {
@@ -730,29 +733,32 @@ impl ObjectReader {
     /// Fills each `(start, buffer)` from the object, every [`PART`] bytes
     /// a GET of its own, all at once (as many as [`MAX_IN_FLIGHT`] allows).
     fn fetch(&self, regions: &mut [(u64, &mut [u8])]) -> io::Result<()> {
-        let mut pieces: Vec<&mut [u8]> = Vec::new();
-        let mut ranges: Vec<Range<u64>> = Vec::new();
+        let mut pieces: Vec<(u64, &mut [u8])> = Vec::new();
         for (start, buf) in regions.iter_mut() {
             let mut at = *start;
             for piece in buf.chunks_mut(PART) {
-                if piece.is_empty() {
-                    continue;
-                }
                 let end = at + piece.len() as u64;
                 if end > self.size {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
-                ranges.push(at..end);
-                pieces.push(piece);
+                if !piece.is_empty() {
+                    pieces.push((at, piece));
+                }
                 at = end;
             }
         }
+        pieces.sort_by_key(|(at, _)| *at);
+        let ranges = coalesced(
+            pieces
+                .iter()
+                .map(|(at, piece)| *at..*at + piece.len() as u64),
+        );
         if ranges.is_empty() {
             return Ok(());
         }
         let fetched = self.runtime.block_on(async {
             let mut tasks = tokio::task::JoinSet::new();
-            for (index, range) in ranges.into_iter().enumerate() {
+            for (index, range) in ranges.iter().cloned().enumerate() {
                 let (store, key, in_flight) =
                     (self.store.clone(), self.key.clone(), self.in_flight.clone());
                 let options = GetOptions {
@@ -774,25 +780,56 @@ impl ObjectReader {
             }
             Ok::<_, io::Error>(fetched)
         })?;
-        for (index, bytes) in fetched {
-            let bytes = bytes.map_err(|error| match error {
-                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. } => {
-                    io::Error::other(ObjectChanged)
+        let mut fetched = fetched
+            .into_iter()
+            .map(|(index, bytes)| {
+                let bytes = bytes.map_err(|error| match error {
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. } => io::Error::other(ObjectChanged),
+                    other => store_error(other),
+                })?;
+                let range = ranges[index].clone();
+                if bytes.len() as u64 != range.end - range.start {
+                    return Err(io::Error::other(format!(
+                        "the object store sent {} bytes where {} were asked",
+                        bytes.len(),
+                        range.end - range.start
+                    )));
                 }
-                other => store_error(other),
-            })?;
-            let piece = &mut pieces[index];
-            if bytes.len() != piece.len() {
-                return Err(io::Error::other(format!(
-                    "the object store sent {} bytes where {} were asked",
-                    bytes.len(),
-                    piece.len()
-                )));
-            }
-            piece.copy_from_slice(&bytes);
+                Ok((range, bytes))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        fetched.sort_by_key(|(range, _)| range.start);
+        for (at, piece) in pieces {
+            let end = at + piece.len() as u64;
+            let (range, bytes) = fetched
+                .iter()
+                .find(|(range, _)| range.start <= at && end <= range.end)
+                .ok_or_else(|| io::Error::other("a piece no request covered"))?;
+            let from = (at - range.start) as usize;
+            piece.copy_from_slice(&bytes[from..from + piece.len()]);
         }
         Ok(())
     }
+}
+
+/// Requests for `ranges` (sorted by start): ranges closer than
+/// [`COALESCE_GAP`] share one request (one 66 KiB GET costs about what a
+/// 33 KiB one does; two cost two), none longer than [`PART`].
+fn coalesced(ranges: impl Iterator<Item = Range<u64>>) -> Vec<Range<u64>> {
+    let mut requests: Vec<Range<u64>> = Vec::new();
+    for range in ranges {
+        match requests.last_mut() {
+            Some(last)
+                if range.start <= last.end + COALESCE_GAP
+                    && range.end.max(last.end) - last.start <= PART as u64 =>
+            {
+                last.end = last.end.max(range.end);
+            }
+            _ => requests.push(range),
+        }
+    }
+    requests
 }
 
 impl ReadAt for ObjectReader {
@@ -929,6 +966,18 @@ mod tests {
             "GET failed: 404 Not Found: NoSuchKey: The key does not exist"
         );
         assert_eq!(store_words("refused".into()), "refused");
+    }
+
+    #[test]
+    fn near_regions_share_a_request() {
+        let detection = [0..0x8400, 0xFC00..0x1_0200, 0x40_FC00..0x41_0200];
+        assert_eq!(
+            coalesced(detection.into_iter()),
+            [0..0x1_0200, 0x40_FC00..0x41_0200]
+        );
+        let parts = [0..PART as u64, PART as u64..PART as u64 + 5];
+        assert_eq!(coalesced(parts.clone().into_iter()), parts);
+        assert_eq!(coalesced(std::iter::empty()), []);
     }
 
     #[test]
