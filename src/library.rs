@@ -1,11 +1,12 @@
 //! The backing folder as the filesystem sees it: which files are ROMs and
 //! which are patches, what each ROM is (from its headers alone), and which
-//! patches pair with which ROM (by name, by folder, by checksum).
+//! patches pair with which ROM (by name, by folder, by checksum). The
+//! backing is any [`Backing`]: a folder, or a bucket of an object store.
 //!
 //! Everything is keyed on file identity (device, inode, size, modification
-//! and change time), so a changed file is read again and an unchanged one
-//! never is, not even by the next mount when the header cache
-//! ([`header_cache`]) is on.
+//! and change time; an object's size, last-modified time and ETag), so a
+//! changed file is read again and an unchanged one never is, not even by
+//! the next mount when the header cache ([`header_cache`]) is on.
 
 mod archives;
 pub use archives::ArchiveNote;
