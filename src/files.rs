@@ -120,6 +120,9 @@ impl Deref for Input {
     }
 }
 
+/// Inputs up to this size are mapped whole when opened.
+const POPULATE_LIMIT: u64 = 64 << 20;
+
 pub fn read_input(path: &Path) -> Result<Input, FileError> {
     let read_error = |source| FileError::Read {
         path: path.to_path_buf(),
@@ -135,10 +138,17 @@ pub fn read_input(path: &Path) -> Result<Input, FileError> {
     if meta.len() == 0 {
         return Ok(Input::Empty);
     }
+    let mut options = memmap2::MmapOptions::new();
+    // Commands read a ROM or a patch whole: mapping it in one call saves a
+    // page fault per 64 KiB (an eighth of a 4 MiB VCDIFF apply). Larger files
+    // (disc images, archives with many members) are mapped as they are read.
+    if meta.len() <= POPULATE_LIMIT {
+        options.populate();
+    }
     // SAFETY: the map is read-only and private to this process; a file
     // truncated by another process while mapped would fault, which the
     // command line accepts (the filesystem reads with pread instead).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read_error)?;
+    let map = unsafe { options.map(&file) }.map_err(read_error)?;
     Ok(Input::Mapped(map))
 }
 
