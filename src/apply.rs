@@ -469,11 +469,11 @@ fn apply_rup(
             source,
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
-        // Hashed once here; the apply below reuses it.
-        let digest = crate::digest::md5(&normalized);
-        let direction = entry
-            .direction_for_digest(&digest)
-            .filter(|direction| !reverting || *direction == Direction::Reverse);
+        // Each image hashed once: the input and the result side by side.
+        let (digest, matched) = entry
+            .apply_if_matching(&normalized, wanted, opts)
+            .map_err(patch_error)?;
+        let direction = matched.as_ref().map(|(_, direction)| *direction);
         if direction.is_none() && forced && entry_system == SystemType::Raw {
             // Forced, a raw entry goes where patches without checksums go:
             // the deinterleaved image, not a copier header.
@@ -493,9 +493,12 @@ fn apply_rup(
             ));
             continue;
         }
-        let (out, direction) = entry
-            .apply_normalized_with_digest(&normalized, &digest, wanted, opts)
-            .map_err(patch_error)?;
+        let (out, direction) = match matched {
+            Some(applied) => applied,
+            None => entry
+                .apply_normalized_with_digest(&normalized, &digest, wanted, opts)
+                .map_err(patch_error)?,
+        };
         let restore_error = |source| ApplyError::Restore {
             patch: patch_name.to_string(),
             source,

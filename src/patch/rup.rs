@@ -8,6 +8,8 @@
 //! the records are XOR, the same entry patches forward or back; the input's
 //! MD5 picks the direction.
 
+mod md5_pair;
+
 use md5::{Digest, Md5};
 
 use super::reader::ByteReader;
@@ -566,19 +568,77 @@ impl RupEntry<'_> {
                 });
             }
         };
-        let (input_size, output_size, output_md5) = match direction {
-            Direction::Forward => (self.source_size, self.target_size, self.target_md5),
-            Direction::Reverse => (self.target_size, self.source_size, self.source_md5),
-        };
-        let output_len = opts.limits.check(NAME, output_size)?;
-
-        let mut output = vec![0u8; output_len];
-        let kept = normalized_input.len().min(output_len);
-        if let (Some(destination), Some(kept_input)) =
-            (output.get_mut(..kept), normalized_input.get(..kept))
-        {
-            destination.copy_from_slice(kept_input);
+        let output_len = opts.limits.check(NAME, self.output_size(direction))?;
+        let output = self.build(normalized_input, direction, output_len);
+        if !opts.ignore_checksums {
+            self.check_output(direction, &md5_of(&output))?;
         }
+        Ok((output, direction))
+    }
+
+    /// Hashes `normalized_input` and, when its MD5 is one this entry
+    /// patches from (in the direction `wanted`, when given), applies the
+    /// entry and checks the result. The result is made first, on the guess
+    /// that the input is the entry's source, so that both MD5s are computed
+    /// in one loop ([`md5_pair`]); an input that is the target is patched
+    /// again backwards. Returns the input's MD5 and, for a matching input,
+    /// the result and its direction; nothing is applied to an input that
+    /// matches neither digest.
+    pub fn apply_if_matching(
+        &self,
+        normalized_input: &[u8],
+        wanted: Option<Direction>,
+        opts: &ApplyOptions,
+    ) -> Result<([u8; 16], Option<(Vec<u8>, Direction)>), PatchError> {
+        let guess = wanted.unwrap_or(Direction::Forward);
+        let Ok(output_len) = opts.limits.check(NAME, self.output_size(guess)) else {
+            // Too large to make: the input's digest alone decides the error.
+            let input_digest = md5_of(normalized_input);
+            return Ok((input_digest, None));
+        };
+        let output = self.build(normalized_input, guess, output_len);
+        let (input_digest, output_digest) = md5_pair::md5_pair(normalized_input, &output);
+        let found = self
+            .direction_for_digest(&input_digest)
+            .filter(|direction| wanted.is_none_or(|wanted| wanted == *direction));
+        match found {
+            None => Ok((input_digest, None)),
+            Some(direction) if direction == guess => {
+                if !opts.ignore_checksums {
+                    self.check_output(direction, &output_digest)?;
+                }
+                Ok((input_digest, Some((output, direction))))
+            }
+            Some(direction) => {
+                drop(output);
+                let applied = self.apply_normalized_with_digest(
+                    normalized_input,
+                    &input_digest,
+                    Some(direction),
+                    opts,
+                )?;
+                Ok((input_digest, Some(applied)))
+            }
+        }
+    }
+
+    fn output_size(&self, direction: Direction) -> u64 {
+        match direction {
+            Direction::Forward => self.target_size,
+            Direction::Reverse => self.source_size,
+        }
+    }
+
+    /// The entry applied to `input` in `direction`, `output_len` bytes.
+    fn build(&self, input: &[u8], direction: Direction, output_len: usize) -> Vec<u8> {
+        let input_size = match direction {
+            Direction::Forward => self.source_size,
+            Direction::Reverse => self.target_size,
+        };
+        let mut output = Vec::with_capacity(output_len);
+        super::prefault(&mut output);
+        output.extend_from_slice(input.get(..output_len).unwrap_or(input));
+        output.resize(output_len, 0);
 
         // Records past the output's end (an older web patcher wrote some past
         // the source's end) are cut off there.
@@ -592,6 +652,7 @@ impl RupEntry<'_> {
         }
 
         // The tail is stored for one case each way; the other two truncate.
+        let output_size = self.output_size(direction);
         let wanted_kind = match direction {
             Direction::Forward if output_size > input_size => Some(OverflowKind::Append),
             Direction::Reverse if output_size > input_size => Some(OverflowKind::Minus),
@@ -608,19 +669,25 @@ impl RupEntry<'_> {
                 }
             }
         }
+        output
+    }
 
-        if !opts.ignore_checksums {
-            let actual = md5_of(&output);
-            if actual != output_md5 {
-                return Err(PatchError::ChecksumMismatch {
-                    format: NAME,
-                    what: "patched file MD5",
-                    expected: Checksum::Md5(output_md5).to_string(),
-                    actual: Checksum::Md5(actual).to_string(),
-                });
-            }
+    /// Whether a result made in `direction` has the MD5 the entry promises.
+    fn check_output(&self, direction: Direction, actual: &[u8; 16]) -> Result<(), PatchError> {
+        let expected = match direction {
+            Direction::Forward => self.target_md5,
+            Direction::Reverse => self.source_md5,
+        };
+        if *actual == expected {
+            Ok(())
+        } else {
+            Err(PatchError::ChecksumMismatch {
+                format: NAME,
+                what: "patched file MD5",
+                expected: Checksum::Md5(expected).to_string(),
+                actual: Checksum::Md5(*actual).to_string(),
+            })
         }
-        Ok((output, direction))
     }
 }
 
@@ -697,8 +764,9 @@ fn write_entry(
     patch.push(entry.system_type);
     write_vlv(patch, source.len() as u64);
     write_vlv(patch, target.len() as u64);
-    patch.extend_from_slice(&md5_of(source));
-    patch.extend_from_slice(&md5_of(target));
+    let (source_md5, target_md5) = md5_pair::md5_pair(source, target);
+    patch.extend_from_slice(&source_md5);
+    patch.extend_from_slice(&target_md5);
 
     let common_len = source.len().min(target.len());
     if source.len() != target.len() {
