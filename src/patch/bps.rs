@@ -468,12 +468,13 @@ impl<'a> ActionWriter<'a> {
 
 /// Shortest match worth looking up in the hash index.
 const MIN_MATCH: usize = 4;
-/// Candidates tried per lookup: bounds the work per target byte.
-const MAX_CHAIN: usize = 32;
+/// Candidates tried per lookup: bounds the work per target byte. In data
+/// with many short repeats (code, tables) the longest match is often far
+/// down the chain: 32 made a 64 MiB pair's patch 31 % larger than Floating
+/// IPS's (BENCHMARKS.md, "BPS delta create").
+const MAX_CHAIN: usize = 128;
 /// A match this long ends the search (and the lazy look-ahead) early.
 const GOOD_MATCH: usize = 4096;
-/// Once a match this long is found, a quarter of the chain is enough.
-const FAIR_MATCH: usize = 32;
 /// Matches shorter than this are checked against one starting a byte later.
 const MAX_LAZY: usize = 4096;
 const NO_POSITION: u32 = u32::MAX;
@@ -506,8 +507,7 @@ struct HashChains {
 }
 
 impl HashChains {
-    fn new(len: usize) -> Self {
-        let step = index_step(len);
+    fn new(len: usize, step: usize) -> Self {
         let indexed = len.div_ceil(step);
         let hash_bits = (usize::BITS - indexed.leading_zeros()).clamp(8, 20);
         HashChains {
@@ -595,7 +595,18 @@ struct DeltaEncoder<'a> {
 
 impl<'a> DeltaEncoder<'a> {
     fn new(source: &'a [u8], target: &'a [u8]) -> Self {
-        let mut source_index = HashChains::new(source.len());
+        let steps = (index_step(source.len()), index_step(target.len()));
+        Self::with_steps(source, target, steps)
+    }
+
+    /// An encoder indexing every `source_step`-th position of the source
+    /// and every `target_step`-th of the target.
+    fn with_steps(
+        source: &'a [u8],
+        target: &'a [u8],
+        (source_step, target_step): (usize, usize),
+    ) -> Self {
+        let mut source_index = HashChains::new(source.len(), source_step);
         for position in (0..source.len()).step_by(source_index.step) {
             source_index.insert(source, position);
         }
@@ -603,7 +614,7 @@ impl<'a> DeltaEncoder<'a> {
             source,
             target,
             source_index,
-            target_index: HashChains::new(target.len()),
+            target_index: HashChains::new(target.len(), target_step),
             target_indexed: 0,
         }
     }
@@ -729,34 +740,53 @@ impl<'a> DeltaEncoder<'a> {
         };
         consider(MatchKind::TargetCopy, target_next, from_target_next);
 
-        let window = window_at(self.target, position)?;
         let mut longest = unchanged.max(from_source_next).max(from_target_next);
-        for (tried, candidate) in self.source_index.candidates(window).enumerate() {
-            if longest >= GOOD_MATCH || (longest >= FAIR_MATCH && tried >= MAX_CHAIN / 4) {
+        // An index holds every `step`-th position, so a match starting here
+        // is found through the window `offset` bytes in whose start is
+        // indexed: one lookup per offset finds every match at least
+        // `step + 3` bytes long where it starts, not some bytes later.
+        for offset in 0..self.source_index.step {
+            let Some(window) = window_at(self.target, position + offset) else {
                 break;
-            }
-            if !may_be_longer(self.source, candidate, rest, longest) {
-                continue;
-            }
-            let length = common_prefix(self.source.get(candidate..).unwrap_or_default(), rest);
-            if length >= MIN_MATCH {
-                consider(MatchKind::SourceCopy, candidate, length);
-                longest = longest.max(length);
+            };
+            for candidate in self.source_index.candidates(window) {
+                if longest >= GOOD_MATCH {
+                    break;
+                }
+                let Some(start) = candidate.checked_sub(offset) else {
+                    continue;
+                };
+                if !may_be_longer(self.source, start, rest, longest) {
+                    continue;
+                }
+                let length = common_prefix(self.source.get(start..).unwrap_or_default(), rest);
+                if length >= MIN_MATCH {
+                    consider(MatchKind::SourceCopy, start, length);
+                    longest = longest.max(length);
+                }
             }
         }
-        for (tried, candidate) in self.target_index.candidates(window).enumerate() {
-            if longest >= GOOD_MATCH || (longest >= FAIR_MATCH && tried >= MAX_CHAIN / 4) {
+        for offset in 0..self.target_index.step {
+            let Some(window) = window_at(self.target, position + offset) else {
                 break;
-            }
-            if !may_be_longer(self.target, candidate, rest, longest) {
-                continue;
-            }
-            // The target is known in full, so an overlapping copy compares
-            // against the bytes it will itself have written.
-            let length = common_prefix(self.target.get(candidate..).unwrap_or_default(), rest);
-            if length >= MIN_MATCH {
-                consider(MatchKind::TargetCopy, candidate, length);
-                longest = longest.max(length);
+            };
+            for candidate in self.target_index.candidates(window) {
+                if longest >= GOOD_MATCH {
+                    break;
+                }
+                let Some(start) = candidate.checked_sub(offset) else {
+                    continue;
+                };
+                if start >= position || !may_be_longer(self.target, start, rest, longest) {
+                    continue;
+                }
+                // The target is known in full, so an overlapping copy compares
+                // against the bytes it will itself have written.
+                let length = common_prefix(self.target.get(start..).unwrap_or_default(), rest);
+                if length >= MIN_MATCH {
+                    consider(MatchKind::TargetCopy, start, length);
+                    longest = longest.max(length);
+                }
             }
         }
         best
@@ -882,6 +912,39 @@ mod tests {
             })
         ));
         assert_eq!(parsed.apply(&source, &opts()).unwrap(), target);
+    }
+
+    /// A delta patch made with the index steps large images get.
+    fn create_with_steps(source: &[u8], target: &[u8], steps: (usize, usize)) -> Vec<u8> {
+        let mut writer = ActionWriter::new(source, target, b"");
+        DeltaEncoder::with_steps(source, target, steps).encode(&mut writer);
+        writer.finish()
+    }
+
+    #[test]
+    fn sparse_index_finds_copies_where_they_start() {
+        let source: Vec<u8> = (0..65_536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        // Two blocks whose source offsets are not multiples of the step.
+        let mut target = source[1001..21_001].to_vec();
+        target.extend_from_slice(&source[30_003..50_003]);
+        let patch = create_with_steps(&source, &target, (4, 4));
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(parsed.apply(&source, &opts()).unwrap(), target);
+        assert_eq!(
+            parsed.actions,
+            [
+                BpsAction::SourceCopy {
+                    source_offset: 1001,
+                    length: 20_000
+                },
+                BpsAction::SourceCopy {
+                    source_offset: 30_003,
+                    length: 20_000
+                },
+            ]
+        );
     }
 
     #[test]
@@ -1054,6 +1117,13 @@ mod tests {
                 prop_assert_eq!(parsed.output_size(source.len() as u64), target.len() as u64);
                 prop_assert_eq!(&parsed.apply(&source, &opts()).unwrap(), &target);
             }
+        }
+
+        #[test]
+        fn sparse_index_round_trips((source, target) in similar_pair(), step in 2usize..6) {
+            let patch = create_with_steps(&source, &target, (step, step + 1));
+            let parsed = parse(&patch, &Limits::default()).unwrap();
+            prop_assert_eq!(&parsed.apply(&source, &opts()).unwrap(), &target);
         }
 
         #[test]
