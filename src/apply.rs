@@ -470,7 +470,10 @@ fn apply_rup(
         })?;
         let forced = singles.len() == 1 && opts.ignore_checksums;
         // Each image hashed once: the input and the result side by side.
-        let (digest, matched) = entry
+        let crate::patch::rup::Hashed {
+            input_digest: digest,
+            applied: matched,
+        } = entry
             .apply_if_matching(&normalized, wanted, opts)
             .map_err(patch_error)?;
         let direction = matched.as_ref().map(|(_, direction)| *direction);

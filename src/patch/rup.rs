@@ -581,20 +581,21 @@ impl RupEntry<'_> {
     /// entry and checks the result. The result is made first, on the guess
     /// that the input is the entry's source, so that both MD5s are computed
     /// in one loop ([`md5_pair`]); an input that is the target is patched
-    /// again backwards. Returns the input's MD5 and, for a matching input,
-    /// the result and its direction; nothing is applied to an input that
-    /// matches neither digest.
+    /// again backwards. Nothing is applied to an input that matches neither
+    /// digest.
     pub fn apply_if_matching(
         &self,
         normalized_input: &[u8],
         wanted: Option<Direction>,
         opts: &ApplyOptions,
-    ) -> Result<([u8; 16], Option<(Vec<u8>, Direction)>), PatchError> {
+    ) -> Result<Hashed, PatchError> {
         let guess = wanted.unwrap_or(Direction::Forward);
         let Ok(output_len) = opts.limits.check(NAME, self.output_size(guess)) else {
             // Too large to make: the input's digest alone decides the error.
-            let input_digest = md5_of(normalized_input);
-            return Ok((input_digest, None));
+            return Ok(Hashed {
+                input_digest: md5_of(normalized_input),
+                applied: None,
+            });
         };
         let output = self.build(normalized_input, guess, output_len);
         let (input_digest, output_digest) = md5_pair::md5_pair(normalized_input, &output);
@@ -602,12 +603,18 @@ impl RupEntry<'_> {
             .direction_for_digest(&input_digest)
             .filter(|direction| wanted.is_none_or(|wanted| wanted == *direction));
         match found {
-            None => Ok((input_digest, None)),
+            None => Ok(Hashed {
+                input_digest,
+                applied: None,
+            }),
             Some(direction) if direction == guess => {
                 if !opts.ignore_checksums {
                     self.check_output(direction, &output_digest)?;
                 }
-                Ok((input_digest, Some((output, direction))))
+                Ok(Hashed {
+                    input_digest,
+                    applied: Some((output, direction)),
+                })
             }
             Some(direction) => {
                 drop(output);
@@ -617,7 +624,10 @@ impl RupEntry<'_> {
                     Some(direction),
                     opts,
                 )?;
-                Ok((input_digest, Some(applied)))
+                Ok(Hashed {
+                    input_digest,
+                    applied: Some(applied),
+                })
             }
         }
     }
@@ -689,6 +699,15 @@ impl RupEntry<'_> {
             })
         }
     }
+}
+
+/// What [`RupEntry::apply_if_matching`] found.
+pub struct Hashed {
+    /// The MD5 of the input.
+    pub input_digest: [u8; 16],
+    /// The checked result and its direction, for an input the entry
+    /// patches.
+    pub applied: Option<(Vec<u8>, Direction)>,
 }
 
 /// Makes a NINJA 2.0 patch; with empty `info` the bytes are those the
@@ -1082,6 +1101,25 @@ mod tests {
             let (back, direction) = entry.apply_normalized(target, &options()).unwrap();
             prop_assert_eq!(&back, source);
             prop_assert_eq!(direction, Direction::Reverse);
+        }
+        // Hashing the input beside the result gives the same answers.
+        let hashed = entry.apply_if_matching(source, None, &options()).unwrap();
+        prop_assert_eq!(hashed.input_digest, md5_of(source));
+        prop_assert_eq!(hashed.applied, Some((target.to_vec(), Direction::Forward)));
+        if source != target {
+            let hashed = entry.apply_if_matching(target, None, &options()).unwrap();
+            prop_assert_eq!(hashed.applied, Some((source.to_vec(), Direction::Reverse)));
+            let hashed = entry
+                .apply_if_matching(source, Some(Direction::Reverse), &options())
+                .unwrap();
+            prop_assert_eq!(hashed.applied, None);
+        }
+        let mut other = source.to_vec();
+        other.push(0x5A);
+        if other != target {
+            let hashed = entry.apply_if_matching(&other, None, &options()).unwrap();
+            prop_assert_eq!(hashed.input_digest, md5_of(&other));
+            prop_assert_eq!(hashed.applied, None);
         }
         Ok(())
     }
