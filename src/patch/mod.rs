@@ -27,8 +27,8 @@ use std::fmt;
 
 /// Maps every page of a fresh output buffer's capacity in one system call.
 /// A patched image is written front to back into new memory, and taking
-/// one page fault per 4 KiB page cost more than decoding a 4 MiB VCDIFF
-/// (BENCHMARKS.md, section 4). Where the kernel lacks MADV_POPULATE_WRITE
+/// one page fault per 4 KiB page cost 1.2-2 ms of a 4 MiB VCDIFF apply's
+/// 9-11 ms (BENCHMARKS.md, issue 16). Where the kernel lacks MADV_POPULATE_WRITE
 /// (before Linux 5.14) this does nothing and pages fault in as before.
 pub(crate) fn prefault(buffer: &mut Vec<u8>) {
     #[cfg(target_os = "linux")]
