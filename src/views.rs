@@ -525,11 +525,35 @@ impl NinjaFs {
         if self.sources_unchanged(target) {
             return Ok(node);
         }
+        self.drop_images_of_changed_sources(target);
         self.library.forget_dir_of(target.rom.file_path());
         for patch in target.variant.iter().flat_map(|v| &v.patches) {
             self.library.forget_dir_of(patch.file_path());
         }
         self.resolve(path)
+    }
+
+    /// Frees the cached images built from a version of `target`'s files
+    /// that is gone: nothing serves them again, and their memory is best
+    /// reused for the new version's image at once.
+    fn drop_images_of_changed_sources(&self, target: &Target) {
+        let rom = &target.rom;
+        let rom_changed = !self.library.rom_is_current(rom);
+        let changed_patches: Vec<(&str, FileId)> = target
+            .variant
+            .iter()
+            .flat_map(|v| &v.patches)
+            .filter(|p| !self.library.patch_is_current(p))
+            .map(|p| (p.rel_path.as_str(), p.id))
+            .collect();
+        self.cache.retain(|key| {
+            let old_rom = rom_changed && key.rom_path == rom.rel_path && key.rom == rom.id;
+            let old_patch = key
+                .patches
+                .iter()
+                .any(|(path, id)| changed_patches.contains(&(path.as_str(), *id)));
+            !old_rom && !old_patch
+        });
     }
 
     fn sources_unchanged(&self, target: &Target) -> bool {
