@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+mod image;
+pub use image::{FILE_THRESHOLD, HugePageFiles, Image};
+
 /// A built image, or why it could not be built.
-pub type Built = Result<Arc<Vec<u8>>, String>;
+pub type Built = Result<Arc<Image>, String>;
 
 struct State<K> {
-    lru: lru::LruCache<K, Arc<Vec<u8>>>,
+    lru: lru::LruCache<K, Arc<Image>>,
     bytes: usize,
     /// Keys being built right now; others asking for them wait.
     building: HashMap<K, Arc<Slot>>,
@@ -58,13 +61,17 @@ impl<K: Hash + Eq + Clone> ImageCache<K> {
     }
 
     /// The cached image for `key`, if any (and marks it recently used).
-    pub fn get(&self, key: &K) -> Option<Arc<Vec<u8>>> {
+    pub fn get(&self, key: &K) -> Option<Arc<Image>> {
         lock(&self.state).lru.get(key).cloned()
     }
 
     /// The image for `key`, built by `build` if it is not cached. Concurrent
     /// callers for the same key wait for one build. Failures are not cached.
-    pub fn get_or_build(&self, key: &K, build: impl FnOnce() -> Result<Vec<u8>, String>) -> Built {
+    pub fn get_or_build<B: Into<Image>>(
+        &self,
+        key: &K,
+        build: impl FnOnce() -> Result<B, String>,
+    ) -> Built {
         let slot = {
             let mut state = lock(&self.state);
             if let Some(image) = state.lru.get(key) {
@@ -93,7 +100,7 @@ impl<K: Hash + Eq + Clone> ImageCache<K> {
                 .unwrap_or_else(|| Err("build vanished".into()));
         }
 
-        let built: Built = build().map(Arc::new);
+        let built: Built = build().map(|image| Arc::new(image.into()));
         let mut state = lock(&self.state);
         if let Ok(image) = &built {
             self.insert(&mut state, key.clone(), image.clone());
@@ -105,7 +112,7 @@ impl<K: Hash + Eq + Clone> ImageCache<K> {
         built
     }
 
-    fn insert(&self, state: &mut State<K>, key: K, image: Arc<Vec<u8>>) {
+    fn insert(&self, state: &mut State<K>, key: K, image: Arc<Image>) {
         let size = image.len();
         if size > self.capacity {
             // Served to its readers, never cached: it would evict everything.
@@ -168,7 +175,7 @@ mod tests {
         let held = cache.get_or_build(&1u8, || Ok(vec![7; 4])).unwrap();
         cache.get_or_build(&2u8, || Ok(vec![8; 4])).unwrap();
         assert!(cache.get(&1).is_none());
-        assert_eq!(*held, vec![7; 4]);
+        assert_eq!(&**held, &[7; 4]);
     }
 
     #[test]
@@ -183,7 +190,7 @@ mod tests {
     fn failures_are_reported_and_not_cached() {
         let cache: ImageCache<u8> = ImageCache::new(4);
         assert_eq!(
-            cache.get_or_build(&1, || Err("bad".into())),
+            cache.get_or_build(&1, || Err::<Vec<u8>, _>("bad".into())),
             Err("bad".into())
         );
         assert!(cache.get_or_build(&1, || Ok(vec![1])).is_ok());

@@ -959,6 +959,9 @@ fn run_mount(args: &MountArgs) -> Result<(), CliError> {
                 fs.library().use_header_cache(dir);
             }
             fs.set_fix_checksums(fix_checksums);
+            if let Err(error) = fs.keep_images_in_huge_pages() {
+                log::debug!("{error}; built images stay on the heap");
+            }
             Ok(fs)
         },
         &args.mountpoint,

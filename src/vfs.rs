@@ -66,9 +66,10 @@ pub struct Opened {
     /// cached it: the adapter replies with FOPEN_KEEP_CACHE. False makes the
     /// kernel drop its cached pages of the file.
     pub keep_cache: bool,
-    /// The backing file, open, when the virtual file is that file byte for
-    /// byte: the adapter may let the kernel read it directly (FUSE
-    /// passthrough). Reads on `handle` still work if it does not.
+    /// A file, open, that is the virtual file byte for byte (the backing
+    /// file itself, or a built image kept in a file): the adapter may let
+    /// the kernel read it directly (FUSE passthrough). Reads on `handle`
+    /// still work if it does not.
     pub backing: Option<std::fs::File>,
 }
 
@@ -76,13 +77,13 @@ pub struct Opened {
 /// the adapter can reply from it without copying it first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadBytes {
-    image: std::sync::Arc<Vec<u8>>,
+    image: std::sync::Arc<crate::cache::Image>,
     range: std::ops::Range<usize>,
 }
 
 impl ReadBytes {
     /// `range` of `image`, cut to the image's end.
-    pub fn new(image: std::sync::Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Self {
+    pub fn new(image: std::sync::Arc<crate::cache::Image>, range: std::ops::Range<usize>) -> Self {
         let end = range.end.min(image.len());
         let start = range.start.min(end);
         ReadBytes {
@@ -102,7 +103,7 @@ impl std::ops::Deref for ReadBytes {
 impl From<Vec<u8>> for ReadBytes {
     fn from(bytes: Vec<u8>) -> Self {
         let len = bytes.len();
-        ReadBytes::new(std::sync::Arc::new(bytes), 0..len)
+        ReadBytes::new(std::sync::Arc::new(bytes.into()), 0..len)
     }
 }
 
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn read_bytes_is_the_range_cut_to_the_image_end() {
-        let image = Arc::new((0u8..10).collect::<Vec<u8>>());
+        let image = Arc::new(crate::cache::Image::from((0u8..10).collect::<Vec<u8>>()));
         assert_eq!(&*ReadBytes::new(image.clone(), 2..5), &[2, 3, 4]);
         assert_eq!(&*ReadBytes::new(image.clone(), 8..20), &[8, 9]);
         assert!(ReadBytes::new(image.clone(), 12..20).is_empty());

@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::apply::{self, ImageLayout};
 use crate::backing::{Access, Backing};
-use crate::cache::{ImageCache, lock};
+use crate::cache::{FILE_THRESHOLD, HugePageFiles, Image, ImageCache, lock};
 use crate::digest::Digests;
 use crate::library::{ArchiveNote, DirContents, FileId, Library, PatchFile, Rom, Variant, join};
 use crate::patch::any::Patch;
@@ -153,7 +153,7 @@ struct Listing {
 /// What an open handle reads from.
 #[derive(Clone)]
 enum OpenImage {
-    Built(Arc<Vec<u8>>),
+    Built(Arc<Image>),
     /// A view that is the backing file itself, built only if read here.
     Deferred(Target),
 }
@@ -196,6 +196,9 @@ pub struct NinjaFs {
     checksums: Mutex<FxHashMap<ImageKey, Option<bool>>>,
     /// The DATs ROMs are checked against, if any (see [`verified`]).
     verified: std::sync::OnceLock<verified::Verified>,
+    /// Where built images of [`FILE_THRESHOLD`] bytes or more are kept,
+    /// once [`NinjaFs::keep_images_in_huge_pages`] made it.
+    huge_page_files: std::sync::OnceLock<HugePageFiles>,
 }
 
 impl NinjaFs {
@@ -241,6 +244,35 @@ impl NinjaFs {
             fix_checksums: AtomicBool::new(false),
             checksums: Mutex::new(FxHashMap::default()),
             verified: std::sync::OnceLock::new(),
+            huge_page_files: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Keeps large built images in files of a private tmpfs with huge
+    /// pages, which open hands to the adapter: the kernel can then read
+    /// them itself (FUSE passthrough) as fast as a backing file, where its
+    /// FUSE page cache copies 4 KiB pages. Fails where that tmpfs cannot
+    /// be had (no CAP_SYS_ADMIN, which passthrough needs too); images then
+    /// stay on the heap.
+    pub fn keep_images_in_huge_pages(&self) -> Result<(), String> {
+        let files =
+            HugePageFiles::new().map_err(|e| format!("no private tmpfs with huge pages: {e}"))?;
+        let _ = self.huge_page_files.set(files);
+        Ok(())
+    }
+
+    /// A built image, moved into a huge-page file where that is on and
+    /// the image is large.
+    fn keep(&self, bytes: Vec<u8>) -> Image {
+        match self.huge_page_files.get() {
+            Some(files) if bytes.len() >= FILE_THRESHOLD => match files.keep(&bytes) {
+                Ok(image) => image,
+                Err(error) => {
+                    log::debug!("image kept on the heap: {error}");
+                    Image::from(bytes)
+                }
+            },
+            _ => Image::from(bytes),
         }
     }
 
@@ -493,11 +525,35 @@ impl NinjaFs {
         if self.sources_unchanged(target) {
             return Ok(node);
         }
+        self.drop_images_of_changed_sources(target);
         self.library.forget_dir_of(target.rom.file_path());
         for patch in target.variant.iter().flat_map(|v| &v.patches) {
             self.library.forget_dir_of(patch.file_path());
         }
         self.resolve(path)
+    }
+
+    /// Frees the cached images built from a version of `target`'s files
+    /// that is gone: nothing serves them again, and their memory is best
+    /// reused for the new version's image at once.
+    fn drop_images_of_changed_sources(&self, target: &Target) {
+        let rom = &target.rom;
+        let rom_changed = !self.library.rom_is_current(rom);
+        let changed_patches: Vec<(&str, FileId)> = target
+            .variant
+            .iter()
+            .flat_map(|v| &v.patches)
+            .filter(|p| !self.library.patch_is_current(p))
+            .map(|p| (p.rel_path.as_str(), p.id))
+            .collect();
+        self.cache.retain(|key| {
+            let old_rom = rom_changed && key.rom_path == rom.rel_path && key.rom == rom.id;
+            let old_patch = key
+                .patches
+                .iter()
+                .any(|(path, id)| changed_patches.contains(&(path.as_str(), *id)));
+            !old_rom && !old_patch
+        });
     }
 
     fn sources_unchanged(&self, target: &Target) -> bool {
@@ -677,10 +733,13 @@ impl NinjaFs {
         self.library.open_rom(&target.rom)
     }
 
-    fn build(&self, target: &Target) -> Result<Arc<Vec<u8>>, FsError> {
+    fn build(&self, target: &Target) -> Result<Arc<Image>, FsError> {
         let key = self.key_of(target);
         let failure = failure_key(target);
-        match self.cache.get_or_build(&key, || self.materialize(target)) {
+        let built = self
+            .cache
+            .get_or_build(&key, || self.materialize(target).map(|b| self.keep(b)));
+        match built {
             Ok(image) => {
                 // A failure of an earlier try (a file changing while it was
                 // read) is over: the ROM's info/ report no longer lists it.
@@ -1247,7 +1306,7 @@ impl VirtualFs for NinjaFs {
                 Node::File(target) => target,
                 Node::Note(note) => {
                     let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                    let text = Arc::new(note.text.clone().into_bytes());
+                    let text = Arc::new(Image::from(note.text.clone().into_bytes()));
                     lock(&self.handles).insert(handle, OpenImage::Built(text));
                     return Ok(Opened {
                         handle,
@@ -1267,7 +1326,9 @@ impl VirtualFs for NinjaFs {
             match self.build(&target) {
                 Ok(image) => {
                     let size = image.len() as u64;
-                    break (key, None, OpenImage::Built(image), size);
+                    // An image in a file can be read by the kernel itself.
+                    let file = image.file().and_then(|file| file.try_clone().ok());
+                    break (key, file, OpenImage::Built(image), size);
                 }
                 // A backing file changed while it was read: its folder is
                 // read again and the new version built.

@@ -826,3 +826,81 @@ fn files_below(dir: &Path, rel: &str) -> Vec<String> {
     found.sort();
     found
 }
+
+/// A 2 MiB LoROM of pseudo-random bytes with a header detection accepts.
+fn large_snes_rom() -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rom: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    rom[0x7FD5] = 0x20;
+    rom[0x7FDC..0x7FE0].copy_from_slice(&[0xFF, 0xFF, 0, 0]);
+    rom
+}
+
+/// An IPS patch writing `bytes` at `offset`.
+fn ips(offset: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut patch = b"PATCH".to_vec();
+    patch.extend_from_slice(&offset.to_be_bytes()[1..]);
+    patch.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    patch.extend_from_slice(bytes);
+    patch.extend_from_slice(b"EOF");
+    patch
+}
+
+/// Images of 1 MiB and more that the daemon builds are kept in files of a
+/// private tmpfs and, as root, read by the kernel from there: they read
+/// whole, a touched patch serves the same bytes, a rewritten one the new
+/// bytes at the next open, and a file open before keeps its bytes.
+#[test]
+fn large_built_images_are_whole_and_fresh_after_their_patch_changes() {
+    require_fuse!();
+    let dirs = Dirs::new();
+    let rom = large_snes_rom();
+    let headered = [vec![0u8; 512], rom.clone()].concat();
+    fs::write(dirs.backing.join("snes/Large.smc"), &headered).unwrap();
+    let patch_path = dirs.backing.join("snes/Large.ips");
+    fs::write(&patch_path, ips(0x1000, b"ABCD")).unwrap();
+    let patched_with = |bytes: &[u8]| {
+        let mut image = rom.clone();
+        image[0x1000..0x1000 + bytes.len()].copy_from_slice(bytes);
+        image
+    };
+    let _guard = mount_daemon(&dirs);
+    let normalized = dirs.mnt.join("normalized/snes/Large.sfc");
+    let patched = dirs.mnt.join("patched/snes/Large [Large].sfc");
+    assert!(fs::read(&normalized).unwrap() == rom);
+    assert!(fs::read(&patched).unwrap() == patched_with(b"ABCD"));
+
+    let mut held = fs::File::open(&patched).unwrap();
+    // A touch changes the patch's identity, not its bytes.
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    fs::File::options()
+        .write(true)
+        .open(&patch_path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert!(fs::read(&patched).unwrap() == patched_with(b"ABCD"));
+    // New bytes, same size, written in place.
+    fs::write(&patch_path, ips(0x1000, b"WXYZ")).unwrap();
+    assert!(fs::read(&patched).unwrap() == patched_with(b"WXYZ"));
+    assert_eq!(
+        fs::metadata(&patched).unwrap().len(),
+        rom.len() as u64,
+        "the size shown"
+    );
+    let mut old = Vec::new();
+    held.read_to_end(&mut old).unwrap();
+    assert!(
+        old == patched_with(b"ABCD"),
+        "an open file changed under its reader"
+    );
+    drop(held);
+    assert!(fs::read(&normalized).unwrap() == rom);
+}

@@ -232,13 +232,23 @@ fn mirrored_sum(data: &[u8]) -> u64 {
     } else {
         len.next_power_of_two() / 2
     };
-    let head: u64 = data[..main].iter().map(|&b| u64::from(b)).sum();
+    let head = byte_sum(&data[..main]);
     if main == len {
         return head;
     }
     let rest = &data[main..];
     let rest_span = rest.len().next_power_of_two();
     head + mirrored_sum(rest) * (main / rest_span) as u64
+}
+
+/// The sum of `data`'s bytes. Summed into `u32` a 64 KiB run at a time,
+/// which LLVM vectorizes well: widening each byte to `u64` ran at a
+/// quarter of the speed, and the sum is taken of every patched image
+/// served (0.6 ms of a 4 MiB one's first read).
+fn byte_sum(data: &[u8]) -> u64 {
+    data.chunks(1 << 16)
+        .map(|run| u64::from(run.iter().map(|&b| u32::from(b)).sum::<u32>()))
+        .sum()
 }
 
 pub(super) fn describe(normalized: &[u8], out: &mut super::Fields) {
@@ -534,6 +544,17 @@ mod tests {
         let mut broken = image.clone();
         broken[EXHIROM_HEADER + 0x1E] ^= 1;
         assert_eq!(analyze(&broken).unwrap().notes.len(), 1);
+    }
+
+    #[test]
+    fn byte_sum_is_the_sum_of_every_byte() {
+        let data: Vec<u8> = (0..(3 << 16) + 7)
+            .map(|i: u32| (i * 7 % 256) as u8)
+            .collect();
+        let naive: u64 = data.iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(byte_sum(&data), naive);
+        assert_eq!(byte_sum(&[0xFF; 1 << 17]), 0xFF << 17);
+        assert_eq!(byte_sum(&[]), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::{NinjaFs, OpenImage, Target, View};
 use crate::apply::ImageLayout;
 use crate::backing::Access;
-use crate::cache::lock;
+use crate::cache::{Image, lock};
 use crate::dat::{self, DatSet, EntryRef, HashKind, Verdict};
 use crate::library::{Library, Rom, join, parallel_map, split_name};
 use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, Opened};
@@ -552,7 +552,11 @@ impl NinjaFs {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let (contents, backing, keep_cache) = match node {
             Node::Dir => return Some(Err(FsError::IsADirectory)),
-            Node::Report(text) => (OpenImage::Built(text), None, false),
+            Node::Report(text) => (
+                OpenImage::Built(Arc::new(Image::from(text.to_vec()))),
+                None,
+                false,
+            ),
             Node::File(target) => {
                 let key = self.key_of(&target);
                 let (contents, backing, size) = match self.backing_file_of(&target) {
@@ -563,7 +567,8 @@ impl NinjaFs {
                     None => match self.build(&target) {
                         Ok(image) => {
                             let size = image.len() as u64;
-                            (OpenImage::Built(image), None, size)
+                            let file = image.file().and_then(|file| file.try_clone().ok());
+                            (OpenImage::Built(image), file, size)
                         }
                         Err(error) => return Some(Err(error)),
                     },
