@@ -6,6 +6,9 @@
 #
 #   scripts/bench_s3.sh [ROMS]          (default 1000)
 #   NINJA_FS_BIN=path/to/ninja-fs scripts/bench_s3.sh   (skip the release build)
+#   LATENCY_MS=20 scripts/bench_s3.sh   (the server in a network namespace
+#                                        of its own, its replies delayed by
+#                                        netem; needs iproute2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,19 +27,43 @@ mkdir -p "$mnt"
 export XDG_CACHE_HOME=$work/xdg
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-endpoint=http://127.0.0.1:$port
+latency=${LATENCY_MS:-0}
+host=127.0.0.1
+netns=
+in_netns=()
 moto=
 cleanup() {
     if mountpoint -q "$mnt"; then "$bin" unmount "$mnt" 2>/dev/null || umount -l "$mnt" || true; fi
     if [ -n "$moto" ]; then kill "$moto" 2>/dev/null || true; wait "$moto" 2>/dev/null || true; fi
+    if [ -n "$netns" ]; then
+        ip link del "nfs3h$$" 2>/dev/null || true
+        ip netns del "$netns" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+if [ "$latency" != 0 ]; then
+    # A host of its own on a veth pair, whose every reply waits
+    # LATENCY_MS: the store is as far away as a NAS across a building.
+    netns=ninja-s3-bench-$$
+    ip netns add "$netns"
+    ip link add "nfs3h$$" type veth peer name "nfs3n$$"
+    ip link set "nfs3n$$" netns "$netns"
+    ip addr add 10.231.0.1/24 dev "nfs3h$$"
+    ip link set "nfs3h$$" up
+    ip netns exec "$netns" ip addr add 10.231.0.2/24 dev "nfs3n$$"
+    ip netns exec "$netns" ip link set "nfs3n$$" up
+    ip netns exec "$netns" ip link set lo up
+    ip netns exec "$netns" tc qdisc add dev "nfs3n$$" root netem delay "${latency}ms"
+    host=10.231.0.2
+    in_netns=(ip netns exec "$netns")
+fi
+endpoint=http://$host:$port
+"${in_netns[@]}" python3 -m moto.server -H "$host" -p "$port" >"$work/moto.log" 2>&1 &
 moto=$!
 for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
+    python3 -c "import socket; socket.create_connection(('$host', $port))" 2>/dev/null && break
     sleep 0.2
 done
 
@@ -117,6 +144,8 @@ big=$(seconds "$t0" "$t1")
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 {
+    echo "Added latency: ${latency} ms"
+    echo
     echo "| what | ninja-fs | reference | ratio |"
     echo "| --- | ---: | ---: | ---: |"
     echo "| mount + first \`ls -l\` of $count ROMs (no header cache) vs LIST + 1 ranged GET each, sequential | ${first} s | ${ref_gets} s | $(ratio "$first" "$ref_gets") |"
