@@ -647,17 +647,24 @@ impl FileReader {
             self.seek(SeekFrom::Start(0))?;
         } else {
             head.resize(count, 0);
-            let mut filled = 0;
-            while filled < count {
-                let read = self.pread(&mut head[filled..], filled as u64)?;
-                if read == 0 {
-                    break;
-                }
-                filled += read;
-            }
+            let filled = self.pread_filling(&mut head, 0)?;
             head.truncate(filled);
         }
         Ok(head)
+    }
+
+    /// Fills `buf` from `at`, or as much of it as the file has: how many
+    /// bytes that was. A short read of a regular file ends only at its end.
+    fn pread_filling(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let read = self.pread(&mut buf[filled..], at + filled as u64)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        Ok(filled)
     }
 
     fn pread(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
@@ -704,15 +711,7 @@ impl Read for FileReader {
                 (self.pos, WINDOW.min(left))
             };
             let mut window = vec![0u8; wanted];
-            let mut filled = 0;
-            // A short read of a regular file ends only at its end.
-            while filled < wanted {
-                let read = self.pread(&mut window[filled..], start + filled as u64)?;
-                if read == 0 {
-                    break;
-                }
-                filled += read;
-            }
+            let filled = self.pread_filling(&mut window, start)?;
             window.truncate(filled);
             self.window = Arc::new(window);
             self.window_at = start;
