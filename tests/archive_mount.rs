@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{read_all, read_fixture};
+use common::{names, read_all, read_fixture};
 use mount_support::{MountGuard, read_tree};
 use ninja_fs::mount::{self, MountOptions};
 use ninja_fs::patch::Limits;
@@ -399,18 +399,7 @@ fn bad_archives_say_why_in_info_and_the_rest_still_lists() {
         max_image_size: 1 << 20,
     };
     let fs_core = NinjaFs::new(dir.path(), 64 << 20, limits).unwrap();
-    let listed = |view: &str| -> Vec<String> {
-        let mut ino = fs_core.lookup(ROOT_INO, view.as_ref()).unwrap().ino;
-        ino = fs_core.lookup(ino, "bad".as_ref()).unwrap().ino;
-        let mut names: Vec<String> = fs_core
-            .readdir(ino)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name.to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let listed = |view: &str| names(&fs_core, &format!("{view}/bad"));
     assert_eq!(
         listed("normalized"),
         ["Damaged.gb", "GAME.gb", "Good.sfc", "Mixed.sfc", "Names"],

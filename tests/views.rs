@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::Path;
 
-use common::read_fixture;
+use common::{lookup, names, read_fixture, try_read_all};
 use ninja_fs::patch::Limits;
 use ninja_fs::patch::any::{self, PatchFormat};
 use ninja_fs::system::{self, SystemType};
-use ninja_fs::vfs::{FsError, NodeKind, ROOT_INO, VirtualFs};
+use ninja_fs::vfs::{FsError, NodeKind, VirtualFs};
 use ninja_fs::views::NinjaFs;
 
 fn write(root: &Path, rel: &str, bytes: &[u8]) {
@@ -65,46 +64,6 @@ fn mount(root: &Path) -> NinjaFs {
     NinjaFs::new(root, 64 << 20, Limits::default()).unwrap()
 }
 
-fn lookup(fs: &NinjaFs, path: &str) -> Result<ninja_fs::vfs::Attributes, FsError> {
-    let mut attributes = fs.getattr(ROOT_INO)?;
-    for part in path.split('/') {
-        attributes = fs.lookup(attributes.ino, OsStr::new(part))?;
-    }
-    Ok(attributes)
-}
-
-fn read_all(fs: &NinjaFs, path: &str) -> Result<Vec<u8>, FsError> {
-    let attributes = lookup(fs, path)?;
-    let opened = fs.open(attributes.ino)?;
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 100_000)?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend(chunk);
-    }
-    fs.release(opened.handle);
-    assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    Ok(out)
-}
-
-fn names(fs: &NinjaFs, path: &str) -> Vec<String> {
-    let ino = if path.is_empty() {
-        ROOT_INO
-    } else {
-        lookup(fs, path).unwrap().ino
-    };
-    let mut names: Vec<String> = fs
-        .readdir(ino)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn views_show_the_designs_example() {
     let dir = backing();
@@ -146,24 +105,24 @@ fn every_file_reads_what_the_engine_makes_and_stat_says() {
     let fs = mount(dir.path());
     let clean = read_fixture("roms/snes/cputest-basic.sfc");
     let full = read_fixture("roms/snes/cputest-full.sfc");
-    assert!(read_all(&fs, "normalized/snes/Game.sfc").unwrap() == clean);
-    assert!(read_all(&fs, "deinterleaved/snes/Game.sfc").unwrap() == clean);
-    assert!(read_all(&fs, "patched/snes/Game [Game].sfc").unwrap() == full);
-    assert!(read_all(&fs, "patched/snes/Game [Translation].sfc").unwrap() == full);
+    assert!(try_read_all(&fs, "normalized/snes/Game.sfc").unwrap() == clean);
+    assert!(try_read_all(&fs, "deinterleaved/snes/Game.sfc").unwrap() == clean);
+    assert!(try_read_all(&fs, "patched/snes/Game [Game].sfc").unwrap() == full);
+    assert!(try_read_all(&fs, "patched/snes/Game [Translation].sfc").unwrap() == full);
     let mut tweaked = full.clone();
     tweaked[0x100] ^= 0xFF;
-    assert!(read_all(&fs, "patched/snes/Game [Game+ips1].sfc").unwrap() == tweaked);
+    assert!(try_read_all(&fs, "patched/snes/Game [Game+ips1].sfc").unwrap() == tweaked);
     assert!(
-        read_all(&fs, "normalized/n64/Mario.z64").unwrap()
+        try_read_all(&fs, "normalized/n64/Mario.z64").unwrap()
             == read_fixture("roms/n64/bigbass1997_minimal.z64")
     );
     let unf = read_fixture("roms/nes/nes15-NTSC.unf");
-    assert!(read_all(&fs, "deinterleaved/nes/Zelda.unf").unwrap() == unf);
+    assert!(try_read_all(&fs, "deinterleaved/nes/Zelda.unf").unwrap() == unf);
     let layout = system::analyze(&unf, SystemType::Nes).unwrap();
     let normalized = system::normalize(&unf, &layout).unwrap();
-    assert!(read_all(&fs, "normalized/nes/Zelda.nes").unwrap() == normalized.as_ref());
+    assert!(try_read_all(&fs, "normalized/nes/Zelda.nes").unwrap() == normalized.as_ref());
 
-    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    let info = String::from_utf8(try_read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
     assert!(info.starts_with("snes/Game.smc\n"), "{info}");
     assert!(
         info.contains("copier (Super Wild Card / SMC), 512 bytes, dropped"),
@@ -204,7 +163,7 @@ fn a_rup_whose_target_matches_pairs_reverted() {
         names(&fs, "patched/nes"),
         ["Zelda [zelda-hack reverted].unf"]
     );
-    let reverted = read_all(&fs, "patched/nes/Zelda [zelda-hack reverted].unf").unwrap();
+    let reverted = try_read_all(&fs, "patched/nes/Zelda [zelda-hack reverted].unf").unwrap();
     let restored = system::restore(&original, &layout).unwrap();
     assert!(reverted == restored.as_ref());
 }
@@ -213,14 +172,14 @@ fn a_rup_whose_target_matches_pairs_reverted() {
 fn changes_to_the_backing_folder_are_seen() {
     let dir = backing();
     let fs = mount(dir.path());
-    let before = read_all(&fs, "normalized/n64/Mario.z64").unwrap();
+    let before = try_read_all(&fs, "normalized/n64/Mario.z64").unwrap();
     // Replaced in place with other bytes of another size.
     let mut other = read_fixture("roms/n64/bigbass1997_minimal.z64");
     other.truncate(0x8000);
     other[0x20] = b'X';
     std::thread::sleep(std::time::Duration::from_millis(20));
     write(dir.path(), "n64/Mario.v64", &other);
-    let after = read_all(&fs, "normalized/n64/Mario.z64").unwrap();
+    let after = try_read_all(&fs, "normalized/n64/Mario.z64").unwrap();
     assert!(before != after, "the old image was served");
     assert!(after == other, "the new image is wrong");
     // Deleted: gone.
@@ -259,7 +218,7 @@ fn a_sidecar_patch_for_another_version_is_left_out_and_info_says_why() {
     );
     let clean = read_fixture("roms/snes/cputest-basic.sfc");
     let raw = read_fixture("roms/snes/cputest-basic.smc");
-    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    let info = String::from_utf8(try_read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
     let expected = format!(
         "  snes/Game.bps: not applied: expects a source of {size} bytes with {crc}; this ROM \
          is {} bytes raw, {} normalized, {} deinterleaved: the patch is for another version\n",
@@ -304,14 +263,14 @@ fn a_patch_that_cannot_be_applied_gives_eio_and_says_why() {
         Err(FsError::Io(reason)) => assert!(reason.starts_with("snes/Game.bps: "), "{reason}"),
         other => panic!("expected EIO, got {other:?}"),
     }
-    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    let info = String::from_utf8(try_read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
     assert!(info.contains("  [Game.bps] snes/Game.bps: beside the ROM with its name\n    shown as patched/snes/Game [Game.bps].sfc\n    cannot be read: "), "{info}");
     assert!(info.contains("  [Game.ips] snes/Game.ips: beside the ROM with its name\n    shown as patched/snes/Game [Game.ips].sfc\n"), "{info}");
     // Known when listed: the size listed first was the report's.
     assert_eq!(before, info.len() as u64);
     assert_eq!(listed_size(&fs), before);
     // The others still work.
-    assert!(read_all(&fs, "patched/snes/Game [Game.ips].sfc").is_ok());
+    assert!(try_read_all(&fs, "patched/snes/Game [Game.ips].sfc").is_ok());
 }
 
 #[test]
@@ -355,7 +314,7 @@ fn colliding_names_are_told_apart_by_where_they_came_from() {
         ]
     );
     assert!(
-        read_all(&fs, "deinterleaved/nes/nes15-NTSC.nes").unwrap()
+        try_read_all(&fs, "deinterleaved/nes/nes15-NTSC.nes").unwrap()
             == read_fixture("roms/nes/nes15-NTSC.nes")
     );
     // patched/ names a ROM as deinterleaved/ does.
@@ -420,9 +379,12 @@ fn whole_file_views_offer_their_backing_file() {
             assert_eq!(attributes.size, plain.len() as u64);
         }
         fs.release(opened.handle);
-        assert_eq!(read_all(&fs, path).unwrap().len() as u64, attributes.size);
+        assert_eq!(
+            try_read_all(&fs, path).unwrap().len() as u64,
+            attributes.size
+        );
     }
-    assert!(read_all(&fs, "normalized/plain/Plain.sfc").unwrap() == plain);
+    assert!(try_read_all(&fs, "normalized/plain/Plain.sfc").unwrap() == plain);
     // A file replaced after the scan is not offered as the scanned one.
     let attributes = lookup(&fs, "deinterleaved/plain/Plain.sfc").unwrap();
     write(
@@ -485,7 +447,7 @@ fn every_view_has_exact_sizes_before_anything_is_read() {
                     NodeKind::Directory => pending.push(path),
                     NodeKind::File => {
                         // read_all checks the size stat gave before the read.
-                        let bytes = read_all(&fs, &path).unwrap();
+                        let bytes = try_read_all(&fs, &path).unwrap();
                         assert_eq!(entry.attributes.size, bytes.len() as u64, "{path}");
                         checked += 1;
                     }
@@ -506,7 +468,7 @@ fn linked_files_are_shown_and_linked_folders_not_followed() {
     let fs = mount(root);
     assert_eq!(names(&fs, "normalized/n64"), ["Link.z64", "Mario.z64"]);
     assert!(
-        read_all(&fs, "normalized/n64/Link.z64").unwrap()
+        try_read_all(&fs, "normalized/n64/Link.z64").unwrap()
             == read_fixture("roms/n64/bigbass1997_minimal.z64")
     );
     assert_eq!(names(&fs, "normalized/snes"), ["Game.sfc"]);
@@ -558,9 +520,9 @@ fn patches_without_checksums_pair_by_a_crc32_in_their_name_or_a_readme() {
             "Game [Translation].sfc".to_string(),
         ]
     );
-    assert!(read_all(&fs, &format!("patched/snes/{hinted_name}")).unwrap() == full);
-    assert!(read_all(&fs, "patched/snes/Game [Hack].sfc").unwrap() == full);
-    let info = String::from_utf8(read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
+    assert!(try_read_all(&fs, &format!("patched/snes/{hinted_name}")).unwrap() == full);
+    assert!(try_read_all(&fs, "patched/snes/Game [Hack].sfc").unwrap() == full);
+    let info = String::from_utf8(try_read_all(&fs, "info/snes/Game.smc.txt").unwrap()).unwrap();
     let by_name = format!(
         "  [Cool Hack [{crc:08X}]] hacks/{named}: the CRC32 {crc:08x} in its file name, the normalized image's\n"
     );

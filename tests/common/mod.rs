@@ -70,14 +70,22 @@ pub fn lookup(
 }
 
 /// The whole file at `path`, read in 100,000-byte requests, checking that
-/// the size `stat` gave first was exact.
+/// the size `stat` gave first was exact; panics on an error.
 pub fn read_all(fs: &ninja_fs::views::NinjaFs, path: &str) -> Vec<u8> {
+    try_read_all(fs, path).unwrap_or_else(|e| panic!("{path}: {e:?}"))
+}
+
+/// [`read_all`], with the error the filesystem gave.
+pub fn try_read_all(
+    fs: &ninja_fs::views::NinjaFs,
+    path: &str,
+) -> Result<Vec<u8>, ninja_fs::vfs::FsError> {
     use ninja_fs::vfs::VirtualFs;
-    let attributes = lookup(fs, path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    let opened = fs.open(attributes.ino).unwrap();
+    let attributes = lookup(fs, path)?;
+    let opened = fs.open(attributes.ino)?;
     let mut out = Vec::new();
     loop {
-        let chunk = fs.read(opened.handle, out.len() as u64, 100_000).unwrap();
+        let chunk = fs.read(opened.handle, out.len() as u64, 100_000)?;
         if chunk.is_empty() {
             break;
         }
@@ -85,7 +93,7 @@ pub fn read_all(fs: &ninja_fs::views::NinjaFs, path: &str) -> Vec<u8> {
     }
     fs.release(opened.handle);
     assert_eq!(attributes.size, out.len() as u64, "stat size of {path}");
-    out
+    Ok(out)
 }
 
 /// The names in folder `path` (`""` for the root), sorted.
@@ -100,7 +108,7 @@ pub fn names(fs: &ninja_fs::views::NinjaFs, path: &str) -> Vec<String> {
         .readdir(ino)
         .unwrap()
         .into_iter()
-        .map(|e| e.name.to_string_lossy().into_owned())
+        .map(|e| e.name.into_string().unwrap())
         .collect();
     names.sort();
     names
