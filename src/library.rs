@@ -899,7 +899,9 @@ impl Library {
             return Ok((Classified::Other, true));
         }
         self.header_reads.fetch_add(1, Ordering::Relaxed);
-        let head = self.read_head(rel_path, &id)?;
+        let head = self
+            .backing
+            .read_consistent(rel_path, &id, |file, size| detection_head(file, size, name))?;
         Ok((
             self.rom_from_head(rel_path, folder, &found, name, Source::File, &head),
             true,
@@ -1772,6 +1774,23 @@ fn detection_regions(file: &dyn ReadAt, size: u64) -> io::Result<Vec<u8>> {
         file.read_exact_at(&mut buffer, 0)?;
     }
     Ok(buffer)
+}
+
+/// What detection of the file `name` needs to have read: its first
+/// [`system::START_DETECTION_LEN`] bytes where those settle it (see
+/// [`system::detect_from_start`]), else its [`detection_regions`]; in a
+/// buffer as long as the file.
+fn detection_head(file: &dyn ReadAt, size: u64, name: &str) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(size).map_err(io::Error::other)?;
+    if system::system_for_extension(name).is_some() {
+        let mut buffer = vec![0u8; len];
+        let start = len.min(system::START_DETECTION_LEN);
+        file.read_exact_at(&mut buffer[..start], 0)?;
+        if system::detect_from_start(name, &buffer).is_some() {
+            return Ok(buffer);
+        }
+    }
+    detection_regions(file, size)
 }
 
 /// The extensions of a ROM's normalized and deinterleaved images.

@@ -26,6 +26,23 @@ use crate::text;
 /// detection region (the ExHiROM header, past 4 MiB).
 const DETECTION_LEN: u64 = 0x41_0200;
 
+/// The bytes of a member that settle detection when its name says a system
+/// that keeps its headers at the start (see [`system::detect_from_start`]).
+const START_LEN: u64 = system::START_DETECTION_LEN as u64;
+
+/// A member's first bytes `prefix` in a buffer as long as the member
+/// (`size` bytes), the rest zero.
+fn head_of(prefix: Vec<u8>, size: u64) -> Vec<u8> {
+    // A member no longer than what was read is all there.
+    if prefix.len() as u64 == size {
+        return prefix;
+    }
+    let mut head = vec![0u8; usize::try_from(size).unwrap_or(0)];
+    let len = prefix.len().min(head.len());
+    head[..len].copy_from_slice(&prefix[..len]);
+    head
+}
+
 /// The most detection bytes of a solid archive's members held at once.
 const PREFIXES_AT_ONCE: u64 = 256 << 20;
 
@@ -268,7 +285,10 @@ impl Library {
                         // as a loose file's does; else (or unreadable)
                         // nothing to the views.
                         let sniffed = (member.size > 0 && member.size <= max)
-                            .then(|| self.member_head(&archive, index, member.size, prefix).ok())
+                            .then(|| {
+                                self.member_head(&archive, index, base, member.size, prefix)
+                                    .ok()
+                            })
                             .flatten()
                             .filter(|head| system::sniff(head) != system::SystemType::Raw);
                         Ok(sniffed.map_or(Candidate::Other, Candidate::Rom))
@@ -278,7 +298,7 @@ impl Library {
                             member.size
                         ))
                     } else {
-                        self.member_head(&archive, index, member.size, prefix)
+                        self.member_head(&archive, index, base, member.size, prefix)
                             .map(Candidate::Rom)
                             .map_err(|e| e.to_string())
                     };
@@ -292,31 +312,36 @@ impl Library {
         })
     }
 
-    /// The detection regions of member `index` of `size` bytes, as
-    /// [`super::detection_regions`] gives a loose file's: the first bytes,
-    /// in a buffer as long as the member (UNIF files whole).
+    /// What detection of member `index` (named `name`, `size` bytes) needs,
+    /// as [`super::detection_head`] gives a loose file's: its first KiB
+    /// where that settles it, else the first bytes up to the last detection
+    /// region (UNIF files whole); in a buffer as long as the member.
+    /// `prefix` is the latter when a solid block's stream has it already.
     fn member_head(
         &self,
         archive: &Archive,
         index: usize,
+        name: &str,
         size: u64,
         prefix: Option<Result<Vec<u8>, archive::ArchiveError>>,
     ) -> Result<Vec<u8>, archive::ArchiveError> {
         let prefix = match prefix {
             Some(prefix) => prefix?,
-            None => archive.read_unverified_prefix(index, DETECTION_LEN.min(size))?,
+            None => {
+                if system::system_for_extension(name).is_some() {
+                    let start = archive.read_unverified_prefix(index, START_LEN.min(size))?;
+                    let head = head_of(start, size);
+                    if system::detect_from_start(name, &head).is_some() {
+                        return Ok(head);
+                    }
+                }
+                archive.read_unverified_prefix(index, DETECTION_LEN.min(size))?
+            }
         };
         if prefix.starts_with(b"UNIF") {
             return archive.read_member(index, self.limits.max_image_size);
         }
-        // A member no longer than what detection reads is all there.
-        if prefix.len() as u64 == size {
-            return Ok(prefix);
-        }
-        let mut head = vec![0u8; usize::try_from(size).unwrap_or(0)];
-        let len = prefix.len().min(head.len());
-        head[..len].copy_from_slice(&prefix[..len]);
-        Ok(head)
+        Ok(head_of(prefix, size))
     }
 
     /// What each member read from the archive at `rel_path` is.
