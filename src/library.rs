@@ -190,7 +190,8 @@ pub struct DirContents {
     pub patches: Vec<Arc<PatchFile>>,
     /// Owner and mode of the folder itself.
     pub access: Access,
-    /// Names of the ROMs and patches that are links (to files inside).
+    /// Names of the ROMs, patches and archives that are links (to files
+    /// inside).
     linked: HashSet<String>,
     /// Text files that may be readmes naming a ROM (see [`hints`]).
     notes: Vec<(String, FileId)>,
@@ -371,6 +372,17 @@ pub fn split_name(file_name: &str) -> (&str, &str) {
         Some((stem, ext)) if !stem.is_empty() => (stem, ext),
         _ => (file_name, ""),
     }
+}
+
+/// The name of `rel_path` in the relative folder `rel_dir`, if it lies
+/// there directly.
+fn name_in<'a>(rel_dir: &str, rel_path: &'a str) -> Option<&'a str> {
+    let name = if rel_dir.is_empty() {
+        rel_path
+    } else {
+        rel_path.strip_prefix(rel_dir)?.strip_prefix('/')?
+    };
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 /// `name` inside the relative folder `rel_dir` (empty for the root).
@@ -561,7 +573,12 @@ impl Library {
         };
         let unchanged = |name: &str, source: &Source, id: &FileId| {
             let now = match source {
-                Source::Member { archive, .. } => self.backing.stat(archive),
+                Source::Member { archive, .. } => match name_in(rel_dir, archive) {
+                    Some(name) if !contents.linked.contains(name) => {
+                        dir.stat_entry(OsStr::new(name))
+                    }
+                    _ => self.backing.stat(archive),
+                },
                 Source::File if contents.linked.contains(name) => {
                     self.backing.stat(&join(rel_dir, name))
                 }
@@ -609,7 +626,12 @@ impl Library {
         let mut archived = Vec::new();
         for looked in looked {
             match looked {
-                Looked::Archive(found) => archived.push(found),
+                Looked::Archive(found) => {
+                    if found.linked {
+                        contents.linked.insert(found.name.clone());
+                    }
+                    archived.push(found)
+                }
                 Looked::Dir(name) => contents.subdirs.push(name),
                 Looked::Known(found, entry) => {
                     if found.linked {
@@ -1829,5 +1851,21 @@ fn view_extensions(raw_ext: &str, layout: &Layout, head: &[u8]) -> (String, Stri
                 "lyx".into()
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_in;
+
+    #[test]
+    fn a_name_in_a_folder_is_only_a_direct_entry() {
+        assert_eq!(name_in("", "Game.zip"), Some("Game.zip"));
+        assert_eq!(name_in("", "snes/Game.zip"), None);
+        assert_eq!(name_in("snes", "snes/Game.zip"), Some("Game.zip"));
+        assert_eq!(name_in("snes", "snes/x/Game.zip"), None);
+        assert_eq!(name_in("snes", "snesx/Game.zip"), None);
+        assert_eq!(name_in("snes", "snes/"), None);
+        assert_eq!(name_in("sn", "snes/Game.zip"), None);
     }
 }

@@ -19,8 +19,9 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -621,8 +622,15 @@ struct Saver {
     /// A save was asked for since the running one started.
     requested: bool,
     running: bool,
+    /// The library is going: save now, without the quiet moment.
+    hurry: bool,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How long the saver waits before a save: a listing that scanned a large
+/// folder still has its replies to send, and a save (serializing the whole
+/// cache) would take a core from them.
+const SAVE_DELAY: Duration = Duration::from_millis(500);
 
 /// The cache of one backing folder: what the file held when the mount
 /// started, updated by every scan, saved after scans that changed it and
@@ -635,6 +643,8 @@ pub(super) struct HeaderCache {
     /// Something changed since the last save began.
     unsaved: AtomicBool,
     saver: Mutex<Saver>,
+    /// Wakes a saver waiting out [`SAVE_DELAY`] when the library goes.
+    saver_woken: Condvar,
 }
 
 impl HeaderCache {
@@ -692,6 +702,7 @@ impl HeaderCache {
             dirs: Mutex::new(dirs),
             unsaved: AtomicBool::new(false),
             saver: Mutex::new(Saver::default()),
+            saver_woken: Condvar::new(),
         }
     }
 
@@ -819,6 +830,17 @@ impl HeaderCache {
         loop {
             {
                 let mut saver = lock(&self.saver);
+                let deadline = Instant::now() + SAVE_DELAY;
+                while !saver.hurry {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    saver = match self.saver_woken.wait_timeout(saver, left) {
+                        Ok((saver, _)) => saver,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                }
                 if !saver.requested {
                     saver.running = false;
                     return;
@@ -833,6 +855,8 @@ impl HeaderCache {
 
     /// Waits for the saves asked for so far, then saves what changed since.
     pub(super) fn flush(&self) {
+        lock(&self.saver).hurry = true;
+        self.saver_woken.notify_all();
         loop {
             let thread = lock(&self.saver).thread.take();
             match thread {
