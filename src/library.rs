@@ -232,7 +232,15 @@ struct DirEntryCache {
     /// entries come and go, its change time when its owner or mode do.
     id: FileId,
     contents: Arc<DirContents>,
+    /// When the scan ended.
+    scanned: Instant,
 }
+
+/// A scan this recent is as current as checking its files again: a change
+/// in the moments since is no different from one made just after the
+/// check. A listing looks a folder up (which scans it) and then reads it
+/// (which would check every file the scan just saw).
+const JUST_SCANNED: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]
 pub(crate) enum Classified {
@@ -507,6 +515,7 @@ impl Library {
             DirEntryCache {
                 id,
                 contents: contents.clone(),
+                scanned: Instant::now(),
             },
         );
         Some(contents)
@@ -521,7 +530,10 @@ impl Library {
 
     /// Forgets the scan of `rel_dir` if any of its files changed.
     pub fn forget_dir_if_files_changed(&self, rel_dir: &str) {
-        let cached = lock(&self.dirs).get(rel_dir).map(|c| c.contents.clone());
+        let cached = lock(&self.dirs)
+            .get(rel_dir)
+            .filter(|c| c.scanned.elapsed() >= JUST_SCANNED)
+            .map(|c| c.contents.clone());
         if let Some(contents) = cached
             && !self.files_unchanged(rel_dir, &contents)
         {

@@ -558,6 +558,7 @@ impl Library {
                 super::DirEntryCache {
                     id,
                     contents: contents.clone(),
+                    scanned: std::time::Instant::now(),
                 },
             );
             return Some(contents);

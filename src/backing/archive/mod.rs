@@ -603,17 +603,23 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 /// Reads the archive file with positional reads (`pread`), so any number
 /// of these read one open file at once, each at its own position. A small
 /// window keeps the many tiny reads of a zip directory to few system
-/// calls (a file no larger than the window is read once, whole: its
-/// directory and members are then read from memory); reads as large as
-/// the window go straight to the caller. Clones share the window.
+/// calls (a file no larger than the first window is read once, whole);
+/// it starts small, since a listing wants only a member's first KiB, and
+/// doubles while reads go on in sequence; reads as large as the largest
+/// window go straight to the caller. Clones share the window.
 struct FileReader {
     file: Arc<dyn ReadAt>,
     len: u64,
     pos: u64,
+    /// The file's first bytes (up to [`FIRST_WINDOW`]), once read: kept
+    /// while the window moves, since a zip is read at its end (the
+    /// directory) and then at its start (the first member).
+    front: Arc<Vec<u8>>,
     window: Arc<Vec<u8>>,
     window_at: u64,
 }
 
+const FIRST_WINDOW: usize = 8 << 10;
 const WINDOW: usize = 64 << 10;
 
 impl std::fmt::Debug for FileReader {
@@ -631,26 +637,29 @@ impl FileReader {
             file,
             len,
             pos: 0,
+            front: Arc::new(Vec::new()),
             window: Arc::new(Vec::new()),
             window_at: 0,
         }
     }
 
-    /// The first `count` bytes (fewer if the file is shorter), leaving the
-    /// reader at the start. A file that fits the window is read into it
-    /// whole, as every later read would want; of a larger one only these.
+    /// The first `count` bytes (fewer if the file is shorter; `count` at
+    /// most [`FIRST_WINDOW`]). They are read with the rest of the front,
+    /// which later reads want: a small file is then read whole.
     fn head(&mut self, count: usize) -> io::Result<Vec<u8>> {
-        let mut head = Vec::with_capacity(count);
-        if self.len <= WINDOW as u64 {
-            self.seek(SeekFrom::Start(0))?;
-            (&mut *self).take(count as u64).read_to_end(&mut head)?;
-            self.seek(SeekFrom::Start(0))?;
-        } else {
-            head.resize(count, 0);
-            let filled = self.pread_filling(&mut head, 0)?;
-            head.truncate(filled);
+        self.fill_front()?;
+        Ok(self.front[..count.min(self.front.len())].to_vec())
+    }
+
+    /// Reads the file's first bytes into [`FileReader::front`], if not yet.
+    fn fill_front(&mut self) -> io::Result<()> {
+        if self.front.is_empty() && self.len > 0 {
+            let mut front = vec![0u8; self.len.min(FIRST_WINDOW as u64) as usize];
+            let filled = self.pread_filling(&mut front, 0)?;
+            front.truncate(filled);
+            self.front = Arc::new(front);
         }
-        Ok(head)
+        Ok(())
     }
 
     /// Fills `buf` from `at`, or as much of it as the file has: how many
@@ -684,6 +693,7 @@ impl Clone for FileReader {
             file: Arc::clone(&self.file),
             len: self.len,
             pos: self.pos,
+            front: Arc::clone(&self.front),
             window: Arc::clone(&self.window),
             window_at: self.window_at,
         }
@@ -695,6 +705,17 @@ impl Read for FileReader {
         if buf.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
+        if self.pos < FIRST_WINDOW as u64 {
+            self.fill_front()?;
+        }
+        if let Some(available) = self.front.get(self.pos as usize..)
+            && !available.is_empty()
+        {
+            let count = available.len().min(buf.len());
+            buf[..count].copy_from_slice(&available[..count]);
+            self.pos += count as u64;
+            return Ok(count);
+        }
         let window_end = self.window_at + self.window.len() as u64;
         if !(self.window_at..window_end).contains(&self.pos) {
             let left = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
@@ -704,11 +725,25 @@ impl Read for FileReader {
                 self.pos += read as u64;
                 return Ok(read);
             }
-            // A small file whole, else the window from here on.
-            let (start, wanted) = if self.len <= WINDOW as u64 {
-                (0, self.len as usize)
+            // A window from here on, twice the last one where this read
+            // goes on from it; near the end, the file's last bytes (a zip's
+            // directory is read backwards from its end record).
+            let previous = if self.pos == window_end {
+                self.window.len()
+            } else if self.pos == self.front.len() as u64 {
+                self.front.len()
             } else {
-                (self.pos, WINDOW.min(left))
+                0
+            };
+            let (start, wanted) = if previous > 0 {
+                (
+                    self.pos,
+                    (2 * previous).clamp(FIRST_WINDOW, WINDOW).min(left),
+                )
+            } else if left < FIRST_WINDOW {
+                (self.len - FIRST_WINDOW as u64, FIRST_WINDOW)
+            } else {
+                (self.pos, FIRST_WINDOW)
             };
             let mut window = vec![0u8; wanted];
             let filled = self.pread_filling(&mut window, start)?;
@@ -834,32 +869,44 @@ mod tests {
         let mut rest = Vec::new();
         copy.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, data[70_010..]);
-        // A file no larger than the window is read whole, once; clones and
-        // seeks anywhere in it read from memory.
+        // A file no larger than the first window is read whole, once;
+        // clones and seeks anywhere in it read from memory.
         let mut small_file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut small_file, &data[..40_000]).unwrap();
-        let mut whole = FileReader::new(Arc::new(small_file), 40_000);
+        std::io::Write::write_all(&mut small_file, &data[..8_000]).unwrap();
+        let mut whole = FileReader::new(Arc::new(small_file), 8_000);
         whole.seek(SeekFrom::End(-22)).unwrap();
         let mut end = [0u8; 22];
         whole.read_exact(&mut end).unwrap();
-        assert_eq!(end, data[40_000 - 22..40_000]);
-        assert_eq!((whole.window_at, whole.window.len()), (0, 40_000));
+        assert_eq!(end, data[8_000 - 22..8_000]);
+        assert_eq!((whole.front.len(), whole.window.len()), (8_000, 0));
         let mut again = whole.clone();
         again.seek(SeekFrom::Start(5)).unwrap();
         again.read_exact(&mut small).unwrap();
         assert_eq!(small, data[5..15]);
-        assert!(Arc::ptr_eq(&whole.window, &again.window));
+        assert!(Arc::ptr_eq(&whole.front, &again.front));
         reader.seek(SeekFrom::End(-5)).unwrap();
         let mut tail = Vec::new();
         reader.read_to_end(&mut tail).unwrap();
         assert_eq!(tail, data[data.len() - 5..]);
+        // Near the end, the window is the file's last bytes: what lies just
+        // before is read from memory.
+        let last = (data.len() - FIRST_WINDOW) as u64;
+        assert_eq!(
+            (reader.window_at, reader.window.len()),
+            (last, FIRST_WINDOW)
+        );
+        reader.seek(SeekFrom::Start(last)).unwrap();
+        reader.read_exact(&mut small).unwrap();
+        assert_eq!(small, data[last as usize..last as usize + 10]);
+        assert_eq!(reader.window_at, last);
         assert!(reader.seek(SeekFrom::Current(-1_000_000)).is_err());
     }
 
     #[test]
     fn a_large_file_read_from_its_start_fills_one_window() {
         // A zip's first local header sits at offset 0: reading it must not
-        // read (and hold) the whole archive.
+        // read (and hold) the whole archive, and a read at the end (its
+        // directory) must not lose it.
         let mut temp = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         std::io::Write::write_all(&mut temp, &data).unwrap();
@@ -867,9 +914,24 @@ mod tests {
         let mut header = [0u8; 30];
         reader.read_exact(&mut header).unwrap();
         assert_eq!(header, data[..30]);
-        assert_eq!((reader.window_at, reader.window.len()), (0, WINDOW));
+        assert_eq!((reader.front.len(), reader.window.len()), (FIRST_WINDOW, 0));
+        let mut end = [0u8; 22];
+        reader.seek(SeekFrom::End(-22)).unwrap();
+        reader.read_exact(&mut end).unwrap();
+        assert_eq!(end, data[data.len() - 22..]);
+        reader.seek(SeekFrom::Start(30)).unwrap();
+        // Reads on in sequence from the front: windows twice as large, up
+        // to the largest.
+        let mut rest = vec![0u8; data.len() - 30];
+        reader.read_exact(&mut rest[..FIRST_WINDOW]).unwrap();
+        assert_eq!(
+            (reader.window_at, reader.window.len()),
+            (FIRST_WINDOW as u64, 2 * FIRST_WINDOW)
+        );
+        reader.read_exact(&mut rest[FIRST_WINDOW..]).unwrap();
+        assert_eq!(rest, data[30..]);
         let mut shared = FileReader::new(Arc::clone(&reader.file), reader.len);
         assert_eq!(shared.head(8).unwrap(), data[..8]);
-        assert_eq!(shared.window.len(), 0);
+        assert_eq!((shared.front.len(), shared.window.len()), (FIRST_WINDOW, 0));
     }
 }
