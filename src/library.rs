@@ -10,6 +10,8 @@
 
 mod archives;
 pub use archives::ArchiveNote;
+mod dat_images;
+pub use dat_images::FdsDiskDigests;
 pub mod header_cache;
 pub mod hints;
 
@@ -71,6 +73,8 @@ pub struct Rom {
     hashes: OnceLock<Arc<RomHashes>>,
     /// The SHA-1 of each layout, made only for a readme that states one.
     sha1s: OnceLock<LayoutSha1s>,
+    /// See [`Library::dat_digests`].
+    fds_disk: OnceLock<FdsDiskDigests>,
 }
 
 impl Source {
@@ -974,6 +978,7 @@ impl Library {
             report_len: OnceLock::new(),
             hashes: OnceLock::new(),
             sha1s: OnceLock::new(),
+            fds_disk: OnceLock::new(),
         }))
     }
 
@@ -1236,6 +1241,16 @@ impl Library {
     /// else from one read of the file, which then fills both (and the
     /// header cache keeps them).
     pub fn full_digests(&self, rom: &Rom) -> io::Result<Vec<(ImageLayout, u64, digest::Digests)>> {
+        if let Some(kept) = Self::kept_digests(rom) {
+            return Ok(kept);
+        }
+        self.roms_hashed.fetch_add(1, Ordering::Relaxed);
+        let raw = self.read_rom(rom).map_err(io::Error::other)?;
+        self.digests_from_raw(rom, &raw)
+    }
+
+    /// What [`Library::full_digests`] gives, when it is kept.
+    fn kept_digests(rom: &Rom) -> Option<Vec<(ImageLayout, u64, digest::Digests)>> {
         if let (Some(hashes), Some(sha1s)) = (rom.hashes.get(), rom.sha1s.get()) {
             let joined: Vec<_> = hashes
                 .layouts
@@ -1252,17 +1267,24 @@ impl Library {
                 })
                 .collect();
             if joined.len() == hashes.layouts.len() {
-                return Ok(joined);
+                return Some(joined);
             }
         }
-        self.roms_hashed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// [`Library::full_digests`] from the ROM's bytes `raw`, which it keeps.
+    fn digests_from_raw(
+        &self,
+        rom: &Rom,
+        raw: &[u8],
+    ) -> io::Result<Vec<(ImageLayout, u64, digest::Digests)>> {
         // Most ROMs' three images are the same bytes: each distinct image
         // is hashed once (comparing costs a small part of hashing).
-        let raw = self.read_rom(rom).map_err(io::Error::other)?;
-        let normalized = system::normalize(&raw, &rom.layout).map_err(io::Error::other)?;
+        let normalized = system::normalize(raw, &rom.layout).map_err(io::Error::other)?;
         let deinterleaved = system::restore(&normalized, &rom.layout).map_err(io::Error::other)?;
         let of = |bytes: &[u8]| (bytes.len() as u64, digest::Digests::of(bytes));
-        let raw_digests = of(&raw);
+        let raw_digests = of(raw);
         let normalized_digests = if normalized[..] == raw[..] {
             raw_digests.clone()
         } else {

@@ -36,6 +36,9 @@ pub enum View {
     /// The backing file byte for byte: only under `verified/`, for a ROM
     /// whose raw image is the one a DAT describes.
     Raw,
+    /// An FDS ROM's disk image without its 16-byte fwNES header: only under
+    /// `verified/`, for a DAT naming the `fds.xml` header skipper.
+    FdsDisk,
 }
 
 impl View {
@@ -53,6 +56,7 @@ impl View {
             View::Patched => "patched",
             View::Info => "info",
             View::Raw => "raw",
+            View::FdsDisk => "fds-disk",
         }
     }
 }
@@ -407,7 +411,7 @@ impl NinjaFs {
                 .map(|rom| (format!("{}.txt", rom.file_name), target(rom, None)))
                 .collect(),
             // Not a folder at the root: verified/ alone shows raw files.
-            View::Raw => Vec::new(),
+            View::Raw | View::FdsDisk => Vec::new(),
             // A patched file is named after its ROM as deinterleaved/ shows
             // it, so the two stay told apart the same way.
             View::Patched => {
@@ -655,6 +659,9 @@ impl NinjaFs {
             (View::Patched, Some(variant)) => self.predict_patched_size(rom, variant),
             (View::Info, _) => self.predict_info_size(rom),
             (View::Raw, _) => Some(rom.layout.raw_len as u64),
+            (View::FdsDisk, _) => Some(
+                (rom.layout.raw_len as u64).saturating_sub(system::fds::FWNES_HEADER_LEN as u64),
+            ),
             _ => None,
         };
         if let Some(size) = predicted {
@@ -775,6 +782,9 @@ impl NinjaFs {
         if target.view == View::Raw {
             return Ok(raw);
         }
+        if target.view == View::FdsDisk {
+            return fds_disk_of(raw);
+        }
         let normalized = system::normalize(&raw, &rom.layout).map_err(|e| e.to_string())?;
         match (&target.view, &target.variant) {
             // An image that is the ROM's bytes, or a run of them, is made
@@ -811,6 +821,7 @@ impl NinjaFs {
             (View::Patched, Some(variant)) => self.patched_image(target, &raw, variant),
             (View::Patched, None) => Err("no patch to apply".into()),
             (View::Raw, _) => Ok(raw),
+            (View::FdsDisk, _) => fds_disk_of(raw),
         }
     }
 
@@ -1082,6 +1093,19 @@ fn range_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= whole.len()).then_some(start..end)
+}
+
+/// The disk image of an FDS ROM whose bytes `raw` start with the fwNES
+/// header (a DAT matched it so, and its size was given so).
+fn fds_disk_of(raw: Vec<u8>) -> Result<Vec<u8>, String> {
+    let cut = system::fds::fwnes_header_len(&raw);
+    if cut == 0 {
+        return Err(
+            "has no fwNES header (FDS\\x1a) any more: it changed since it was listed".into(),
+        );
+    }
+    let len = raw.len();
+    Ok(narrowed_to(raw, cut..len))
 }
 
 /// `bytes` cut to `range`, in place.

@@ -82,6 +82,63 @@ impl fmt::Display for HashKind {
     }
 }
 
+/// An image of a ROM that a DAT may hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatImage {
+    /// One the views make: raw, normalized or deinterleaved.
+    Layout(ImageLayout),
+    /// A Famicom Disk System disk without its fwNES header, which a DAT
+    /// naming the `fds.xml` header skipper hashes (the normalized image
+    /// keeps the header); `had_header` says whether the file had one.
+    FdsDisk { had_header: bool },
+}
+
+impl From<ImageLayout> for DatImage {
+    fn from(layout: ImageLayout) -> DatImage {
+        DatImage::Layout(layout)
+    }
+}
+
+/// The short name, as `info --json` gives it (`raw`, `normalized`,
+/// `deinterleaved`, `headerless`).
+impl fmt::Display for DatImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatImage::Layout(layout) => layout.fmt(f),
+            DatImage::FdsDisk { .. } => f.write_str("headerless"),
+        }
+    }
+}
+
+impl DatImage {
+    /// What the image is, in words a report uses.
+    pub fn words(self) -> String {
+        match self {
+            DatImage::Layout(layout) => format!("the {layout} image"),
+            DatImage::FdsDisk { had_header: true } => format!(
+                "the disk image without its {}-byte fwNES header",
+                crate::system::fds::FWNES_HEADER_LEN
+            ),
+            DatImage::FdsDisk { had_header: false } => {
+                "the disk image (the file has no fwNES header)".to_string()
+            }
+        }
+    }
+
+    /// Which image a match is reported by when several match: the one a
+    /// skipper DAT describes, then the normalized image (what DATs hash
+    /// for most systems), the deinterleaved one (what headered DATs, iNES,
+    /// hash), the raw file.
+    fn rank(self) -> u8 {
+        match self {
+            DatImage::FdsDisk { .. } => 0,
+            DatImage::Layout(ImageLayout::Normalized) => 1,
+            DatImage::Layout(ImageLayout::Deinterleaved) => 2,
+            DatImage::Layout(ImageLayout::Raw) => 3,
+        }
+    }
+}
+
 /// One ROM a DAT lists, with its name read out of the DAT's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatRom {
@@ -346,12 +403,21 @@ impl Dat {
         self.games().flat_map(|game| game.roms)
     }
 
-    /// Whether its hashes are of the image `layout`: a DAT naming a header
-    /// skipper hashes images without the iNES/LNX/fwNES/A78 header, which
-    /// is the normalized image (the raw file too when it has no header:
-    /// then the two are one).
-    pub fn hashes_image(&self, layout: ImageLayout) -> bool {
-        self.skipper.is_none() || layout == ImageLayout::Normalized
+    /// Whether its hashes are of the image `image`: a DAT naming a header
+    /// skipper hashes images without the header it names. For iNES and
+    /// LNX that is the normalized image (the raw file too when it has no
+    /// header: then the two are one); for an FDS disk's fwNES header,
+    /// which the normalized image keeps, the disk image. A skipper the
+    /// code does not know may be either.
+    pub fn hashes_image(&self, image: DatImage) -> bool {
+        match (self.skipper.as_deref(), image) {
+            (None, DatImage::Layout(_)) => true,
+            (None, DatImage::FdsDisk { .. }) => false,
+            (Some(_), DatImage::Layout(layout)) => layout == ImageLayout::Normalized,
+            (Some(skipper), DatImage::FdsDisk { .. }) => {
+                skipper == FDS_SKIPPER || !KNOWN_SKIPPERS.contains(&skipper)
+            }
+        }
     }
 
     /// What a report says of a DAT with a header skipper.
@@ -375,19 +441,26 @@ fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The header skipper a DAT header names, by the names clrmamepro and
-/// No-Intro give them (`nes.xml`, `No-Intro_NES.xml`...): the DAT then
-/// hashes headerless images.
+/// The header skippers the code knows, by the names reports give them.
+const KNOWN_SKIPPERS: [&str; 4] = ["a7800.xml", "lynx.xml", FDS_SKIPPER, "nes.xml"];
+
+const FDS_SKIPPER: &str = "fds.xml";
+
+/// The header skipper a DAT header names: a known one by the names
+/// clrmamepro and No-Intro give them (`nes.xml`, `No-Intro_NES.xml`,
+/// `No-Intro_FDS.xml`...), any other `.xml` by its own name (the DAT still
+/// hashes headerless images). A system's name counts only as a whole
+/// word: `snes.xml` is not `nes.xml`.
 pub fn skipper_of(header: &str) -> Option<String> {
+    let header = header.trim();
     let lower = header.to_ascii_lowercase();
-    ["a7800", "lynx", "fds", "nes"]
-        .into_iter()
-        .find(|system| {
-            lower
-                .strip_suffix(".xml")
-                .is_some_and(|stem| stem.ends_with(system))
-        })
-        .map(|system| format!("{system}.xml"))
+    let stem = lower.strip_suffix(".xml")?;
+    let known = KNOWN_SKIPPERS.into_iter().find(|skipper| {
+        let system = skipper.trim_end_matches(".xml");
+        stem.strip_suffix(system)
+            .is_some_and(|before| !before.ends_with(|c: char| c.is_ascii_alphanumeric()))
+    });
+    Some(known.unwrap_or(header).to_string())
 }
 
 /// Builds a DAT while it is parsed: refuses a game name twice and checks
@@ -736,7 +809,7 @@ pub struct EntryRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatMatch {
     pub entry: EntryRef,
-    pub layout: ImageLayout,
+    pub image: DatImage,
     pub by: HashKind,
 }
 
@@ -745,7 +818,7 @@ pub struct DatMatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrcOnly {
     pub entry: EntryRef,
-    pub layout: ImageLayout,
+    pub image: DatImage,
     /// The stronger hash that disagrees.
     pub disagrees: HashKind,
 }
@@ -753,20 +826,11 @@ pub struct CrcOnly {
 /// What the loaded DATs say of one ROM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verdict {
-    /// Each entry matched once, by the first image (normalized,
-    /// deinterleaved, raw) that matches it.
+    /// Each entry matched once, by the first image (see
+    /// [`DatImage::rank`]) that matches it.
     pub matches: Vec<DatMatch>,
     pub crc_only: Vec<CrcOnly>,
 }
-
-/// The images tried, in the order a match is reported: the normalized
-/// image is what DATs hash for most systems, the deinterleaved one what
-/// headered DATs (iNES) hash.
-const LAYOUT_ORDER: [ImageLayout; 3] = [
-    ImageLayout::Normalized,
-    ImageLayout::Deinterleaved,
-    ImageLayout::Raw,
-];
 
 /// Every DAT loaded, each indexed by size and CRC32.
 #[derive(Debug, Default)]
@@ -836,12 +900,20 @@ impl DatSet {
     /// Whether some entry has the size of one of a ROM's `images` (each
     /// its layout and size) in a DAT that hashes that image: only then is
     /// the ROM worth hashing.
-    pub fn wants_any_size(&self, images: &[(ImageLayout, u64)]) -> bool {
-        images.iter().any(|&(layout, size)| {
+    pub fn wants_any_size(&self, images: &[(DatImage, u64)]) -> bool {
+        images.iter().any(|&(image, size)| {
             self.dats
                 .iter()
-                .any(|dat| dat.hashes_image(layout) && dat.hashes.has_size(size))
+                .any(|dat| dat.hashes_image(image) && dat.hashes.has_size(size))
         })
+    }
+
+    /// Whether some DAT hashes FDS disks without their fwNES header (it
+    /// names the `fds.xml` skipper): only then is that image hashed.
+    pub fn hashes_fds_disks(&self) -> bool {
+        self.dats
+            .iter()
+            .any(|dat| dat.hashes_image(DatImage::FdsDisk { had_header: true }))
     }
 
     /// The bytes the entries of every DAT hold on the heap.
@@ -850,42 +922,42 @@ impl DatSet {
     }
 
     /// What the DATs say of a ROM whose images have these sizes and digests.
-    pub fn verdict(&self, images: &[(ImageLayout, u64, Digests)]) -> Verdict {
+    pub fn verdict(&self, images: &[(DatImage, u64, Digests)]) -> Verdict {
         let mut verdict = Verdict::default();
         let mut seen = HashSet::new();
-        for want in LAYOUT_ORDER {
-            for (layout, size, digests) in images.iter().filter(|(l, ..)| *l == want) {
-                let with_crc = self.entries_with(*size, Some(digests.crc32));
-                let without = self.entries_with(*size, None);
-                for entry in with_crc.chain(without) {
-                    let Some(rom) = self
-                        .dats
-                        .get(entry.dat as usize)
-                        .filter(|dat| dat.hashes_image(*layout))
-                        .and_then(|dat| dat.hashes(entry.rom))
-                    else {
-                        continue;
-                    };
-                    let Some(strongest) = rom.strongest() else {
-                        continue;
-                    };
-                    if rom.agrees(strongest, digests) {
-                        if seen.insert(entry) {
-                            verdict.matches.push(DatMatch {
-                                entry,
-                                layout: *layout,
-                                by: strongest,
-                            });
-                        }
-                    } else if rom.agrees(HashKind::Crc32, digests)
-                        && !verdict.crc_only.iter().any(|c| c.entry == entry)
-                    {
-                        verdict.crc_only.push(CrcOnly {
+        let mut ranked: Vec<_> = images.iter().collect();
+        ranked.sort_by_key(|(image, ..)| image.rank());
+        for (image, size, digests) in ranked {
+            let with_crc = self.entries_with(*size, Some(digests.crc32));
+            let without = self.entries_with(*size, None);
+            for entry in with_crc.chain(without) {
+                let Some(rom) = self
+                    .dats
+                    .get(entry.dat as usize)
+                    .filter(|dat| dat.hashes_image(*image))
+                    .and_then(|dat| dat.hashes(entry.rom))
+                else {
+                    continue;
+                };
+                let Some(strongest) = rom.strongest() else {
+                    continue;
+                };
+                if rom.agrees(strongest, digests) {
+                    if seen.insert(entry) {
+                        verdict.matches.push(DatMatch {
                             entry,
-                            layout: *layout,
-                            disagrees: strongest,
+                            image: *image,
+                            by: strongest,
                         });
                     }
+                } else if rom.agrees(HashKind::Crc32, digests)
+                    && !verdict.crc_only.iter().any(|c| c.entry == entry)
+                {
+                    verdict.crc_only.push(CrcOnly {
+                        entry,
+                        image: *image,
+                        disagrees: strongest,
+                    });
                 }
             }
         }
@@ -905,7 +977,7 @@ impl DatSet {
                 continue;
             };
             text.push_str(&format!(
-                "  {}{}: game '{}', rom '{}'\n    the {} image matches by size and {}\n",
+                "  {}{}: game '{}', rom '{}'\n    {} matches by size and {}\n",
                 crate::text::str_as_text(&dat.name),
                 dat.version
                     .as_deref()
@@ -913,7 +985,7 @@ impl DatSet {
                     .unwrap_or_default(),
                 crate::text::str_as_text(&self.game_name_of(found.entry)),
                 crate::text::str_as_text(&rom.name),
-                found.layout,
+                found.image.words(),
                 found.by,
             ));
             if let Some(note) = dat.skipper_note() {
@@ -957,7 +1029,8 @@ impl DatSet {
             .iter()
             .filter_map(|found| {
                 let mut value = entry_json(found.entry)?;
-                value["image"] = found.layout.to_string().into();
+                value["image"] = found.image.to_string().into();
+                value["image_is"] = found.image.words().into();
                 value["matched_by"] = found.by.to_string().into();
                 Some(value)
             })
@@ -967,7 +1040,8 @@ impl DatSet {
             .iter()
             .filter_map(|bad| {
                 let mut value = entry_json(bad.entry)?;
-                value["image"] = bad.layout.to_string().into();
+                value["image"] = bad.image.to_string().into();
+                value["image_is"] = bad.image.words().into();
                 value["disagrees"] = bad.disagrees.to_string().into();
                 Some(value)
             })
@@ -992,6 +1066,43 @@ pub fn image_digests(
         of(ImageLayout::Normalized, &normalized),
         of(ImageLayout::Deinterleaved, &deinterleaved),
     ])
+}
+
+/// The disk image of an FDS ROM whose bytes are `raw`, as a DAT naming
+/// the `fds.xml` skipper hashes it: its size and digests (`raw_digests`,
+/// those of `raw`, when it has no fwNES header: the disk is the file).
+pub fn fds_disk_digests(raw: &[u8], raw_digests: &Digests) -> (DatImage, u64, Digests) {
+    let disk = crate::system::fds::disk_image(raw);
+    let had_header = disk.len() != raw.len();
+    let digests = if had_header {
+        Digests::of(disk)
+    } else {
+        raw_digests.clone()
+    };
+    (DatImage::FdsDisk { had_header }, disk.len() as u64, digests)
+}
+
+/// A ROM's images as the DATs see them, with its FDS disk image when it is
+/// an FDS ROM and some DAT hashes FDS disks.
+fn dat_images(
+    dats: &DatSet,
+    raw: &[u8],
+    layout: &crate::system::Layout,
+    images: Vec<(ImageLayout, u64, Digests)>,
+) -> Vec<(DatImage, u64, Digests)> {
+    let fds_disk = (layout.system == crate::system::SystemType::Fds && dats.hashes_fds_disks())
+        .then(|| {
+            images
+                .iter()
+                .find(|(image, ..)| *image == ImageLayout::Raw)
+                .map(|(_, _, raw_digests)| fds_disk_digests(raw, raw_digests))
+        })
+        .flatten();
+    images
+        .into_iter()
+        .map(|(image, size, digests)| (image.into(), size, digests))
+        .chain(fds_disk)
+        .collect()
 }
 
 /// Loads the DATs at `paths` for a command: each that failed is said on
@@ -1025,7 +1136,7 @@ pub fn add_to_report(
         return;
     };
     let verdict = match image_digests(bytes, &layout) {
-        Ok(images) => dats.verdict(&images),
+        Ok(images) => dats.verdict(&dat_images(dats, bytes, &layout, images)),
         Err(_) => return,
     };
     table.push_str(&dats.describe(&verdict));
@@ -1073,7 +1184,12 @@ pub(crate) mod tests {
         (
             text,
             proptest::option::of("[0-9a-z.]{1,8}"),
-            proptest::option::of(prop_oneof![Just("nes.xml"), Just("lynx.xml")]),
+            proptest::option::of(prop_oneof![
+                Just("nes.xml"),
+                Just("lynx.xml"),
+                Just("fds.xml"),
+                Just("snes.xml")
+            ]),
             proptest::collection::vec(
                 (
                     text,
@@ -1148,9 +1264,9 @@ pub(crate) mod tests {
         let other = Digests::of(b"something else");
         let len = image.len() as u64;
         let images = [
-            (ImageLayout::Raw, len + 512, other.clone()),
-            (ImageLayout::Normalized, len, digests.clone()),
-            (ImageLayout::Deinterleaved, len, digests.clone()),
+            (ImageLayout::Raw.into(), len + 512, other.clone()),
+            (ImageLayout::Normalized.into(), len, digests.clone()),
+            (ImageLayout::Deinterleaved.into(), len, digests.clone()),
         ];
         let set = one_dat(vec![rom(
             len,
@@ -1163,7 +1279,7 @@ pub(crate) mod tests {
             verdict.matches,
             [DatMatch {
                 entry: EntryRef { dat: 0, rom: 0 },
-                layout: ImageLayout::Normalized,
+                image: DatImage::Layout(ImageLayout::Normalized),
                 by: HashKind::Sha1,
             }]
         );
@@ -1190,8 +1306,8 @@ pub(crate) mod tests {
         let set = one_dat(vec![rom(len + 1, Some(digests.crc32), None, None)]);
         assert!(set.verdict(&images).matches.is_empty());
         assert!(!set.wants_any_size(&[
-            (ImageLayout::Normalized, len),
-            (ImageLayout::Raw, len + 512)
+            (ImageLayout::Normalized.into(), len),
+            (ImageLayout::Raw.into(), len + 512)
         ]));
         assert_eq!(
             set.describe(&set.verdict(&images)),
@@ -1212,7 +1328,7 @@ pub(crate) mod tests {
             rom(len, Some(digests.crc32), None, sha1),
             rom(len - 1, None, None, sha1),
         ]);
-        let images = [(ImageLayout::Normalized, len, digests)];
+        let images = [(ImageLayout::Normalized.into(), len, digests)];
         let found: Vec<u32> = set
             .verdict(&images)
             .matches
@@ -1220,8 +1336,11 @@ pub(crate) mod tests {
             .map(|m| m.entry.rom)
             .collect();
         assert_eq!(found, [3, 2]);
-        let sizes = |sizes: &[u64]| -> Vec<(ImageLayout, u64)> {
-            sizes.iter().map(|&size| (ImageLayout::Raw, size)).collect()
+        let sizes = |sizes: &[u64]| -> Vec<(DatImage, u64)> {
+            sizes
+                .iter()
+                .map(|&size| (ImageLayout::Raw.into(), size))
+                .collect()
         };
         assert!(set.wants_any_size(&sizes(&[0, len - 1])));
         assert!(set.wants_any_size(&sizes(&[len + 1])));
@@ -1289,8 +1408,120 @@ pub(crate) mod tests {
             skipper_of("No-Intro_A7800.xml").as_deref(),
             Some("a7800.xml")
         );
-        assert_eq!(skipper_of("snes.xml").as_deref(), Some("nes.xml"));
+        // A system's name counts as a whole word: an unknown skipper keeps
+        // its own name (the DAT still hashes headerless images).
+        assert_eq!(skipper_of("snes.xml").as_deref(), Some("snes.xml"));
+        assert_eq!(
+            skipper_of("No-Intro_SNES.xml").as_deref(),
+            Some("No-Intro_SNES.xml")
+        );
+        assert_eq!(
+            skipper_of("No-Intro_SNES.XML ").as_deref(),
+            Some("No-Intro_SNES.XML")
+        );
+        assert_eq!(skipper_of("FDS.XML").as_deref(), Some("fds.xml"));
+        assert_eq!(skipper_of("atari-lynx.xml").as_deref(), Some("lynx.xml"));
         assert_eq!(skipper_of("other.txt"), None);
+        assert_eq!(skipper_of(""), None);
+    }
+
+    fn dat_with_skipper(skipper: Option<&str>) -> Dat {
+        let mut dat = Dat::new("t.dat", "T");
+        dat.skipper = skipper.map(String::from);
+        dat
+    }
+
+    #[test]
+    fn which_images_a_dat_hashes_by_its_skipper() {
+        let disk = DatImage::FdsDisk { had_header: true };
+        let normalized = DatImage::Layout(ImageLayout::Normalized);
+        let raw = DatImage::Layout(ImageLayout::Raw);
+        let plain = dat_with_skipper(None);
+        assert!(plain.hashes_image(raw) && plain.hashes_image(normalized));
+        assert!(!plain.hashes_image(disk));
+        let fds = dat_with_skipper(Some("fds.xml"));
+        assert!(fds.hashes_image(disk) && fds.hashes_image(normalized));
+        assert!(!fds.hashes_image(raw));
+        // The iNES skipper cuts no fwNES header.
+        let nes = dat_with_skipper(Some("nes.xml"));
+        assert!(nes.hashes_image(normalized) && !nes.hashes_image(disk));
+        // An unknown skipper may cut it.
+        assert!(dat_with_skipper(Some("snes.xml")).hashes_image(disk));
+        assert!(!DatSet::new(vec![nes.clone(), plain.clone()]).hashes_fds_disks());
+        assert!(DatSet::new(vec![nes, fds]).hashes_fds_disks());
+    }
+
+    #[test]
+    fn an_fds_disk_matches_a_skipper_dat_without_its_header() {
+        let disk = b"\x01*NINTENDO-HVC*a disk side".to_vec();
+        let mut headered = b"FDS\x1a\x01".to_vec();
+        headered.resize(16, 0);
+        headered.extend_from_slice(&disk);
+        let disk_digests = Digests::of(&disk);
+        let mut dat = dat_with_skipper(Some("fds.xml"));
+        dat.name = "Nintendo - Family Computer Disk System".into();
+        let entry = DatRom {
+            name: "Disk (Japan).fds".into(),
+            size: disk.len() as u64,
+            crc32: Some(disk_digests.crc32),
+            md5: None,
+            sha1: Some(disk_digests.sha1),
+        };
+        dat.add_game("Disk (Japan)", &[entry]).unwrap();
+        let set = DatSet::new(vec![dat]);
+        let layout = crate::system::identify(Some("disk.fds"), &headered, None).unwrap();
+        let images = dat_images(
+            &set,
+            &headered,
+            &layout,
+            image_digests(&headered, &layout).unwrap(),
+        );
+        assert_eq!(
+            images.last(),
+            Some(&(
+                DatImage::FdsDisk { had_header: true },
+                disk.len() as u64,
+                disk_digests.clone()
+            ))
+        );
+        let verdict = set.verdict(&images);
+        assert_eq!(verdict.matches.len(), 1);
+        assert_eq!(
+            verdict.matches[0].image,
+            DatImage::FdsDisk { had_header: true }
+        );
+        assert_eq!(
+            set.describe(&verdict),
+            "\nDAT\n  Nintendo - Family Computer Disk System: game 'Disk (Japan)', rom 'Disk (Japan).fds'\n    the disk image without its 16-byte fwNES header matches by size and SHA-1\n    the DAT hashes headerless images (header skipper fds.xml)\n"
+        );
+        let json = set.to_json(&verdict);
+        assert_eq!(json["matches"][0]["image"], "headerless");
+        assert_eq!(
+            json["matches"][0]["image_is"],
+            "the disk image without its 16-byte fwNES header"
+        );
+        assert_eq!(json["matches"][0]["dat_skipper"], "fds.xml");
+        // A headerless file is its disk: the same digests, no hashing again.
+        let layout = crate::system::identify(Some("disk.fds"), &disk, None).unwrap();
+        let images = dat_images(&set, &disk, &layout, image_digests(&disk, &layout).unwrap());
+        let verdict = set.verdict(&images);
+        assert_eq!(
+            verdict.matches[0].image,
+            DatImage::FdsDisk { had_header: false }
+        );
+        assert!(set.describe(&verdict).contains(
+            "    the disk image (the file has no fwNES header) matches by size and SHA-1\n"
+        ));
+        // Without a DAT that hashes disks, the disk image is not made.
+        let plain = DatSet::new(vec![dat_with_skipper(None)]);
+        let layout = crate::system::identify(Some("disk.fds"), &headered, None).unwrap();
+        let images = dat_images(
+            &plain,
+            &headered,
+            &layout,
+            image_digests(&headered, &layout).unwrap(),
+        );
+        assert_eq!(images.len(), 3);
     }
 
     #[test]
@@ -1326,6 +1557,23 @@ pub(crate) mod tests {
             prop_assert!(!rom.starts_with('/'));
             prop_assert!(rom.split('/').all(|p| p != ".." && p != "." && !p.is_empty()));
             prop_assert!(!rom.chars().any(char::is_control));
+        }
+
+        #[test]
+        fn a_skipper_named_once_is_named_the_same_again(header in "[ -~]{0,20}") {
+            let named = skipper_of(&header);
+            prop_assert_eq!(named.is_some(), header.trim().to_ascii_lowercase().ends_with(".xml"));
+            if let Some(named) = named {
+                prop_assert_eq!(skipper_of(&named), Some(named.clone()));
+                prop_assert!(KNOWN_SKIPPERS.contains(&named.as_str()) || named == header.trim());
+            }
+        }
+
+        #[test]
+        fn a_known_skipper_is_found_after_any_word(prefix in "[A-Za-z0-9 -]{0,12}", at in 0usize..4) {
+            let known = KNOWN_SKIPPERS[at];
+            let header = format!("{prefix}_{}", known.to_ascii_uppercase());
+            prop_assert_eq!(skipper_of(&header), Some(known.to_string()));
         }
 
         #[test]

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use super::archives::{self, ArchiveMembers, MemberClass};
 use super::hints::SourceDigest;
 use super::{
-    Classified, ClassifiedEntry, FileId, PairKey, PatchFile, Rom, RomHashes, Source, join,
-    split_name,
+    Classified, ClassifiedEntry, FdsDiskDigests, FileId, PairKey, PatchFile, Rom, RomHashes,
+    Source, join, split_name,
 };
 use crate::apply::ImageLayout;
 use crate::backing::archive;
@@ -156,6 +156,9 @@ struct RomFacts {
     /// (with or without the digests above).
     #[serde(default)]
     sha1s: Option<Vec<(ImageLayout, [u8; 20])>>,
+    /// An FDS ROM's disk image without the fwNES header, once a DAT asked.
+    #[serde(default)]
+    fds_disk: Option<FdsDiskDigests>,
 }
 
 /// What pairing needs of a patch.
@@ -207,6 +210,7 @@ impl RomFacts {
             report_len: rom.report_len.get().copied(),
             hashes: rom.hashes.get().map(|h| RomHashes::clone(h)),
             sha1s: rom.sha1s.get().map(|sha1s| sha1s.to_vec()),
+            fds_disk: rom.fds_disk.get().cloned(),
         }
     }
 
@@ -228,6 +232,9 @@ impl RomFacts {
                 .as_ref()
                 .is_some_and(|h| !sound_hashes(h, &self.layout, placed.size))
             || self.sha1s.as_ref().is_some_and(|sha1s| !sound_sha1s(sha1s))
+            || self.fds_disk.as_ref().is_some_and(|disk| {
+                self.layout.system != SystemType::Fds || !disk.fits(placed.size)
+            })
         {
             return None;
         }
@@ -251,6 +258,7 @@ impl RomFacts {
                 .map(|h| OnceLock::from(Arc::new(h)))
                 .unwrap_or_default(),
             sha1s,
+            fds_disk: self.fds_disk.map(OnceLock::from).unwrap_or_default(),
         }))
     }
 }
@@ -938,6 +946,7 @@ mod tests {
             report_len: None,
             hashes: None,
             sha1s: Some(sha1s.clone()),
+            fds_disk: None,
         };
         let placed = Placed {
             rel_path: "game.bin".into(),
@@ -966,6 +975,66 @@ mod tests {
         }
         assert!(!sound_sha1s(swapped.sha1s.as_deref().unwrap_or_default()));
         assert!(!sound_sha1s(&[(ImageLayout::Raw, [0; 20])]));
+    }
+
+    #[test]
+    fn an_fds_disks_digests_are_kept_when_they_fit_the_file() {
+        let mut raw = b"FDS\x1a\x01".to_vec();
+        raw.resize(16 + 65_500, 0);
+        let placed = |size: u64| Placed {
+            rel_path: "disk.fds".into(),
+            file_name: "disk.fds".into(),
+            folder: String::new(),
+            source: Source::File,
+            name: "disk.fds",
+            id: FileId {
+                dev: 1,
+                ino: 2,
+                size,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                access: crate::backing::Access::default(),
+                tag: 0,
+            },
+            size,
+        };
+        let disk = FdsDiskDigests {
+            had_header: true,
+            size: 65_500,
+            crc32: 1,
+            md5: [2; 16],
+            sha1: [3; 20],
+        };
+        let facts = RomFacts {
+            layout: system::detect(Some("disk.fds"), &raw),
+            normalized_ext: "fds".into(),
+            deinterleaved_ext: "fds".into(),
+            report_len: None,
+            hashes: None,
+            sha1s: None,
+            fds_disk: Some(disk.clone()),
+        };
+        let rom = facts.clone().into_rom(placed(65_516), Limits::default());
+        let rom = rom.unwrap();
+        assert_eq!(rom.fds_disk.get(), Some(&disk));
+        assert_eq!(RomFacts::of(&rom).fds_disk, Some(disk.clone()));
+        // A disk size the file cannot have: the entry is not used.
+        let wrong = RomFacts {
+            fds_disk: Some(FdsDiskDigests {
+                size: 65_499,
+                ..disk.clone()
+            }),
+            ..facts.clone()
+        };
+        assert!(wrong.into_rom(placed(65_516), Limits::default()).is_none());
+        // Nor on a ROM of another system.
+        let other = RomFacts {
+            layout: system::detect(Some("game.bin"), &vec![0u8; raw.len()]),
+            normalized_ext: "bin".into(),
+            deinterleaved_ext: "bin".into(),
+            ..facts
+        };
+        assert!(other.into_rom(placed(65_516), Limits::default()).is_none());
     }
 
     #[test]

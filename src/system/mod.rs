@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod checksum;
+pub mod fds;
 mod gb;
 mod gba;
 mod lynx;

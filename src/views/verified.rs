@@ -17,8 +17,9 @@ use super::{NinjaFs, OpenImage, Target, View};
 use crate::apply::ImageLayout;
 use crate::backing::Access;
 use crate::cache::{Image, lock};
-use crate::dat::{self, DatSet, EntryRef, HashKind, Verdict};
+use crate::dat::{self, DatImage, DatSet, EntryRef, HashKind, Verdict};
 use crate::library::{Library, Rom, join, parallel_map, split_name};
+use crate::system::{self, SystemType};
 use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, Opened};
 
 /// The view's folder at the mount's root.
@@ -136,15 +137,25 @@ impl Verified {
     /// What the DATs say of one ROM: hashed only if some entry has the
     /// size of one of its images.
     pub fn verdict(&self, library: &Library, rom: &Rom) -> Verdict {
-        let sizes = [
-            (ImageLayout::Raw, rom.id.size),
-            (ImageLayout::Normalized, rom.normalized_len()),
-            (ImageLayout::Deinterleaved, rom.deinterleaved_len()),
+        let mut sizes = vec![
+            (ImageLayout::Raw.into(), rom.id.size),
+            (ImageLayout::Normalized.into(), rom.normalized_len()),
+            (ImageLayout::Deinterleaved.into(), rom.deinterleaved_len()),
         ];
+        // Whether the file has a fwNES header is known once it is read:
+        // its disk is then one size or the other.
+        let fds_disks = self.dats.hashes_fds_disks() && rom.layout.system == SystemType::Fds;
+        if fds_disks {
+            let header = system::fds::FWNES_HEADER_LEN as u64;
+            sizes.push((DatImage::FdsDisk { had_header: false }, rom.id.size));
+            if let Some(disk) = rom.id.size.checked_sub(header) {
+                sizes.push((DatImage::FdsDisk { had_header: true }, disk));
+            }
+        }
         if !self.dats.wants_any_size(&sizes) {
             return Verdict::default();
         }
-        match library.full_digests(rom) {
+        match library.dat_digests(rom, fds_disks) {
             Ok(images) => self.dats.verdict(&images),
             Err(error) => {
                 log::warn!("{}: cannot hash for the DATs: {error}", rom.rel_path);
@@ -260,13 +271,15 @@ impl Verified {
                 if found.by == HashKind::Crc32 {
                     weak.push(format!("{}: {name}", rom.rel_path));
                 }
-                let view = match found.layout {
-                    ImageLayout::Normalized => View::Normalized,
-                    ImageLayout::Deinterleaved => View::Deinterleaved,
-                    ImageLayout::Raw if rom.layout.deinterleaved_is_raw() => View::Deinterleaved,
-                    ImageLayout::Raw if rom.layout.normalized_is_raw() => View::Normalized,
+                let view = match found.image {
+                    DatImage::FdsDisk { had_header: true } => View::FdsDisk,
+                    DatImage::Layout(ImageLayout::Normalized) => View::Normalized,
+                    DatImage::Layout(ImageLayout::Deinterleaved) => View::Deinterleaved,
+                    // The raw file (an FDS disk without a header is one).
+                    _ if rom.layout.deinterleaved_is_raw() => View::Deinterleaved,
+                    _ if rom.layout.normalized_is_raw() => View::Normalized,
                     // Neither image the views make: the backing file itself.
-                    ImageLayout::Raw => View::Raw,
+                    _ => View::Raw,
                 };
                 let path = dat::safe_rom_path(&name);
                 wanted.push((
