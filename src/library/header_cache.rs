@@ -131,7 +131,8 @@ struct Entry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum What {
-    Rom(RomFacts),
+    /// Boxed: far larger than the others.
+    Rom(Box<RomFacts>),
     Patch(PatchFacts),
     /// An archive: how the views show it, and each member classified.
     Archive {
@@ -182,7 +183,7 @@ struct StoredMember {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum StoredMemberKind {
-    Rom(RomFacts),
+    Rom(Box<RomFacts>),
     Patch(PatchFacts),
     Note(Option<SourceDigest>),
     LeftOut(String),
@@ -299,7 +300,7 @@ impl PatchFacts {
 impl Entry {
     fn of(path: String, id: FileId, classified: &Classified) -> Entry {
         let what = match classified {
-            Classified::Rom(rom) => What::Rom(RomFacts::of(rom)),
+            Classified::Rom(rom) => What::Rom(Box::new(RomFacts::of(rom))),
             Classified::Patch(patch) => What::Patch(PatchFacts::of(patch)),
             Classified::Other => What::Other,
         };
@@ -313,7 +314,7 @@ impl Entry {
             .map(|(name, class)| StoredMember {
                 name: name.clone(),
                 what: match class {
-                    MemberClass::Rom(rom) => StoredMemberKind::Rom(RomFacts::of(rom)),
+                    MemberClass::Rom(rom) => StoredMemberKind::Rom(Box::new(RomFacts::of(rom))),
                     MemberClass::Patch(patch) => StoredMemberKind::Patch(PatchFacts::of(patch)),
                     MemberClass::Note(source) => StoredMemberKind::Note(*source),
                     MemberClass::LeftOut(why) => StoredMemberKind::LeftOut(why.clone()),
@@ -368,7 +369,7 @@ impl Entry {
                 return Some((dir, name, Stored::Archive(self.id, Arc::new(archive))));
             }
             _ if is_archive => return None,
-            What::Rom(facts) => Classified::Rom(facts.into_rom(placed(Source::File), limits)?),
+            What::Rom(facts) => Classified::Rom((*facts).into_rom(placed(Source::File), limits)?),
             What::Patch(facts) => Classified::Patch(facts.into_patch(placed(Source::File))?),
             What::Other if PatchFormat::from_extension(&name).is_some() => return None,
             What::Other => Classified::Other,
@@ -417,7 +418,7 @@ fn archive_of(
             // A member's size is its layout's: the archive states it.
             StoredMemberKind::Rom(facts) => {
                 let size = facts.layout.raw_len as u64;
-                MemberClass::Rom(facts.into_rom(placed(true, size), limits)?)
+                MemberClass::Rom((*facts).into_rom(placed(true, size), limits)?)
             }
             StoredMemberKind::Patch(facts) => {
                 MemberClass::Patch(facts.into_patch(placed(false, 0))?)
