@@ -361,3 +361,47 @@ fn a_real_mount_serves_the_disk_without_its_header() {
     let info = std::fs::read_to_string(mnt.path().join("info/fds/b.fds.txt")).unwrap();
     assert!(info.contains(&beta_dat_section()), "{info}");
 }
+
+#[test]
+fn a_disk_image_asked_for_later_is_hashed_once_and_kept() {
+    let backing = backing();
+    std::fs::remove_file(backing.path().join("fds/b.fds")).unwrap();
+    let dats = tempfile::tempdir().unwrap();
+    write_dats(dats.path());
+    let headered_only = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dats.path().join("fds-headered.dat"),
+        headered_only.path().join("fds-headered.dat"),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mount = |dats: &Path| {
+        let fs = fs_with_dats(backing.path(), dats);
+        fs.library().use_header_cache(cache.path());
+        fs
+    };
+    // A headered DAT alone: the layouts are hashed, no disk image.
+    let first = mount(headered_only.path());
+    assert_eq!(
+        names(&first, &format!("verified/{HEADERED_DAT}")),
+        ["Alpha (Japan).fds"]
+    );
+    assert_eq!(first.library().roms_hashed(), 1);
+    first.library().flush_header_cache();
+    drop(first);
+    // With a skipper DAT, the file is read once more for its disk.
+    let second = mount(dats.path());
+    assert_eq!(
+        names(&second, &format!("verified/{LOGIQX_DAT}")),
+        ["Alpha Disk (Japan).fds"]
+    );
+    assert_eq!(second.library().roms_hashed(), 1);
+    second.library().flush_header_cache();
+    drop(second);
+    let third = mount(dats.path());
+    assert_eq!(
+        names(&third, &format!("verified/{LOGIQX_DAT}")),
+        ["Alpha Disk (Japan).fds"]
+    );
+    assert_eq!(third.library().roms_hashed(), 0, "hashed again");
+}

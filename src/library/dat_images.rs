@@ -85,14 +85,11 @@ impl Library {
             images.push(disk.image());
             return Ok(images);
         }
+        self.roms_hashed.fetch_add(1, Ordering::Relaxed);
         let raw = self.read_rom(rom).map_err(io::Error::other)?;
-        let kept = Self::kept_digests(rom);
-        let full = match kept {
+        let full = match Self::kept_digests(rom) {
             Some(full) => full,
-            None => {
-                self.roms_hashed.fetch_add(1, Ordering::Relaxed);
-                self.digests_from_raw(rom, &raw)?
-            }
+            None => self.digests_from_raw(rom, &raw)?,
         };
         let raw_digests = full
             .iter()
