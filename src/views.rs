@@ -649,19 +649,25 @@ impl NinjaFs {
     /// where they tell it, else by building the image (once; it is cached).
     fn size_of(&self, target: &Target) -> Result<u64, FsError> {
         let rom = &target.rom;
+        // The layout gives these exactly: nothing to remember (a listing
+        // of thousands of ROMs would take a lock and a key for each).
+        match target.view {
+            View::Normalized => return Ok(rom.normalized_len()),
+            View::Deinterleaved => return Ok(rom.deinterleaved_len()),
+            View::Raw => return Ok(rom.layout.raw_len as u64),
+            View::FdsDisk => {
+                return Ok((rom.layout.raw_len as u64)
+                    .saturating_sub(system::fds::FWNES_HEADER_LEN as u64));
+            }
+            View::Patched | View::Info => {}
+        }
         let key = self.key_of(target);
         if let Some(&size) = lock(&self.sizes).get(&key) {
             return Ok(size);
         }
         let predicted = match (&target.view, &target.variant) {
-            (View::Normalized, _) => Some(rom.normalized_len()),
-            (View::Deinterleaved, _) => Some(rom.deinterleaved_len()),
             (View::Patched, Some(variant)) => self.predict_patched_size(rom, variant),
             (View::Info, _) => self.predict_info_size(rom),
-            (View::Raw, _) => Some(rom.layout.raw_len as u64),
-            (View::FdsDisk, _) => Some(
-                (rom.layout.raw_len as u64).saturating_sub(system::fds::FWNES_HEADER_LEN as u64),
-            ),
             _ => None,
         };
         if let Some(size) = predicted {
