@@ -394,9 +394,9 @@ impl NinjaFs {
         let mut taken: HashSet<String> = dir.subdirs.iter().cloned().collect();
         let wanted: Vec<(String, Target)> = match view {
             View::Normalized | View::Deinterleaved => {
-                let ext_of = |rom: &Rom| match view {
-                    View::Normalized => rom.normalized_ext.clone(),
-                    _ => rom.deinterleaved_ext.clone(),
+                let ext_of: fn(&Rom) -> &str = match view {
+                    View::Normalized => |rom| rom.normalized_ext.as_str(),
+                    _ => |rom| rom.deinterleaved_ext.as_str(),
                 };
                 let stems = shown_stems(&dir.roms, ext_of, &taken);
                 dir.roms
@@ -415,7 +415,7 @@ impl NinjaFs {
             // A patched file is named after its ROM as deinterleaved/ shows
             // it, so the two stay told apart the same way.
             View::Patched => {
-                let stems = shown_stems(&dir.roms, |rom| rom.deinterleaved_ext.clone(), &taken);
+                let stems = shown_stems(&dir.roms, |rom| rom.deinterleaved_ext.as_str(), &taken);
                 let mut named = Vec::new();
                 for (rom, stem) in dir.roms.iter().zip(stems) {
                     for variant in self.library.variants(rom, rel_dir, dir) {
@@ -427,7 +427,14 @@ impl NinjaFs {
             }
         };
         // Whatever still collides (a backing file literally named like a
-        // tagged name) is numbered, in backing file order.
+        // tagged name) is numbered, in backing file order. Usually nothing
+        // does, which one pass of borrowed names tells.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(taken.len() + wanted.len());
+        seen.extend(taken.iter().map(String::as_str));
+        if wanted.iter().all(|(name, _)| seen.insert(name.as_str())) {
+            return wanted;
+        }
+        drop(seen);
         wanted
             .into_iter()
             .map(|(name, target)| (numbered_if_taken(name, &mut taken), target))
@@ -1133,7 +1140,7 @@ const OPEN_RETRIES: u32 = 3;
 /// never given.
 fn shown_stems(
     roms: &[Arc<Rom>],
-    ext_of: impl Fn(&Rom) -> String,
+    ext_of: impl Fn(&Rom) -> &str,
     taken: &HashSet<String>,
 ) -> Vec<String> {
     let plain: Vec<String> = roms
@@ -1152,6 +1159,9 @@ fn shown_stems(
         })
         .collect();
     drop(wanted_by);
+    if keeps_plain.iter().all(|&keeps| keeps) {
+        return roms.iter().map(|rom| rom.stem.clone()).collect();
+    }
     let mut used: HashSet<String> = taken.clone();
     used.extend(
         plain
