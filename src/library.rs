@@ -637,7 +637,7 @@ impl Library {
             self.look(rel_dir, dir, entry)
         });
         let listed_len = listed.len();
-        let mut current = HashMap::new();
+        let mut current = HashMap::with_capacity(listed.len());
         let mut unknown = Vec::new();
         let mut archived = Vec::new();
         for looked in looked {
@@ -721,10 +721,13 @@ impl Library {
                 cache.changed_since_save();
             }
         }
-        contents.roms.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        // By name, then path: two archives may hold members of one name.
+        contents
+            .roms
+            .sort_unstable_by(|a, b| (&a.file_name, &a.rel_path).cmp(&(&b.file_name, &b.rel_path)));
         contents
             .patches
-            .sort_by(|a, b| a.file_name.cmp(&b.file_name));
+            .sort_unstable_by(|a, b| (&a.file_name, &a.rel_path).cmp(&(&b.file_name, &b.rel_path)));
         log::debug!(
             "scanned /{rel_dir}: {} entries in {:?} ({:?} listing and stat), {} files read",
             listed_len,
