@@ -8,11 +8,10 @@ mod mount_support;
 
 use std::path::Path;
 
-use common::{fixture, lookup, names, ninja, read_all, read_fixture};
+use common::{fixture, fs_with_dats, lookup, names, ninja, read_all, read_fixture, stdout_of};
 use ninja_fs::apply::ImageLayout;
 use ninja_fs::dat::{self, Dat, DatRom, DatSet};
 use ninja_fs::digest::Digests;
-use ninja_fs::patch::Limits;
 use ninja_fs::system;
 use ninja_fs::vfs::FsError;
 use ninja_fs::views::NinjaFs;
@@ -107,11 +106,6 @@ fn altered_dat(path: &Path) {
         &[("Hello (Japan).pce", size, digests)],
     );
     std::fs::write(path, dat::logiqx::write(&dat)).unwrap();
-}
-
-fn stdout_of(command: &mut assert_cmd::Command) -> String {
-    let output = command.assert().success().get_output().clone();
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// What `ninja-fs info` prints of the fixture `rom` checked against `dat`.
@@ -321,14 +315,6 @@ fn backing() -> tempfile::TempDir {
     write(root, "nes/h.nes", &read_fixture("roms/nes/cc65_hello.nes"));
     write(root, "pce/p.pce", &read_fixture("roms/pce/cc65_hello.pce"));
     dir
-}
-
-fn fs_with_dats(root: &Path, dats: &Path) -> NinjaFs {
-    let fs = NinjaFs::new(root, 64 << 20, Limits::default()).unwrap();
-    let (set, errors) = DatSet::load(&[dats.to_path_buf()]);
-    assert!(errors.is_empty(), "{errors:?}");
-    fs.use_dats(set);
-    fs
 }
 
 fn normalized(rel: &str) -> Vec<u8> {

@@ -10,10 +10,8 @@ mod mount_support;
 
 use std::path::Path;
 
-use common::{lookup, names, ninja, read_all};
-use ninja_fs::dat::DatSet;
+use common::{fs_with_dats, lookup, names, ninja, read_all, stdout_of};
 use ninja_fs::digest::Digests;
-use ninja_fs::patch::Limits;
 use ninja_fs::views::NinjaFs;
 
 const SIDE_LEN: usize = 65_500;
@@ -109,14 +107,6 @@ fn backing() -> tempfile::TempDir {
     dir
 }
 
-fn fs_with_dats(root: &Path, dats: &Path) -> NinjaFs {
-    let fs = NinjaFs::new(root, 64 << 20, Limits::default()).unwrap();
-    let (set, errors) = DatSet::load(&[dats.to_path_buf()]);
-    assert!(errors.is_empty(), "{errors:?}");
-    fs.use_dats(set);
-    fs
-}
-
 /// The DAT section of Alpha's report: both skipper DATs match its disk,
 /// the headered one its whole file (for FDS the normalized image).
 fn alpha_dat_section() -> String {
@@ -136,11 +126,6 @@ fn logiqx_report(dats: &Path) -> String {
         "{LOGIQX_DAT} (version 20261207)\nfrom {}/fds.xml\nthe DAT hashes headerless images (header skipper fds.xml)\n\nhave 2 of 3 ROMs\n\nmissing: 1\n  Gamma Disk (Japan).fds\n\nfiles matching more than one entry: 0\n\nmatched by CRC32 alone: 0\n\nbad or altered dumps: 0\n",
         dats.display()
     )
-}
-
-fn stdout_of(command: &mut assert_cmd::Command) -> String {
-    let output = command.assert().success().get_output().clone();
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

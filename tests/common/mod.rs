@@ -49,6 +49,23 @@ pub fn ninja() -> assert_cmd::Command {
     command
 }
 
+/// Runs a command that must succeed; returns its stdout as text.
+pub fn stdout_of(command: &mut assert_cmd::Command) -> String {
+    let output = command.assert().success().get_output().clone();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The filesystem core over `root` with every DAT under `dats` loaded
+/// (each must load).
+pub fn fs_with_dats(root: &std::path::Path, dats: &std::path::Path) -> ninja_fs::views::NinjaFs {
+    let fs =
+        ninja_fs::views::NinjaFs::new(root, 64 << 20, ninja_fs::patch::Limits::default()).unwrap();
+    let (set, errors) = ninja_fs::dat::DatSet::load(&[dats.to_path_buf()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    fs.use_dats(set);
+    fs
+}
+
 /// Runs a command that must fail; returns its stderr (it wrote no stdout).
 pub fn stderr_of(cmd: &mut assert_cmd::Command) -> String {
     let out = cmd.assert().failure().get_output().clone();
