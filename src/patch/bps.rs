@@ -634,13 +634,13 @@ fn zeroed_table(len: usize) -> Vec<u32> {
     {
         const HUGE_PAGE: usize = 2 << 20;
         let start = table.as_mut_ptr() as usize;
-        let end = start.saturating_add(len * size_of::<u32>());
+        let end = start.saturating_add(len.saturating_mul(size_of::<u32>()));
         let first = start.next_multiple_of(HUGE_PAGE);
         let last = end - end % HUGE_PAGE;
         if last > first {
             // SAFETY: whole huge pages inside the vector's own allocation;
-            // the advice changes how they are backed, not what they hold
-            // (zeros, not yet written). Failure changes nothing.
+            // the advice changes how they are backed, never what they hold.
+            // Failure changes nothing.
             unsafe {
                 libc::madvise(
                     first as *mut libc::c_void,
@@ -1044,6 +1044,38 @@ mod tests {
                 BpsAction::SourceCopy {
                     source_offset: 30_003,
                     length: 20_000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn sparse_target_index_finds_repeats_and_extends_them_back() {
+        // The target index of images over 32 MiB holds every 16th position
+        // and is looked up at the position only: a repeat starting 3 bytes
+        // into the target is found some bytes late, and backward extension
+        // gives the literals back to the copy.
+        let mut state = 1u64;
+        let block: Vec<u8> = (0..1001)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let mut target = block.clone();
+        target.extend_from_slice(&block[3..903]);
+        let patch = create_with_steps(b"", &target, (4, 16));
+        let parsed = parse(&patch, &Limits::default()).unwrap();
+        assert_eq!(parsed.apply(b"", &opts()).unwrap(), target);
+        assert_eq!(
+            parsed.actions,
+            [
+                BpsAction::TargetRead { bytes: &block },
+                BpsAction::TargetCopy {
+                    target_offset: 3,
+                    length: 900
                 },
             ]
         );
