@@ -632,25 +632,12 @@ impl HashChains {
 fn zeroed_table(len: usize) -> Vec<u32> {
     let mut table = vec![0u32; len];
     #[cfg(target_os = "linux")]
-    {
-        const HUGE_PAGE: usize = 2 << 20;
-        let start = table.as_mut_ptr() as usize;
-        let end = start.saturating_add(len.saturating_mul(size_of::<u32>()));
-        let first = start.next_multiple_of(HUGE_PAGE);
-        let last = end - end % HUGE_PAGE;
-        if last > first {
-            // SAFETY: whole huge pages inside the vector's own allocation;
-            // the advice changes how they are backed, never what they hold.
-            // Failure changes nothing.
-            unsafe {
-                libc::madvise(
-                    first as *mut libc::c_void,
-                    last - first,
-                    libc::MADV_HUGEPAGE,
-                )
-            };
-        }
-    }
+    super::advise_whole_blocks(
+        table.as_mut_ptr().cast(),
+        len.saturating_mul(size_of::<u32>()),
+        2 << 20,
+        super::PageAdvice::HugePages,
+    );
     table
 }
 

@@ -38,26 +38,48 @@ pub(crate) fn prefault(buffer: &mut Vec<u8>) {
             size if size > 0 => size as usize,
             _ => return,
         };
-        let start = buffer.as_mut_ptr() as usize;
-        let (Some(first), Some(end)) = (
-            start.checked_next_multiple_of(page),
-            start.checked_add(buffer.capacity()),
-        ) else {
-            return;
+        let capacity = buffer.capacity();
+        advise_whole_blocks(
+            buffer.as_mut_ptr(),
+            capacity,
+            page,
+            PageAdvice::PopulateWrite,
+        );
+    }
+}
+
+/// Advice [`advise_whole_blocks`] gives: only kinds that leave the bytes
+/// as they are.
+#[cfg(target_os = "linux")]
+pub(crate) enum PageAdvice {
+    /// Map the pages writable now (`MADV_POPULATE_WRITE`).
+    PopulateWrite,
+    /// Back them with transparent huge pages (`MADV_HUGEPAGE`).
+    HugePages,
+}
+
+/// Gives `advice` for the whole `block`-aligned blocks of `block` bytes
+/// among the `len` bytes at `start`, memory of an allocation the caller
+/// holds. Where there are none, or the kernel refuses, nothing changes.
+#[cfg(target_os = "linux")]
+pub(crate) fn advise_whole_blocks(start: *mut u8, len: usize, block: usize, advice: PageAdvice) {
+    let start = start as usize;
+    let (Some(first), Some(end)) = (
+        start.checked_next_multiple_of(block),
+        start.checked_add(len),
+    ) else {
+        return;
+    };
+    let last = end - end % block;
+    if last > first {
+        let advice = match advice {
+            PageAdvice::PopulateWrite => libc::MADV_POPULATE_WRITE,
+            PageAdvice::HugePages => libc::MADV_HUGEPAGE,
         };
-        let last = end - end % page;
-        if last > first {
-            // SAFETY: whole pages inside the vector's own allocation; the
-            // advice only maps them writable and leaves their bytes as they
-            // are. Failure (an old kernel, no memory yet) changes nothing.
-            unsafe {
-                libc::madvise(
-                    first as *mut libc::c_void,
-                    last - first,
-                    libc::MADV_POPULATE_WRITE,
-                )
-            };
-        }
+        // SAFETY: whole blocks inside the caller's allocation; both kinds of
+        // advice change how pages are backed, never what they hold.
+        // Failure (an old kernel, no memory yet) changes nothing.
+        unsafe { libc::madvise(first as *mut libc::c_void, last - first, advice) };
     }
 }
 
