@@ -484,22 +484,16 @@ fn a_real_mount_shows_verified_files_and_reports() {
     )
     .unwrap();
     let mnt = tempfile::tempdir().unwrap();
-    let output = ninja()
-        .arg("mount")
-        .arg(backing.path())
-        .arg(mnt.path())
-        .arg("--dat")
-        .arg(broken.path().join("broken.xml"))
-        .arg("-o")
-        .arg(format!("dat={}", dats.path().display()))
-        .arg("--no-header-cache")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{stderr}");
-    let _guard = mount_support::MountGuard {
-        path: mnt.path().to_path_buf(),
-    };
+    let (_guard, stderr) = mount_support::mount_with_args(
+        backing.path(),
+        mnt.path(),
+        [
+            "--dat".into(),
+            broken.path().join("broken.xml").into_os_string(),
+            "-o".into(),
+            format!("dat={}", dats.path().display()).into(),
+        ],
+    );
     assert!(
         stderr.contains(
             "broken.xml: line 3: the file ends inside <game>: an unclosed tag (cut short?)"
@@ -673,20 +667,8 @@ fn a_real_mount_verifies_every_other_system_in_the_fixtures() {
     let dats = tempfile::tempdir().unwrap();
     write_other_system_dats(dats.path());
     let mnt = tempfile::tempdir().unwrap();
-    let output = ninja()
-        .arg("mount")
-        .arg(backing.path())
-        .arg(mnt.path())
-        .arg("--dat")
-        .arg(dats.path())
-        .arg("--no-header-cache")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{stderr}");
-    let _guard = mount_support::MountGuard {
-        path: mnt.path().to_path_buf(),
-    };
+    let (_guard, _) =
+        mount_support::mount_with_args(backing.path(), mnt.path(), ["--dat".as_ref(), dats.path()]);
     let verified = mnt.path().join("verified");
     let mut listed: Vec<String> = std::fs::read_dir(&verified)
         .unwrap()
@@ -1039,23 +1021,8 @@ fn a_real_mount_serves_raw_only_matches() {
     )
     .unwrap();
     let mnt = tempfile::tempdir().unwrap();
-    let output = ninja()
-        .arg("mount")
-        .arg(backing.path())
-        .arg(mnt.path())
-        .arg("--dat")
-        .arg(dats.path())
-        .arg("--no-header-cache")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _guard = mount_support::MountGuard {
-        path: mnt.path().to_path_buf(),
-    };
+    let (_guard, _) =
+        mount_support::mount_with_args(backing.path(), mnt.path(), ["--dat".as_ref(), dats.path()]);
     let verified = mnt.path().join("verified");
     assert_eq!(
         names_in(&verified),

@@ -296,22 +296,16 @@ fn a_real_mount_serves_the_disk_without_its_header() {
     let dats = tempfile::tempdir().unwrap();
     write_dats(dats.path());
     let mnt = tempfile::tempdir().unwrap();
-    let output = ninja()
-        .arg("mount")
-        .arg(backing.path())
-        .arg(mnt.path())
-        .arg("--dat")
-        .arg(dats.path().join("fds.xml"))
-        .arg("--dat")
-        .arg(dats.path().join("fds-cmp.dat"))
-        .arg("--no-header-cache")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{stderr}");
-    let _guard = mount_support::MountGuard {
-        path: mnt.path().to_path_buf(),
-    };
+    let (_guard, _) = mount_support::mount_with_args(
+        backing.path(),
+        mnt.path(),
+        [
+            Path::new("--dat"),
+            &dats.path().join("fds.xml"),
+            Path::new("--dat"),
+            &dats.path().join("fds-cmp.dat"),
+        ],
+    );
     let folder = mnt.path().join("verified").join(LOGIQX_DAT);
     let mut listed: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()

@@ -102,15 +102,7 @@ fn daemon_shows_names_sizes_and_bytes() {
     // `mount` returned: the mount answers at once.
     assert!(is_mounted(&dirs.mnt));
     assert!(fs::read_dir(&dirs.mnt).unwrap().next().is_some());
-    let shown = read_tree(&dirs.mnt);
-    let expected = expected_readable(&dirs.backing);
-    assert_eq!(
-        shown.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
-    for (path, bytes) in &expected {
-        assert!(shown[path] == *bytes, "{} differs", path.display());
-    }
+    assert_shows_expected(&dirs.mnt, &dirs.backing);
     // Modes and owner: the backing folder's and files', less write bits.
     let meta = fs::metadata(&dirs.mnt).unwrap();
     let backing_mode = fs::metadata(&dirs.backing).unwrap().permissions().mode();

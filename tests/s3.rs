@@ -220,15 +220,7 @@ fn every_view_shows_what_the_local_folder_shows() {
     moto.upload(BUCKET, &dirs.backing);
     let uploaded = moto.requests().len();
     let _guard = mount_store(&moto, "s3://roms", &dirs);
-    let shown = read_tree(&dirs.mnt);
-    let expected = expected_readable(&dirs.backing);
-    assert_eq!(
-        shown.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
-    for (path, bytes) in &expected {
-        assert!(shown[path] == *bytes, "{} differs", path.display());
-    }
+    assert_shows_expected(&dirs.mnt, &dirs.backing);
     // A broken patch still fails with EIO, as on a local disk.
     if let Some(broken) = scenario().broken() {
         assert_eq!(errno(fs::read(dirs.mnt.join(broken))), libc::EIO);

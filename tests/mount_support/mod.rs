@@ -201,6 +201,29 @@ impl Dirs {
     }
 }
 
+/// Mounts `backing` at `mnt` as the daemon does, with `args` and no header
+/// cache; the mount must start. Its guard, and what it wrote to stderr.
+pub fn mount_with_args<I, S>(backing: &Path, mnt: &Path, args: I) -> (MountGuard, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = ninja()
+        .arg("mount")
+        .arg(backing)
+        .arg(mnt)
+        .args(args)
+        .arg("--no-header-cache")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let guard = MountGuard {
+        path: mnt.to_path_buf(),
+    };
+    (guard, stderr)
+}
+
 /// Unmounts on drop (if still mounted), so a failing test leaves nothing.
 pub struct MountGuard {
     pub path: PathBuf,
@@ -373,6 +396,20 @@ pub fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
+}
+
+/// The mount at `mnt` shows the files the scenario expects of `backing`,
+/// no more, each with its bytes.
+pub fn assert_shows_expected(mnt: &Path, backing: &Path) {
+    let shown = read_tree(mnt);
+    let expected = expected_readable(backing);
+    assert_eq!(
+        shown.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &expected {
+        assert!(shown[path] == *bytes, "{} differs", path.display());
+    }
 }
 
 /// What the scenario expects, less the files that fail to open.
