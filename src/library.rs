@@ -1841,7 +1841,7 @@ fn detection_regions(file: &dyn ReadAt, size: u64) -> io::Result<Vec<u8>> {
 /// buffer as long as the file.
 fn detection_head(file: &dyn ReadAt, size: u64, name: &str) -> io::Result<Vec<u8>> {
     let len = usize::try_from(size).map_err(io::Error::other)?;
-    if system::system_for_extension(name).is_some() {
+    if system::may_detect_from_start(name) {
         let mut buffer = vec![0u8; len];
         let start = len.min(system::START_DETECTION_LEN);
         file.read_exact_at(&mut buffer[..start], 0)?;

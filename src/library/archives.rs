@@ -328,7 +328,7 @@ impl Library {
         let prefix = match prefix {
             Some(prefix) => prefix?,
             None => {
-                if system::system_for_extension(name).is_some() {
+                if system::may_detect_from_start(name) {
                     let start = archive.read_unverified_prefix(index, START_LEN.min(size))?;
                     let head = head_of(start, size);
                     if system::detect_from_start(name, &head).is_some() {

@@ -662,6 +662,18 @@ pub fn detect_from_start(file_name: &str, raw: &[u8]) -> Option<Layout> {
     Some(layout)
 }
 
+/// Whether [`detect_from_start`] may settle a file so named: its name says
+/// one of the systems it knows. Others (SNES, Sega, PCE, no system) are
+/// not worth reading a first KiB for, only to read it again.
+pub fn may_detect_from_start(file_name: &str) -> bool {
+    matches!(
+        system_for_extension(file_name),
+        Some(
+            SystemType::Gb | SystemType::Fds | SystemType::N64 | SystemType::Lynx | SystemType::Nes
+        )
+    )
+}
+
 /// Detection that reports a damaged dump instead of falling back to raw:
 /// the system it looked like and what is wrong with it.
 fn detect_strict(file_name: Option<&str>, raw: &[u8]) -> Result<Layout, (SystemType, SystemError)> {
@@ -926,6 +938,20 @@ mod tests {
             let raw = dump(ext, len, &[1, 2, 3], true, headered);
             let layout = detect_from_start(&format!("Game.{ext}"), &raw);
             assert_eq!(layout.as_ref().map(|l| l.raw_len), Some(len), "{ext}");
+        }
+    }
+
+    #[test]
+    fn only_names_of_systems_with_headers_at_the_start_are_tried_from_it() {
+        for name in [
+            "Game.gb", "Game.gbc", "Game.nes", "Game.fds", "Game.z64", "Game.v64", "Game.lnx",
+        ] {
+            assert!(may_detect_from_start(name), "{name}");
+        }
+        for name in [
+            "Game.sfc", "Game.smc", "Game.md", "Game.sms", "Game.pce", "Game.bin", "Game",
+        ] {
+            assert!(!may_detect_from_start(name), "{name}");
         }
     }
 
