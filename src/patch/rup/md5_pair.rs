@@ -107,9 +107,9 @@ fn compress<const N: usize>(states: &mut [[u32; 4]; N], blocks: [&[u8]; N]) {
             for lane in 0..N {
                 let (x, y, z) = ($b[lane], $c[lane], $d[lane]);
                 $a[lane] = $a[lane]
-                    .wrapping_add($f(x, y, z))
                     .wrapping_add(SINES[$step])
                     .wrapping_add(words[lane][$word])
+                    .wrapping_add($f(x, y, z))
                     .rotate_left($shift)
                     .wrapping_add(x);
             }
@@ -128,12 +128,19 @@ fn compress<const N: usize>(states: &mut [[u32; 4]; N], blocks: [&[u8]; N]) {
             }
         };
     }
+    // Each function is written so that the fewest operations wait on `x`,
+    // the register the step before just made: the chain through `x` is
+    // what limits the speed. Round 2's `(x & z) | (y & !z)` is a sum (the
+    // two halves share no bit), so `y & !z` joins the early additions and
+    // only one AND and one ADD wait on `x` (7 % faster than three
+    // dependent operations, BENCHMARKS.md).
     round!(0, |x: u32, y: u32, z: u32| z ^ (x & (y ^ z)), |i: usize| i);
-    round!(1, |x: u32, y: u32, z: u32| y ^ (z & (x ^ y)), |i: usize| (5
-        * i
-        + 1)
-        % 16);
-    round!(2, |x: u32, y: u32, z: u32| x ^ y ^ z, |i: usize| (3 * i
+    round!(
+        1,
+        |x: u32, y: u32, z: u32| (y & !z).wrapping_add(x & z),
+        |i: usize| (5 * i + 1) % 16
+    );
+    round!(2, |x: u32, y: u32, z: u32| x ^ (y ^ z), |i: usize| (3 * i
         + 5)
         % 16);
     round!(3, |x: u32, y: u32, z: u32| y ^ (x | !z), |i: usize| (7 * i)
