@@ -827,6 +827,87 @@ fn rup_in_folder(
     Ok(results)
 }
 
+/// A lone NINJA2 patch checked against a ROM, its result not yet made:
+/// [`CheckedRup::write_to`] makes it piece by piece into a writer, so a
+/// whole image is never held in memory (nor its fresh pages faulted in,
+/// most of an apply's time after the two MD5s).
+pub struct CheckedRup<'a> {
+    /// The header the deinterleaved image starts with, if any.
+    header: Vec<u8>,
+    entry: &'a RupEntry<'a>,
+    normalized: &'a [u8],
+    direction: Direction,
+}
+
+impl CheckedRup<'_> {
+    /// Writes the deinterleaved result: only writing can fail now.
+    pub fn write_to(&self, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
+        sink.write_all(&self.header)?;
+        self.entry
+            .write_checked(self.normalized, self.direction, sink)
+    }
+}
+
+/// Checks a lone NINJA2 patch against a ROM without building the result,
+/// where that result is the ROM's own deinterleaved image patched: an entry
+/// of the ROM's system, a normalized image that is a slice of the file, and
+/// at most a header put back before it. `None` when this does not hold or
+/// the entry does not match (or checksums are ignored): [`apply_stack_with`]
+/// then applies the patch, or says in full why it does not apply.
+#[allow(clippy::too_many_arguments)] // apply_stack_with's inputs, and the direction
+pub fn check_rup_in_pieces<'a>(
+    rom_name: &str,
+    raw: &'a [u8],
+    forced: Option<SystemType>,
+    patch_name: &str,
+    patch: &'a RupPatch<'a>,
+    opts: &ApplyOptions,
+    write_back: WriteBack,
+    revert: bool,
+) -> Result<Option<CheckedRup<'a>>, ApplyError> {
+    let [entry] = patch.entries.as_slice() else {
+        return Ok(None);
+    };
+    let Ok(layout) = system::identify(Some(rom_name), raw, forced) else {
+        return Ok(None);
+    };
+    if SystemType::from_code(entry.system_type) != Some(layout.system)
+        || layout.header == Some(system::HeaderKind::Unif)
+    {
+        return Ok(None);
+    }
+    let layout = write_back.layout(layout);
+    let header = match &layout.conversion {
+        None => layout.header_bytes.clone(),
+        Some(system::Conversion::Header(header)) => header.clone(),
+        Some(_) => return Ok(None),
+    };
+    let Ok(Cow::Borrowed(normalized)) = system::normalize(raw, &layout) else {
+        return Ok(None);
+    };
+    let wanted = revert.then_some(Direction::Reverse);
+    let checked = entry
+        .check_in_pieces(normalized, wanted, opts)
+        .map_err(|source| patch_failure(rom_name, patch_name, source))?;
+    Ok(checked.map(|direction| {
+        log::info!(
+            "{patch_name}: applied to the {} image{}",
+            ImageLayout::Normalized,
+            if direction == Direction::Reverse {
+                ", in reverse"
+            } else {
+                ""
+            }
+        );
+        CheckedRup {
+            header,
+            entry,
+            normalized,
+            direction,
+        }
+    }))
+}
+
 /// Applies a lone VCDIFF patch window by window into `sink`, as xdelta3
 /// does, instead of building the whole target in memory: the result is the
 /// same deinterleaved image `apply_stack` makes (VCDIFF applies to the

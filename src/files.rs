@@ -834,6 +834,28 @@ impl Output {
         matches!(self, Output::File { .. })
     }
 
+    /// Writes what `fill` writes, as it writes it, for content checked
+    /// before the first byte (only writing can fail in `fill`): a file
+    /// appears whole or not at all, as with [`Output::write_streamed`], and
+    /// standard output gets the bytes as they come.
+    pub fn write_checked(
+        &self,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), FileError> {
+        match self {
+            Output::Stdout => {
+                let mut stdout = io::stdout().lock();
+                fill(&mut stdout)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|source| FileError::Write {
+                        path: PathBuf::from("-"),
+                        source,
+                    })
+            }
+            Output::File { .. } => self.write_streamed(fill),
+        }
+    }
+
     /// Writes to a file what `fill` writes, as it writes it; the file
     /// appears only if `fill` succeeds. A device or FIFO gets the bytes as
     /// they come, so its reader sees a short stream if `fill` fails.

@@ -652,6 +652,15 @@ fn apply_to_file(
         .map(|f| Ok((f.path.display().to_string(), parse_patch(f, &opts.limits)?)))
         .collect::<Result<Vec<_>, CliError>>()?;
     let rom_name = rom_input.name;
+    if let ([(name, Patch::Rup(rup))], false) = (patches.as_slice(), fix_checksum) {
+        // NINJA2 patches: checked first, then the result written as it is made.
+        let checked = apply::check_rup_in_pieces(
+            &rom_name, &raw, forced, name, rup, opts, write_back, revert,
+        )?;
+        if let Some(checked) = checked {
+            return Ok(output.write_checked(|sink| checked.write_to(sink))?);
+        }
+    }
     if let ([(name, Patch::Vcdiff(vcdiff))], true, false) = (
         patches.as_slice(),
         output.is_file() && !fix_checksum,

@@ -324,6 +324,93 @@ fn ninja_vectors_apply_to_every_container_in_its_own_layout_and_back() {
 }
 
 #[test]
+fn a_lone_rup_written_in_pieces_is_the_whole_apply() {
+    // `apply` checks a lone NINJA2 patch and writes its result piece by
+    // piece when the result is the ROM's own image patched, a header at
+    // most put back; elsewhere the whole apply runs. Both give one image.
+    use ninja_fs::apply::{self, WriteBack};
+    let cases = [
+        ("gb.input_headered.gb", "gb", WriteBack::Playable, true),
+        ("lynx.input_headered.lnx", "lynx", WriteBack::Playable, true),
+        ("pce.input_headered.pce", "pce", WriteBack::Playable, true),
+        (
+            "snes_lorom.input_copierhdr.smc",
+            "snes_lorom",
+            WriteBack::Playable,
+            true,
+        ),
+        (
+            "snes_lorom.input_nsrt.smc",
+            "snes_lorom",
+            WriteBack::Ninja,
+            true,
+        ),
+        (
+            "nes_ffe_input_for_nes_ines_shrink.nes",
+            "nes_ines_shrink",
+            WriteBack::Ninja,
+            true,
+        ),
+        // An FFE dump played as iNES, UNIF, interleaved and byte-swapped
+        // images are rebuilt, not a slice of the file: the whole apply.
+        (
+            "nes_ffe_input_for_nes_ines_shrink.nes",
+            "nes_ines_shrink",
+            WriteBack::Playable,
+            false,
+        ),
+        ("nes_unif.input.unf", "nes_unif", WriteBack::Playable, false),
+        (
+            "snes_hirom20.input_interleaved.sfc",
+            "snes_hirom20",
+            WriteBack::Playable,
+            false,
+        ),
+        ("n64.input.v64", "n64", WriteBack::Playable, false),
+    ];
+    let opts = ApplyOptions::default();
+    for (input_name, stem, write_back, in_pieces) in cases {
+        let input = read_vector(input_name);
+        let patch_bytes = read_vector(&format!("{stem}.rup"));
+        let patch = rup::parse(&patch_bytes, &Limits::default()).unwrap();
+        let stack = [(format!("{stem}.rup"), Patch::Rup(patch.clone()))];
+        let whole =
+            apply::apply_stack_with(input_name, &input, None, &stack, &opts, write_back).unwrap();
+        let checked = apply::check_rup_in_pieces(
+            input_name, &input, None, "p.rup", &patch, &opts, write_back, false,
+        )
+        .unwrap();
+        assert_eq!(checked.is_some(), in_pieces, "{input_name}");
+        if let Some(checked) = checked {
+            let mut written = Vec::new();
+            checked.write_to(&mut written).unwrap();
+            assert!(written == whole, "{input_name}: forward");
+            // And back: the result is the entry's target, undone in pieces.
+            let undone = apply::check_rup_in_pieces(
+                input_name, &written, None, "p.rup", &patch, &opts, write_back, true,
+            )
+            .unwrap()
+            .expect("the result undoes in pieces");
+            let mut back = Vec::new();
+            undone.write_to(&mut back).unwrap();
+            let stack_back =
+                apply::revert_stack_with(input_name, &written, None, &stack, &opts, write_back)
+                    .unwrap();
+            assert!(back == stack_back, "{input_name}: reverse");
+        }
+        // Another ROM is no match: left to the whole apply to explain.
+        let mut other = input.clone();
+        let last = other.len() - 1;
+        other[last] ^= 0x55;
+        let other_checked = apply::check_rup_in_pieces(
+            input_name, &other, None, "p.rup", &patch, &opts, write_back, false,
+        )
+        .unwrap();
+        assert!(other_checked.is_none(), "{input_name}: another ROM");
+    }
+}
+
+#[test]
 fn without_keep_header_an_nsrt_header_is_left_out() {
     // The image emulators play: NINJA's vector applied, headerless.
     let out = apply_to_stdout(

@@ -14,6 +14,7 @@ use md5::{Digest, Md5};
 
 use super::reader::ByteReader;
 use super::{ApplyOptions, Checksum, Limits, PatchError, PatchSummary};
+use md5_pair::Md5Blocks;
 
 pub const NAME: &str = "RUP";
 
@@ -641,26 +642,19 @@ impl RupEntry<'_> {
 
     /// The entry applied to `input` in `direction`, `output_len` bytes.
     fn build(&self, input: &[u8], direction: Direction, output_len: usize) -> Vec<u8> {
+        let mut output = Vec::with_capacity(output_len);
+        super::prefault(&mut output);
+        output.resize(output_len, 0);
+        self.pieces(input, direction).fill(0, &mut output);
+        output
+    }
+
+    /// The entry's result made in pieces, front to back.
+    fn pieces<'p>(&'p self, input: &'p [u8], direction: Direction) -> Pieces<'p> {
         let input_size = match direction {
             Direction::Forward => self.source_size,
             Direction::Reverse => self.target_size,
         };
-        let mut output = Vec::with_capacity(output_len);
-        super::prefault(&mut output);
-        output.extend_from_slice(input.get(..output_len).unwrap_or(input));
-        output.resize(output_len, 0);
-
-        // Records past the output's end (an older web patcher wrote some past
-        // the source's end) are cut off there.
-        for record in &self.records {
-            let start = usize::try_from(record.offset).unwrap_or(usize::MAX);
-            if let Some(destination) = output.get_mut(start..) {
-                for (byte, xor) in destination.iter_mut().zip(record.data.iter()) {
-                    *byte ^= *xor;
-                }
-            }
-        }
-
         // The tail is stored for one case each way; the other two truncate.
         let output_size = self.output_size(direction);
         let wanted_kind = match direction {
@@ -668,18 +662,139 @@ impl RupEntry<'_> {
             Direction::Reverse if output_size > input_size => Some(OverflowKind::Minus),
             _ => None,
         };
-        if let Some(overflow) = self
+        let tail = self
             .overflow
             .filter(|overflow| Some(overflow.kind) == wanted_kind)
-        {
-            let start = usize::try_from(input_size).unwrap_or(usize::MAX);
-            if let Some(destination) = output.get_mut(start..) {
-                for (byte, stored) in destination.iter_mut().zip(overflow.data.iter()) {
-                    *byte = *stored ^ 0xFF;
-                }
-            }
+            .map(|overflow| (input_size, overflow.data));
+        let mut by_offset: Vec<&XorRecord<'_>> = self.records.iter().collect();
+        by_offset.sort_by_key(|record| record.offset);
+        Pieces {
+            input,
+            by_offset,
+            next: 0,
+            open: Vec::new(),
+            tail,
         }
-        output
+    }
+
+    /// Which way this entry applies to `normalized_input` (in the direction
+    /// `wanted`, when given), with the result's MD5 checked, all without
+    /// keeping the result: it is made in pieces and hashed as it is made,
+    /// the input alongside. `None` when the input matches neither digest,
+    /// the result would pass the size limit, or checksums are ignored:
+    /// [`RupEntry::apply_if_matching`] says what is wrong then.
+    /// [`RupEntry::write_checked`] writes the result afterwards.
+    pub fn check_in_pieces(
+        &self,
+        normalized_input: &[u8],
+        wanted: Option<Direction>,
+        opts: &ApplyOptions,
+    ) -> Result<Option<Direction>, PatchError> {
+        let guess = wanted.unwrap_or(Direction::Forward);
+        if opts.ignore_checksums || opts.limits.check(NAME, self.output_size(guess)).is_err() {
+            return Ok(None);
+        }
+        let (input_digest, output_digest) =
+            self.digests_in_pieces(normalized_input, guess, true, PIECE);
+        let found = input_digest
+            .and_then(|digest| self.direction_for_digest(&digest))
+            .filter(|direction| wanted.is_none_or(|wanted| wanted == *direction));
+        let Some(direction) = found else {
+            return Ok(None);
+        };
+        let output_digest = if direction == guess {
+            output_digest
+        } else if opts
+            .limits
+            .check(NAME, self.output_size(direction))
+            .is_err()
+        {
+            return Ok(None);
+        } else {
+            self.digests_in_pieces(normalized_input, direction, false, PIECE)
+                .1
+        };
+        self.check_output(direction, &output_digest)?;
+        Ok(Some(direction))
+    }
+
+    /// Writes into `sink` the result [`RupEntry::check_in_pieces`] checked:
+    /// only writing can fail.
+    pub fn write_checked(
+        &self,
+        normalized_input: &[u8],
+        direction: Direction,
+        sink: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.write_in_pieces(normalized_input, direction, sink, PIECE)
+    }
+
+    fn write_in_pieces(
+        &self,
+        input: &[u8],
+        direction: Direction,
+        sink: &mut dyn std::io::Write,
+        piece_len: usize,
+    ) -> std::io::Result<()> {
+        let output_len = usize::try_from(self.output_size(direction)).unwrap_or(usize::MAX);
+        let mut pieces = self.pieces(input, direction);
+        let mut piece = vec![0u8; piece_len.min(output_len)];
+        let mut at = 0;
+        while at < output_len {
+            let len = piece_len.min(output_len - at);
+            let piece = &mut piece[..len];
+            pieces.fill(at, piece);
+            sink.write_all(piece)?;
+            at += len;
+        }
+        Ok(())
+    }
+
+    /// The MD5 of the result in `direction` (made piece by piece, each
+    /// piece hashed while it is in the cache and then overwritten) and,
+    /// when `with_input`, that of the input, hashed in the same loop.
+    /// `piece_len` is a whole number of MD5 blocks.
+    fn digests_in_pieces(
+        &self,
+        input: &[u8],
+        direction: Direction,
+        with_input: bool,
+        piece_len: usize,
+    ) -> (Option<[u8; 16]>, [u8; 16]) {
+        let output_len = usize::try_from(self.output_size(direction)).unwrap_or(usize::MAX);
+        let mut pieces = self.pieces(input, direction);
+        let (mut input_md5, mut output_md5) = (Md5Blocks::new(), Md5Blocks::new());
+        // The input's whole blocks that have a piece beside them are hashed
+        // with it; the rest of the input after the loop.
+        let paired_len = match with_input {
+            true => input.len().min(output_len) / md5_pair::BLOCK * md5_pair::BLOCK,
+            false => 0,
+        };
+        let mut output_digest = None;
+        let mut piece = vec![0u8; piece_len.min(output_len)];
+        let mut at = 0;
+        while at < output_len {
+            let len = piece_len.min(output_len - at);
+            let piece = &mut piece[..len];
+            pieces.fill(at, piece);
+            let input_piece = &input[at.min(paired_len)..(at + len).min(paired_len)];
+            // Every piece but the last is whole blocks.
+            let last = at + len == output_len;
+            let whole = if last {
+                md5_pair::whole_len(piece)
+            } else {
+                len
+            };
+            input_md5.update_pair(input_piece, &mut output_md5, &piece[..whole]);
+            if last {
+                output_digest = Some(output_md5.finish(&piece[whole..]));
+            }
+            at += len;
+        }
+        (
+            with_input.then(|| input_md5.finish(&input[paired_len..])),
+            output_digest.unwrap_or_else(|| output_md5.finish(&[])),
+        )
     }
 
     /// Whether a result made in `direction` has the MD5 the entry promises.
@@ -698,6 +813,76 @@ impl RupEntry<'_> {
                 actual: Checksum::Md5(*actual).to_string(),
             })
         }
+    }
+}
+
+/// How much of a result [`RupEntry::check_in_pieces`] and
+/// [`RupEntry::write_checked`] make at a time: small enough to stay in the
+/// cache between making a piece and hashing or writing it, a whole number
+/// of MD5 blocks.
+const PIECE: usize = 2048 * md5_pair::BLOCK;
+
+/// An entry's result made front to back, one piece at a time: the input's
+/// bytes (zeros past its end), every XOR record over them, then the stored
+/// tail. Records are taken in offset order and dropped once passed.
+struct Pieces<'p> {
+    input: &'p [u8],
+    by_offset: Vec<&'p XorRecord<'p>>,
+    /// The first record of `by_offset` not yet reached.
+    next: usize,
+    /// Records reached that reach past the last piece made.
+    open: Vec<&'p XorRecord<'p>>,
+    /// Where the stored tail goes (the input's declared size) and its bytes.
+    tail: Option<(u64, &'p [u8])>,
+}
+
+impl Pieces<'_> {
+    /// Makes the result's bytes from `start` into `piece`. Pieces must be
+    /// asked for in order, each starting where the one before ended.
+    fn fill(&mut self, start: usize, piece: &mut [u8]) {
+        let from_input = self.input.get(start..).unwrap_or_default();
+        let from_input = from_input.get(..piece.len()).unwrap_or(from_input);
+        let (copied, past_input) = piece.split_at_mut(from_input.len());
+        copied.copy_from_slice(from_input);
+        past_input.fill(0);
+
+        let (start, end) = (start as u64, (start + piece.len()) as u64);
+        while let Some(record) = self.by_offset.get(self.next) {
+            if record.offset >= end {
+                break;
+            }
+            self.open.push(record);
+            self.next += 1;
+        }
+        for record in &self.open {
+            xor_into(piece, start, record.offset, record.data, |byte, xor| {
+                *byte ^= xor
+            });
+        }
+        self.open
+            .retain(|record| record.offset.saturating_add(record.data.len() as u64) > end);
+        if let Some((offset, stored)) = self.tail {
+            xor_into(piece, start, offset, stored, |byte, stored| {
+                *byte = stored ^ 0xFF
+            });
+        }
+    }
+}
+
+/// Combines the bytes of `data`, which start at `offset` of the result,
+/// with those of `piece`, which starts at `start`, where the two overlap.
+fn xor_into(piece: &mut [u8], start: u64, offset: u64, data: &[u8], combine: impl Fn(&mut u8, u8)) {
+    let end = start + piece.len() as u64;
+    let data_end = offset.saturating_add(data.len() as u64);
+    if offset >= end || data_end <= start {
+        return;
+    }
+    let from = offset.max(start);
+    let to = data_end.min(end);
+    let piece = &mut piece[(from - start) as usize..(to - start) as usize];
+    let data = &data[(from - offset) as usize..(to - offset) as usize];
+    for (byte, value) in piece.iter_mut().zip(data) {
+        combine(byte, *value);
     }
 }
 
@@ -1121,7 +1306,170 @@ mod tests {
             prop_assert_eq!(hashed.input_digest, md5_of(&other));
             prop_assert_eq!(hashed.applied, None);
         }
+        // Checked and written in pieces: the same answers and bytes.
+        let in_pieces = |input: &[u8], wanted| entry.check_in_pieces(input, wanted, &options());
+        prop_assert_eq!(in_pieces(source, None), Ok(Some(Direction::Forward)));
+        let mut written = Vec::new();
+        entry
+            .write_checked(source, Direction::Forward, &mut written)
+            .unwrap();
+        prop_assert_eq!(&written, target);
+        if source != target {
+            prop_assert_eq!(in_pieces(target, None), Ok(Some(Direction::Reverse)));
+            prop_assert_eq!(in_pieces(source, Some(Direction::Reverse)), Ok(None));
+            written.clear();
+            entry
+                .write_in_pieces(target, Direction::Reverse, &mut written, 3)
+                .unwrap();
+            prop_assert_eq!(&written, source);
+        }
+        if other != target {
+            prop_assert_eq!(in_pieces(&other, None), Ok(None));
+        }
         Ok(())
+    }
+
+    /// The result as `build` made it before results were made in pieces:
+    /// the input copied, each record XORed in patch order, then the tail.
+    fn reference_result(entry: &RupEntry<'_>, input: &[u8], direction: Direction) -> Vec<u8> {
+        let output_len = entry.output_size(direction) as usize;
+        let input_size = match direction {
+            Direction::Forward => entry.source_size,
+            Direction::Reverse => entry.target_size,
+        };
+        let mut output = input.get(..output_len).unwrap_or(input).to_vec();
+        output.resize(output_len, 0);
+        for record in &entry.records {
+            for (at, xor) in (record.offset..).zip(record.data) {
+                if let Some(byte) = output.get_mut(at as usize) {
+                    *byte ^= xor;
+                }
+            }
+        }
+        let kind = match direction {
+            Direction::Forward => OverflowKind::Append,
+            Direction::Reverse => OverflowKind::Minus,
+        };
+        let overflow = entry.overflow.filter(|o| o.kind == kind);
+        if let Some(overflow) = overflow.filter(|_| entry.output_size(direction) > input_size) {
+            for (at, stored) in (input_size..).zip(overflow.data) {
+                if let Some(byte) = output.get_mut(at as usize) {
+                    *byte = stored ^ 0xFF;
+                }
+            }
+        }
+        output
+    }
+
+    /// An entry with the given records (offset, bytes) and tail, which
+    /// need not be one `create` would write: records overlap, run past the
+    /// end and come in any order.
+    fn entry_of<'a>(
+        sizes: (u64, u64),
+        records: &'a [(u64, Vec<u8>)],
+        tail: Option<(bool, &'a [u8])>,
+    ) -> RupEntry<'a> {
+        RupEntry {
+            name: None,
+            system_type: 0,
+            source_size: sizes.0,
+            target_size: sizes.1,
+            source_md5: [0; 16],
+            target_md5: [0; 16],
+            overflow: tail.map(|(append, data)| Overflow {
+                kind: if append {
+                    OverflowKind::Append
+                } else {
+                    OverflowKind::Minus
+                },
+                data,
+            }),
+            records: records
+                .iter()
+                .map(|(offset, data)| XorRecord {
+                    offset: *offset,
+                    data,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn results_of_several_pieces_hash_and_write_like_whole_ones() {
+        // Three and a half pieces of result, the input one piece shorter,
+        // records across the piece edges.
+        let output_len = 3 * PIECE + PIECE / 2 + 5;
+        let input: Vec<u8> = (0..output_len - PIECE)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let records: Vec<(u64, Vec<u8>)> = (0..40)
+            .map(|i| {
+                (
+                    (i * PIECE / 11 + PIECE / 13) as u64,
+                    vec![i as u8 | 1; 9 + i],
+                )
+            })
+            .collect();
+        let tail = vec![0x42; PIECE + 17];
+        let entry = entry_of(
+            (input.len() as u64, output_len as u64),
+            &records,
+            Some((true, &tail)),
+        );
+        let whole = reference_result(&entry, &input, Direction::Forward);
+        // Compared with `==`: a failure would print megabytes.
+        assert!(entry.build(&input, Direction::Forward, output_len) == whole);
+        assert_eq!(
+            entry.digests_in_pieces(&input, Direction::Forward, true, PIECE),
+            (Some(md5_of(&input)), md5_of(&whole))
+        );
+        let mut written = Vec::new();
+        entry
+            .write_checked(&input, Direction::Forward, &mut written)
+            .unwrap();
+        assert!(written == whole);
+        // Backwards the result is the shorter: the input's last piece and
+        // a half are hashed alone.
+        let back = reference_result(&entry, &whole, Direction::Reverse);
+        assert_eq!(
+            entry.digests_in_pieces(&whole, Direction::Reverse, true, PIECE),
+            (Some(md5_of(&whole)), md5_of(&back))
+        );
+    }
+
+    #[test]
+    fn a_result_with_the_wrong_md5_fails_in_pieces_as_whole() {
+        let patch_bytes = create(
+            &[CreateEntry {
+                name: None,
+                system_type: 0,
+                source: b"abcdef",
+                target: b"abXdefgh",
+            }],
+            &RupInfo::default(),
+        )
+        .unwrap();
+        let patch = parse(&patch_bytes, &Limits::default()).unwrap();
+        let mut entry = patch.entries[0].clone();
+        entry.records[0].data = b"\x01";
+        let whole = entry.apply_normalized(b"abcdef", &options());
+        assert!(matches!(whole, Err(PatchError::ChecksumMismatch { .. })));
+        assert_eq!(
+            entry.check_in_pieces(b"abcdef", None, &options()),
+            whole.map(|_| None)
+        );
+        // Ignoring checksums, or a result past the size limit, is left to
+        // the whole apply, which knows what to do then.
+        let forced = ApplyOptions {
+            ignore_checksums: true,
+            ..options()
+        };
+        assert_eq!(entry.check_in_pieces(b"abcdef", None, &forced), Ok(None));
+        let small = ApplyOptions {
+            limits: Limits { max_image_size: 7 },
+            ..options()
+        };
+        assert_eq!(entry.check_in_pieces(b"abcdef", None, &small), Ok(None));
     }
 
     #[test]
@@ -1135,6 +1483,37 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn results_made_in_pieces_are_the_whole_result(
+            input in proptest::collection::vec(any::<u8>(), 0..400),
+            sizes in (0u64..400, 0u64..400),
+            records in proptest::collection::vec(
+                (0u64..450, proptest::collection::vec(any::<u8>(), 0..90)),
+                0..12,
+            ),
+            tail in proptest::option::of((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200))),
+            forward in any::<bool>(),
+            piece_len in 1usize..150,
+            blocks in 1usize..4,
+        ) {
+            let entry = entry_of(sizes, &records, tail.as_ref().map(|(append, data)| (*append, data.as_slice())));
+            let direction = if forward { Direction::Forward } else { Direction::Reverse };
+            let whole = reference_result(&entry, &input, direction);
+            prop_assert_eq!(&entry.build(&input, direction, whole.len()), &whole);
+            let mut written = Vec::new();
+            entry.write_in_pieces(&input, direction, &mut written, piece_len).unwrap();
+            prop_assert_eq!(&written, &whole);
+            let piece_len = blocks * md5_pair::BLOCK;
+            prop_assert_eq!(
+                entry.digests_in_pieces(&input, direction, true, piece_len),
+                (Some(md5_of(&input)), md5_of(&whole))
+            );
+            prop_assert_eq!(
+                entry.digests_in_pieces(&input, direction, false, piece_len),
+                (None, md5_of(&whole))
+            );
+        }
 
         #[test]
         fn parse_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -85,7 +85,8 @@ const SHIFTS: [[u32; 4]; 4] = [
 
 const INITIAL: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
-const BLOCK: usize = 64;
+/// MD5's block: a piece hashed as it is made must be a multiple of it.
+pub const BLOCK: usize = 64;
 
 /// One 64-byte block into each of `N` independent states. Every step is
 /// done for all lanes before the next, so their chains interleave.
@@ -153,47 +154,84 @@ fn compress<const N: usize>(states: &mut [[u32; 4]; N], blocks: [&[u8]; N]) {
     }
 }
 
-fn compress_one(state: &mut [u32; 4], block: &[u8]) {
-    compress(std::array::from_mut(state), [block]);
+/// An MD5 fed whole 64-byte blocks, so that a result made piece by piece
+/// can be hashed without keeping it.
+#[derive(Clone, Copy)]
+pub struct Md5Blocks {
+    state: [u32; 4],
+    /// Bytes hashed so far.
+    len: u64,
 }
 
-/// The digest of `bytes`, whose whole blocks are already in `state`.
-fn finish(mut state: [u32; 4], bytes: &[u8]) -> [u8; 16] {
-    let whole = bytes.len() - bytes.len() % BLOCK;
-    let tail = bytes.get(whole..).unwrap_or_default();
-    // The tail, the 0x80 marker, zeros and the bit length: one or two blocks.
-    let mut last = [0u8; 2 * BLOCK];
-    let blocks = if tail.len() < BLOCK - 8 { 1 } else { 2 };
-    last[..tail.len()].copy_from_slice(tail);
-    last[tail.len()] = 0x80;
-    let bits = (bytes.len() as u64).wrapping_mul(8);
-    last[blocks * BLOCK - 8..blocks * BLOCK].copy_from_slice(&bits.to_le_bytes());
-    for block in last[..blocks * BLOCK].chunks_exact(BLOCK) {
-        compress_one(&mut state, block);
+impl Md5Blocks {
+    pub fn new() -> Md5Blocks {
+        Md5Blocks {
+            state: INITIAL,
+            len: 0,
+        }
     }
-    let mut digest = [0u8; 16];
-    for (bytes, word) in digest.chunks_exact_mut(4).zip(state) {
-        bytes.copy_from_slice(&word.to_le_bytes());
+
+    /// Hashes the whole blocks of `bytes`; a partial block at the end is
+    /// left for [`Md5Blocks::finish`].
+    pub fn update(&mut self, bytes: &[u8]) {
+        for block in bytes.chunks_exact(BLOCK) {
+            compress(std::array::from_mut(&mut self.state), [block]);
+        }
+        self.len += whole_len(bytes) as u64;
     }
-    digest
+
+    /// Hashes the whole blocks of `first` into `self` and those of `second`
+    /// into `other`, in one loop: as many as the shorter has, the rest of
+    /// the longer alone.
+    pub fn update_pair(&mut self, first: &[u8], other: &mut Md5Blocks, second: &[u8]) {
+        let mut states = [self.state, other.state];
+        for (one, two) in first.chunks_exact(BLOCK).zip(second.chunks_exact(BLOCK)) {
+            compress(&mut states, [one, two]);
+        }
+        [self.state, other.state] = states;
+        let done = first.len().min(second.len()) / BLOCK * BLOCK;
+        self.len += done as u64;
+        other.len += done as u64;
+        self.update(first.get(done..).unwrap_or_default());
+        other.update(second.get(done..).unwrap_or_default());
+    }
+
+    /// The digest of everything hashed followed by `tail`.
+    pub fn finish(mut self, tail: &[u8]) -> [u8; 16] {
+        self.update(tail);
+        let tail = tail.get(whole_len(tail)..).unwrap_or_default();
+        let Md5Blocks { mut state, len } = self;
+        // The tail, the 0x80 marker, zeros and the bit length: one or two blocks.
+        let mut last = [0u8; 2 * BLOCK];
+        let blocks = if tail.len() < BLOCK - 8 { 1 } else { 2 };
+        last[..tail.len()].copy_from_slice(tail);
+        last[tail.len()] = 0x80;
+        let bits = (len + tail.len() as u64).wrapping_mul(8);
+        last[blocks * BLOCK - 8..blocks * BLOCK].copy_from_slice(&bits.to_le_bytes());
+        for block in last[..blocks * BLOCK].chunks_exact(BLOCK) {
+            compress(std::array::from_mut(&mut state), [block]);
+        }
+        let mut digest = [0u8; 16];
+        for (bytes, word) in digest.chunks_exact_mut(4).zip(state) {
+            bytes.copy_from_slice(&word.to_le_bytes());
+        }
+        digest
+    }
+}
+
+/// The length of the whole blocks at the start of `bytes`.
+pub fn whole_len(bytes: &[u8]) -> usize {
+    bytes.len() - bytes.len() % BLOCK
 }
 
 /// The MD5s of `first` and of `second`.
 pub fn md5_pair(first: &[u8], second: &[u8]) -> ([u8; 16], [u8; 16]) {
-    let mut states = [INITIAL; 2];
-    for (one, two) in first.chunks_exact(BLOCK).zip(second.chunks_exact(BLOCK)) {
-        compress(&mut states, [one, two]);
-    }
-    // The longer one's remaining whole blocks, alone.
-    let [mut state_one, mut state_two] = states;
-    let done = first.len().min(second.len()) / BLOCK * BLOCK;
-    for block in first.get(done..).unwrap_or_default().chunks_exact(BLOCK) {
-        compress_one(&mut state_one, block);
-    }
-    for block in second.get(done..).unwrap_or_default().chunks_exact(BLOCK) {
-        compress_one(&mut state_two, block);
-    }
-    (finish(state_one, first), finish(state_two, second))
+    let (mut one, mut two) = (Md5Blocks::new(), Md5Blocks::new());
+    one.update_pair(first, &mut two, second);
+    (
+        one.finish(&first[whole_len(first)..]),
+        two.finish(&second[whole_len(second)..]),
+    )
 }
 
 #[cfg(test)]
@@ -250,6 +288,36 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn blocks_fed_in_any_pieces_give_the_same_digests(
+            first in proptest::collection::vec(any::<u8>(), 0..700),
+            second in proptest::collection::vec(any::<u8>(), 0..700),
+            cuts in proptest::collection::vec(0usize..12, 0..6),
+        ) {
+            // Both fed whole blocks in pieces, paired and alone, then the rest.
+            let (mut one, mut two) = (Md5Blocks::new(), Md5Blocks::new());
+            let (mut at_one, mut at_two) = (0, 0);
+            for (n, blocks) in cuts.into_iter().enumerate() {
+                let take = |at: usize, bytes: &[u8]| {
+                    let end = (at + blocks * BLOCK).min(whole_len(bytes));
+                    at.min(end)..end
+                };
+                let (range_one, range_two) = (take(at_one, &first), take(at_two, &second));
+                match n % 3 {
+                    0 => one.update_pair(&first[range_one.clone()], &mut two, &second[range_two.clone()]),
+                    1 => one.update(&first[range_one.clone()]),
+                    _ => two.update(&second[range_two.clone()]),
+                }
+                match n % 3 {
+                    0 => (at_one, at_two) = (range_one.end, range_two.end),
+                    1 => at_one = range_one.end,
+                    _ => at_two = range_two.end,
+                }
+            }
+            prop_assert_eq!(one.finish(&first[at_one..]), reference(&first));
+            prop_assert_eq!(two.finish(&second[at_two..]), reference(&second));
+        }
+
         #[test]
         fn same_digests_as_md5_crate(
             first in proptest::collection::vec(any::<u8>(), 0..700),
