@@ -575,23 +575,25 @@ impl Library {
         listing: &ArchiveListing,
         contents: &mut DirContents,
     ) {
-        let rel_path = join(rel_dir, &found.name);
-        let path = self.path_of(&rel_path);
+        // Made only when needed: most archives add one ROM and no note.
+        let rel_path = || join(rel_dir, &found.name);
+        let path = || self.path_of(&rel_path());
         let mut note = |shown: String| {
+            let rel_path = rel_path();
             contents.archive_notes.push(Arc::new(ArchiveNote {
-                rel_path: rel_path.clone(),
+                text: note_text(&rel_path, &shown, listing),
+                rel_path,
                 name: found.name.clone(),
                 id: found.id,
-                text: note_text(&rel_path, &shown, listing),
             }));
         };
         if let Some(problem) = &listing.problem {
-            log::info!("{}: left out: {problem}", path.display());
+            log::info!("{}: left out: {problem}", path().display());
             note("nothing".into());
             return;
         }
         for (member, why) in &listing.left_out {
-            log::info!("{}: member {member} left out: {why}", path.display());
+            log::info!("{}: member {member} left out: {why}", path().display());
         }
         if listing.in_place {
             let top = listing.folders.get("");
@@ -612,13 +614,15 @@ impl Library {
         if contents.subdirs.iter().any(|d| d == stem) || contents.archive_folders.contains_key(stem)
         {
             let why = format!("nothing: a folder named {stem} is there already");
-            log::info!("{}: left out: {}", path.display(), &why[9..]);
+            log::info!("{}: left out: {}", path().display(), &why[9..]);
             note(why);
             return;
         }
         note(format!("the folder {}/", join(rel_dir, stem)));
         contents.subdirs.push(stem.to_string());
-        contents.archive_folders.insert(stem.to_string(), rel_path);
+        contents
+            .archive_folders
+            .insert(stem.to_string(), rel_path());
     }
 }
 
