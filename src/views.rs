@@ -1138,11 +1138,30 @@ const OPEN_RETRIES: u32 = 3;
 /// backing extension, `Game (smc)`, or where that is taken too, with the
 /// backing file name, `Game (Game.smc)`. Names in `taken` (folders) are
 /// never given.
-fn shown_stems(
-    roms: &[Arc<Rom>],
+fn shown_stems<'r>(
+    roms: &'r [Arc<Rom>],
     ext_of: impl Fn(&Rom) -> &str,
     taken: &HashSet<String>,
-) -> Vec<String> {
+) -> Vec<Cow<'r, str>> {
+    // Usually no two ROMs want one name and none is taken: every stem
+    // stays, found without making each name (extensions have no dot, so a
+    // stem and extension pair is one name).
+    let mut wanted: HashSet<(&str, &str)> = HashSet::with_capacity(roms.len());
+    let mut name = String::new();
+    let all_plain = roms.iter().all(|rom| {
+        let ext = ext_of(rom);
+        name.clear();
+        name.push_str(&rom.stem);
+        name.push('.');
+        name.push_str(ext);
+        !ext.contains('.') && wanted.insert((&rom.stem, ext)) && !taken.contains(name.as_str())
+    });
+    if all_plain {
+        return roms
+            .iter()
+            .map(|rom| Cow::Borrowed(rom.stem.as_str()))
+            .collect();
+    }
     let plain: Vec<String> = roms
         .iter()
         .map(|rom| format!("{}.{}", rom.stem, ext_of(rom)))
@@ -1160,7 +1179,10 @@ fn shown_stems(
         .collect();
     drop(wanted_by);
     if keeps_plain.iter().all(|&keeps| keeps) {
-        return roms.iter().map(|rom| rom.stem.clone()).collect();
+        return roms
+            .iter()
+            .map(|rom| Cow::Borrowed(rom.stem.as_str()))
+            .collect();
     }
     let mut used: HashSet<String> = taken.clone();
     used.extend(
@@ -1173,7 +1195,7 @@ fn shown_stems(
         .zip(keeps_plain)
         .map(|(rom, keeps_plain)| {
             if keeps_plain {
-                return rom.stem.clone();
+                return Cow::Borrowed(rom.stem.as_str());
             }
             let ext = ext_of(rom);
             let (_, backing_ext) = crate::library::split_name(&rom.file_name);
@@ -1187,7 +1209,7 @@ fn shown_stems(
                 .find(|stem| !used.contains(&format!("{stem}.{ext}")))
                 .unwrap_or_else(|| format!("{} ({})", rom.stem, rom.file_name));
             used.insert(format!("{stem}.{ext}"));
-            stem
+            Cow::Owned(stem)
         })
         .collect()
 }

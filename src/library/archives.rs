@@ -62,6 +62,18 @@ pub(crate) struct ArchiveMembers {
     pub(crate) problem: Option<String>,
 }
 
+impl ArchiveMembers {
+    /// The ROM of an archive that holds one ROM at its top and nothing
+    /// else the views show or the log reports: shown in place of the
+    /// archive, with no note and no folder.
+    pub(crate) fn lone_rom_in_place(&self) -> Option<&Arc<Rom>> {
+        match (self.in_place, &self.problem, self.members.as_slice()) {
+            (true, None, [(name, MemberClass::Rom(rom))]) if !name.contains('/') => Some(rom),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum MemberClass {
     Rom(Arc<Rom>),

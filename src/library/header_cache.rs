@@ -749,6 +749,25 @@ impl HeaderCache {
         }
     }
 
+    /// [`HeaderCache::get_archive`] of each `(name, id)` in folder
+    /// `rel_dir`, in order, under one lock.
+    pub(super) fn get_archives<'n>(
+        &self,
+        rel_dir: &str,
+        archives: impl ExactSizeIterator<Item = (&'n str, FileId)>,
+    ) -> Vec<Option<Arc<ArchiveMembers>>> {
+        let dirs = lock(&self.dirs);
+        let Some(dir) = dirs.get(rel_dir) else {
+            return vec![None; archives.len()];
+        };
+        archives
+            .map(|(name, id)| match dir.get(name)? {
+                Stored::Archive(known, members) if *known == id => Some(members.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Makes the cache's view of folder `rel_dir` what its scan found:
     /// `files` (only what may last is kept), `archives` (those that could
     /// be read) and `subdirs` (entries of folders no longer there go).

@@ -72,9 +72,9 @@ pub fn kind_of(head: &[u8]) -> Option<ArchiveKind> {
 pub fn is_archive_name(file_name: &str) -> bool {
     let base = file_name.rsplit('/').next().unwrap_or(file_name);
     match base.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => {
-            ["zip", "7z", "gz", "rar"].contains(&ext.to_ascii_lowercase().as_str())
-        }
+        Some((stem, ext)) if !stem.is_empty() => ["zip", "7z", "gz", "rar"]
+            .iter()
+            .any(|known| ext.eq_ignore_ascii_case(known)),
         _ => false,
     }
 }
