@@ -868,12 +868,17 @@ pub fn check_rup_in_pieces<'a>(
     let [entry] = patch.entries.as_slice() else {
         return Ok(None);
     };
-    let Ok(layout) = system::identify(Some(rom_name), raw, forced) else {
+    let Ok(identified) = system::identify(Some(rom_name), raw, forced) else {
         return Ok(None);
     };
-    if SystemType::from_code(entry.system_type) != Some(layout.system)
-        || layout.header == Some(system::HeaderKind::Unif)
-    {
+    if SystemType::from_code(entry.system_type) != Some(identified.system) {
+        return Ok(None);
+    }
+    // The entry's own reading of the file, as the whole apply makes it.
+    let Ok(layout) = system::analyze(raw, identified.system) else {
+        return Ok(None);
+    };
+    if layout.header == Some(system::HeaderKind::Unif) {
         return Ok(None);
     }
     let layout = write_back.layout(layout);
