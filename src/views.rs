@@ -172,6 +172,19 @@ struct Inodes {
     paths: Vec<String>,
 }
 
+impl Inodes {
+    /// The inode number of `path`, given one now if it has none yet.
+    fn ino_of(&mut self, path: &str) -> u64 {
+        if let Some(&ino) = self.by_path.get(path) {
+            return ino;
+        }
+        let ino = self.paths.len() as u64;
+        self.paths.push(path.to_string());
+        self.by_path.insert(path.to_string(), ino);
+        ino
+    }
+}
+
 /// The filesystem's core: plain Rust over the backing folder, driven by the
 /// FUSE adapter through [`VirtualFs`].
 pub struct NinjaFs {
@@ -296,14 +309,7 @@ impl NinjaFs {
     }
 
     fn ino_of(&self, path: &str) -> u64 {
-        let mut inodes = lock(&self.inodes);
-        if let Some(&ino) = inodes.by_path.get(path) {
-            return ino;
-        }
-        let ino = inodes.paths.len() as u64;
-        inodes.paths.push(path.to_string());
-        inodes.by_path.insert(path.to_string(), ino);
-        ino
+        lock(&self.inodes).ino_of(path)
     }
 
     fn path_of(&self, ino: u64) -> Result<String, FsError> {
@@ -340,9 +346,25 @@ impl NinjaFs {
                 self.header_report_len(&target.rom)
             });
         }
+        // Every file's inode under one lock, each path made in one buffer.
+        let inos: Vec<u64> = {
+            let mut inodes = lock(&self.inodes);
+            let mut file_path = String::new();
+            names
+                .iter()
+                .map(|(name, _)| {
+                    file_path.clear();
+                    if !path.is_empty() {
+                        file_path.push_str(path);
+                        file_path.push('/');
+                    }
+                    file_path.push_str(name);
+                    inodes.ino_of(&file_path)
+                })
+                .collect()
+        };
         let mut files = Vec::with_capacity(names.len());
-        for (name, target) in names.iter() {
-            let ino = self.ino_of(&join(path, name));
+        for ((name, target), ino) in names.iter().zip(inos) {
             files.push(DirEntry {
                 name: name.into(),
                 attributes: self.file_attributes(ino, target)?,
