@@ -736,16 +736,30 @@ impl RupEntry<'_> {
         sink: &mut dyn std::io::Write,
         piece_len: usize,
     ) -> std::io::Result<()> {
+        self.each_piece(input, direction, piece_len, |_, piece| {
+            sink.write_all(piece)
+        })
+    }
+
+    /// Makes the result in `direction` front to back in pieces of
+    /// `piece_len` bytes (the last shorter), each given to `visit` with
+    /// where it starts, in one buffer reused for all.
+    fn each_piece<E>(
+        &self,
+        input: &[u8],
+        direction: Direction,
+        piece_len: usize,
+        mut visit: impl FnMut(usize, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let output_len = usize::try_from(self.output_size(direction)).unwrap_or(usize::MAX);
         let mut pieces = self.pieces(input, direction);
-        let mut piece = vec![0u8; piece_len.min(output_len)];
+        let mut buffer = vec![0u8; piece_len.min(output_len)];
         let mut at = 0;
         while at < output_len {
-            let len = piece_len.min(output_len - at);
-            let piece = &mut piece[..len];
+            let piece = &mut buffer[..piece_len.min(output_len - at)];
             pieces.fill(at, piece);
-            sink.write_all(piece)?;
-            at += len;
+            visit(at, piece)?;
+            at += piece.len();
         }
         Ok(())
     }
@@ -761,8 +775,8 @@ impl RupEntry<'_> {
         with_input: bool,
         piece_len: usize,
     ) -> (Option<[u8; 16]>, [u8; 16]) {
+        debug_assert_eq!(piece_len % md5_pair::BLOCK, 0, "pieces of whole blocks");
         let output_len = usize::try_from(self.output_size(direction)).unwrap_or(usize::MAX);
-        let mut pieces = self.pieces(input, direction);
         let (mut input_md5, mut output_md5) = (Md5Blocks::new(), Md5Blocks::new());
         // The input's whole blocks that have a piece beside them are hashed
         // with it; the rest of the input after the loop.
@@ -770,30 +784,23 @@ impl RupEntry<'_> {
             true => input.len().min(output_len) / md5_pair::BLOCK * md5_pair::BLOCK,
             false => 0,
         };
-        let mut output_digest = None;
-        let mut piece = vec![0u8; piece_len.min(output_len)];
-        let mut at = 0;
-        while at < output_len {
-            let len = piece_len.min(output_len - at);
-            let piece = &mut piece[..len];
-            pieces.fill(at, piece);
-            let input_piece = &input[at.min(paired_len)..(at + len).min(paired_len)];
-            // Every piece but the last is whole blocks.
-            let last = at + len == output_len;
-            let whole = if last {
-                md5_pair::whole_len(piece)
-            } else {
-                len
-            };
-            input_md5.update_pair(input_piece, &mut output_md5, &piece[..whole]);
-            if last {
-                output_digest = Some(output_md5.finish(&piece[whole..]));
-            }
-            at += len;
-        }
+        // Every piece but the last is whole blocks: only the last leaves a
+        // tail (under 64 bytes) for `finish`.
+        let mut tail = Vec::new();
+        let hashed: Result<(), std::convert::Infallible> =
+            self.each_piece(input, direction, piece_len, |at, piece| {
+                let end = at + piece.len();
+                let input_piece = &input[at.min(paired_len)..end.min(paired_len)];
+                let whole = md5_pair::whole_len(piece);
+                input_md5.update_pair(input_piece, &mut output_md5, &piece[..whole]);
+                tail.clear();
+                tail.extend_from_slice(&piece[whole..]);
+                Ok(())
+            });
+        let Ok(()) = hashed;
         (
             with_input.then(|| input_md5.finish(&input[paired_len..])),
-            output_digest.unwrap_or_else(|| output_md5.finish(&[])),
+            output_md5.finish(&tail),
         )
     }
 
@@ -1233,18 +1240,23 @@ mod tests {
         assert_eq!(parse(&patch, &Limits::default()).unwrap().info, full_slot);
     }
 
-    #[test]
-    fn neither_digest_is_refused_naming_both() {
-        let patch_bytes = create(
+    /// A one-file patch of `system_type` from `source` to `target`.
+    fn patch_of(system_type: u8, source: &[u8], target: &[u8]) -> Vec<u8> {
+        create(
             &[CreateEntry {
                 name: None,
-                system_type: 0,
-                source: b"abc",
-                target: b"abd",
+                system_type,
+                source,
+                target,
             }],
             &RupInfo::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn neither_digest_is_refused_naming_both() {
+        let patch_bytes = patch_of(0, b"abc", b"abd");
         let patch = parse(&patch_bytes, &Limits::default()).unwrap();
         let entry = &patch.entries[0];
         match entry.apply_normalized(b"xyz", &options()) {
@@ -1265,16 +1277,7 @@ mod tests {
     }
 
     fn round_trip(source: &[u8], target: &[u8]) -> Result<(), TestCaseError> {
-        let patch_bytes = create(
-            &[CreateEntry {
-                name: None,
-                system_type: 3,
-                source,
-                target,
-            }],
-            &RupInfo::default(),
-        )
-        .unwrap();
+        let patch_bytes = patch_of(3, source, target);
         let patch = parse(&patch_bytes, &Limits::default()).unwrap();
         prop_assert_eq!(patch.entries.len(), 1);
         let entry = &patch.entries[0];
@@ -1439,16 +1442,7 @@ mod tests {
 
     #[test]
     fn a_result_with_the_wrong_md5_fails_in_pieces_as_whole() {
-        let patch_bytes = create(
-            &[CreateEntry {
-                name: None,
-                system_type: 0,
-                source: b"abcdef",
-                target: b"abXdefgh",
-            }],
-            &RupInfo::default(),
-        )
-        .unwrap();
+        let patch_bytes = patch_of(0, b"abcdef", b"abXdefgh");
         let patch = parse(&patch_bytes, &Limits::default()).unwrap();
         let mut entry = patch.entries[0].clone();
         entry.records[0].data = b"\x01";
