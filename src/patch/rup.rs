@@ -644,8 +644,11 @@ impl RupEntry<'_> {
     fn build(&self, input: &[u8], direction: Direction, output_len: usize) -> Vec<u8> {
         let mut output = Vec::with_capacity(output_len);
         super::prefault(&mut output);
+        // The input's bytes and zeros written once, then the changes: a
+        // zero-filled buffer filled again would cost a pass over the image.
+        output.extend_from_slice(input.get(..output_len).unwrap_or(input));
         output.resize(output_len, 0);
-        self.pieces(input, direction).fill(0, &mut output);
+        self.pieces(input, direction).change(0, &mut output);
         output
     }
 
@@ -852,7 +855,13 @@ impl Pieces<'_> {
         let (copied, past_input) = piece.split_at_mut(from_input.len());
         copied.copy_from_slice(from_input);
         past_input.fill(0);
+        self.change(start, piece);
+    }
 
+    /// Applies the records and the stored tail to `piece`, the result's
+    /// bytes from `start` as the input gives them (zeros past its end).
+    /// Pieces must come in order, as for [`Pieces::fill`].
+    fn change(&mut self, start: usize, piece: &mut [u8]) {
         let (start, end) = (start as u64, (start + piece.len()) as u64);
         while let Some(record) = self.by_offset.get(self.next) {
             if record.offset >= end {
