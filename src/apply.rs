@@ -690,11 +690,7 @@ fn run_stack(
         } else {
             format!("{described} and {name}")
         };
-        log::info!(
-            "{name}: applied to the {} image{}",
-            applied.layout,
-            if applied.reversed { ", in reverse" } else { "" }
-        );
+        log_applied(name, applied.layout, applied.reversed);
         owned = applied.image;
         if index + 1 == patches.len() {
             return Ok(owned);
@@ -704,6 +700,14 @@ fn run_stack(
         image = RomImage::with_write_back(&owned, layout, write_back).map_err(rom_error)?;
     }
     Ok(image.into_deinterleaved())
+}
+
+/// Says in the log which image patch `name` applied to.
+fn log_applied(name: &str, layout: ImageLayout, reversed: bool) {
+    log::info!(
+        "{name}: applied to the {layout} image{}",
+        if reversed { ", in reverse" } else { "" }
+    );
 }
 
 /// Every regular file under `dir`, as sorted relative paths with `/`.
@@ -895,14 +899,10 @@ pub fn check_rup_in_pieces<'a>(
         .check_in_pieces(normalized, wanted, opts)
         .map_err(|source| patch_failure(rom_name, patch_name, source))?;
     Ok(checked.map(|direction| {
-        log::info!(
-            "{patch_name}: applied to the {} image{}",
+        log_applied(
+            patch_name,
             ImageLayout::Normalized,
-            if direction == Direction::Reverse {
-                ", in reverse"
-            } else {
-                ""
-            }
+            direction == Direction::Reverse,
         );
         CheckedRup {
             header,
