@@ -626,6 +626,14 @@ pub(super) enum Stored {
     Archive(FileId, Arc<ArchiveMembers>),
 }
 
+/// The members `stored` holds for an archive, if it is still version `id`.
+fn current_archive(stored: &Stored, id: FileId) -> Option<Arc<ArchiveMembers>> {
+    match stored {
+        Stored::Archive(known, members) if *known == id => Some(members.clone()),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct Saver {
     /// A save was asked for since the running one started.
@@ -743,10 +751,7 @@ impl HeaderCache {
         id: FileId,
     ) -> Option<Arc<ArchiveMembers>> {
         let dirs = lock(&self.dirs);
-        match dirs.get(rel_dir)?.get(name)? {
-            Stored::Archive(known, members) if *known == id => Some(members.clone()),
-            _ => None,
-        }
+        current_archive(dirs.get(rel_dir)?.get(name)?, id)
     }
 
     /// [`HeaderCache::get_archive`] of each `(name, id)` in folder
@@ -761,10 +766,7 @@ impl HeaderCache {
             return vec![None; archives.len()];
         };
         archives
-            .map(|(name, id)| match dir.get(name)? {
-                Stored::Archive(known, members) if *known == id => Some(members.clone()),
-                _ => None,
-            })
+            .map(|(name, id)| current_archive(dir.get(name)?, id))
             .collect()
     }
 
