@@ -17,7 +17,9 @@ use crate::apply::{self, ImageLayout};
 use crate::backing::{Access, Backing};
 use crate::cache::{FILE_THRESHOLD, HugePageFiles, Image, ImageCache, lock};
 use crate::digest::Digests;
-use crate::library::{ArchiveNote, DirContents, FileId, Library, PatchFile, Rom, Variant, join};
+use crate::library::{
+    ArchiveNote, DirContents, FileId, Library, PatchFile, Rom, Variant, join, join_into,
+};
 use crate::patch::any::Patch;
 use crate::patch::{ApplyOptions, Limits};
 use crate::report::RomReport;
@@ -353,12 +355,7 @@ impl NinjaFs {
             names
                 .iter()
                 .map(|(name, _)| {
-                    file_path.clear();
-                    if !path.is_empty() {
-                        file_path.push_str(path);
-                        file_path.push('/');
-                    }
-                    file_path.push_str(name);
+                    join_into(&mut file_path, path, name);
                     inodes.ino_of(&file_path)
                 })
                 .collect()
@@ -425,12 +422,9 @@ impl NinjaFs {
                     .iter()
                     .zip(stems)
                     .map(|(rom, stem)| {
-                        // Joined by hand: `format!` cost a 10,000-ROM folder 3 ms.
                         let ext = ext_of(rom);
                         let mut name = String::with_capacity(stem.len() + 1 + ext.len());
-                        name.push_str(&stem);
-                        name.push('.');
-                        name.push_str(ext);
+                        file_name_into(&mut name, &stem, ext);
                         (name, target(rom, None))
                     })
                     .collect()
@@ -1162,6 +1156,15 @@ fn narrowed_to(mut bytes: Vec<u8>, range: std::ops::Range<usize>) -> Vec<u8> {
 /// it was read, before it gives up with `EIO`.
 const OPEN_RETRIES: u32 = 3;
 
+/// `stem.ext` into `name`, whose bytes it replaces. By hand, as `format!`
+/// cost a 10,000-ROM folder's names 3 ms.
+fn file_name_into(name: &mut String, stem: &str, ext: &str) {
+    name.clear();
+    name.push_str(stem);
+    name.push('.');
+    name.push_str(ext);
+}
+
 /// The stems under which `roms` of one folder are shown when each is named
 /// `stem.ext` (`ext_of`): its own stem where that name is free, or where
 /// its backing file has exactly that name; else the stem tagged with the
@@ -1180,10 +1183,7 @@ fn shown_stems<'r>(
     let mut name = String::new();
     let all_plain = roms.iter().all(|rom| {
         let ext = ext_of(rom);
-        name.clear();
-        name.push_str(&rom.stem);
-        name.push('.');
-        name.push_str(ext);
+        file_name_into(&mut name, &rom.stem, ext);
         !ext.contains('.') && wanted.insert((&rom.stem, ext)) && !taken.contains(name.as_str())
     });
     if all_plain {
