@@ -1005,29 +1005,39 @@ impl Library {
         source: Source,
         head: &[u8],
     ) -> Classified {
-        let (stem, ext) = split_name(name);
-        let by_name = system::system_for_extension(name).is_some()
-            || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
-        if !by_name && system::sniff(head) == SystemType::Raw {
-            return Classified::Other;
+        match Detected::of(name, head) {
+            Some(detected) => Classified::Rom(Arc::new(
+                self.rom_from_detected(rel_path, folder, found, name, source, detected),
+            )),
+            None => Classified::Other,
         }
-        let layout = system::detect(Some(name), head);
-        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, head);
-        Classified::Rom(Arc::new(Rom {
+    }
+
+    /// The ROM `found` (named `name` for detection), as detection saw it.
+    pub(crate) fn rom_from_detected(
+        &self,
+        rel_path: &str,
+        folder: &str,
+        found: &Found,
+        name: &str,
+        source: Source,
+        detected: Detected,
+    ) -> Rom {
+        Rom {
             rel_path: rel_path.to_string(),
             file_name: found.name.clone(),
             folder: folder.to_string(),
             source,
-            stem: stem.to_string(),
+            stem: split_name(name).0.to_string(),
             id: found.id,
-            layout,
-            normalized_ext,
-            deinterleaved_ext,
+            layout: detected.layout,
+            normalized_ext: detected.normalized_ext,
+            deinterleaved_ext: detected.deinterleaved_ext,
             report_len: OnceLock::new(),
             hashes: OnceLock::new(),
             sha1s: OnceLock::new(),
             fds_disk: OnceLock::new(),
-        }))
+        }
     }
 
     /// The patch `found` (named `found.name`) as far as pairing needs it,
@@ -1848,6 +1858,36 @@ fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
             .filter(|k| k.rup_system.is_some())
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// All a [`Rom`] takes from its bytes: what detection made of them, so the
+/// bytes need not outlive detection.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Detected {
+    layout: Layout,
+    normalized_ext: String,
+    deinterleaved_ext: String,
+}
+
+impl Detected {
+    /// The ROM that `head` (detection regions in a buffer as long as the
+    /// file) of the file `name` is; `None` when neither its name nor its
+    /// content says ROM.
+    pub(crate) fn of(name: &str, head: &[u8]) -> Option<Detected> {
+        let ext = split_name(name).1;
+        let by_name = system::system_for_extension(name).is_some()
+            || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
+        if !by_name && system::sniff(head) == SystemType::Raw {
+            return None;
+        }
+        let layout = system::detect(Some(name), head);
+        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, head);
+        Some(Detected {
+            layout,
+            normalized_ext,
+            deinterleaved_ext,
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! Listing reads the archive's directory and, of each ROM, only the bytes
 //! detection needs.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use super::hints::{self, SourceDigest};
 use super::{
-    Classified, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
+    Detected, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
     Source, join, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
@@ -30,17 +31,44 @@ const DETECTION_LEN: u64 = 0x41_0200;
 /// that keeps its headers at the start (see [`system::detect_from_start`]).
 const START_LEN: u64 = system::START_DETECTION_LEN as u64;
 
-/// A member's first bytes `prefix` in a buffer as long as the member
-/// (`size` bytes), the rest zero.
-fn head_of(prefix: Vec<u8>, size: u64) -> Vec<u8> {
-    // A member no longer than what was read is all there.
-    if prefix.len() as u64 == size {
-        return prefix;
+/// Members no longer than this are laid out for detection in a buffer that
+/// each thread keeps: a fresh buffer as long as a small member is cleared
+/// whole (the allocator zeroes memory it hands out again), which cost a
+/// listing of thousands of small zipped ROMs more than inflating them.
+/// Larger members get a fresh buffer, whose untouched pages cost nothing.
+const KEPT_HEAD_MAX: usize = 256 << 10;
+
+thread_local! {
+    /// See [`KEPT_HEAD_MAX`]: the buffer, zero past the length of the
+    /// prefix written last.
+    static KEPT_HEAD: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+}
+
+/// `detect` run on a member's first bytes `prefix` in a buffer as long as
+/// the member (`size` bytes), the rest zero, as detection expects.
+fn with_head<R>(prefix: &[u8], size: u64, detect: impl FnOnce(&[u8]) -> R) -> R {
+    let len = usize::try_from(size).unwrap_or(0);
+    if prefix.len() >= len {
+        return detect(&prefix[..len]);
     }
-    let mut head = vec![0u8; usize::try_from(size).unwrap_or(0)];
-    let len = prefix.len().min(head.len());
-    head[..len].copy_from_slice(&prefix[..len]);
-    head
+    if len > KEPT_HEAD_MAX {
+        let mut head = vec![0u8; len];
+        head[..prefix.len()].copy_from_slice(prefix);
+        return detect(&head);
+    }
+    KEPT_HEAD.with_borrow_mut(|(buffer, written)| {
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        // What an earlier, longer prefix left past this one.
+        let left_over = (*written).min(buffer.len());
+        if left_over > prefix.len() {
+            buffer[prefix.len()..left_over].fill(0);
+        }
+        buffer[..prefix.len()].copy_from_slice(prefix);
+        *written = prefix.len();
+        detect(&buffer[..len])
+    })
 }
 
 /// The most detection bytes of a solid archive's members held at once.
@@ -168,8 +196,8 @@ struct ReadMember {
 
 #[derive(Debug, PartialEq)]
 enum Candidate {
-    /// Detection regions, in a buffer as long as the member.
-    Rom(Vec<u8>),
+    /// A ROM, as detection saw it.
+    Rom(Detected),
     /// The whole patch.
     Patch(Vec<u8>),
     /// A readme, and the one source ROM it names, if it names one.
@@ -298,11 +326,11 @@ impl Library {
                         // nothing to the views.
                         let sniffed = (member.size > 0 && member.size <= max)
                             .then(|| {
-                                self.member_head(&archive, index, base, member.size, prefix)
+                                self.detect_member(&archive, index, base, member.size, prefix)
                                     .ok()
+                                    .flatten()
                             })
-                            .flatten()
-                            .filter(|head| system::sniff(head) != system::SystemType::Raw);
+                            .flatten();
                         Ok(sniffed.map_or(Candidate::Other, Candidate::Rom))
                     } else if member.size > max {
                         Err(format!(
@@ -310,8 +338,8 @@ impl Library {
                             member.size
                         ))
                     } else {
-                        self.member_head(&archive, index, base, member.size, prefix)
-                            .map(Candidate::Rom)
+                        self.detect_member(&archive, index, base, member.size, prefix)
+                            .map(|rom| rom.map_or(Candidate::Other, Candidate::Rom))
                             .map_err(|e| e.to_string())
                     };
                     ReadMember {
@@ -324,36 +352,40 @@ impl Library {
         })
     }
 
-    /// What detection of member `index` (named `name`, `size` bytes) needs,
-    /// as [`super::detection_head`] gives a loose file's: its first KiB
-    /// where that settles it, else the first bytes up to the last detection
-    /// region (UNIF files whole); in a buffer as long as the member.
-    /// `prefix` is the latter when a solid block's stream has it already.
-    fn member_head(
+    /// What detection makes of member `index` (named `name`, `size`
+    /// bytes), from what it reads of a loose file (see
+    /// [`super::detection_head`]): the first KiB where that settles it,
+    /// else the first bytes up to the last detection region (UNIF files
+    /// whole). `prefix` is the latter when a solid block's stream has it
+    /// already. `None`: no ROM by its name or its content.
+    fn detect_member(
         &self,
         archive: &Archive,
         index: usize,
         name: &str,
         size: u64,
         prefix: Option<Result<Vec<u8>, archive::ArchiveError>>,
-    ) -> Result<Vec<u8>, archive::ArchiveError> {
+    ) -> Result<Option<Detected>, archive::ArchiveError> {
         let prefix = match prefix {
             Some(prefix) => prefix?,
             None => {
                 if system::may_detect_from_start(name) {
                     let start = archive.read_unverified_prefix(index, START_LEN.min(size))?;
-                    let head = head_of(start, size);
-                    if system::detect_from_start(name, &head).is_some() {
-                        return Ok(head);
+                    let settled = with_head(&start, size, |head| {
+                        system::detect_from_start(name, head).map(|_| Detected::of(name, head))
+                    });
+                    if let Some(detected) = settled {
+                        return Ok(detected);
                     }
                 }
                 archive.read_unverified_prefix(index, DETECTION_LEN.min(size))?
             }
         };
         if prefix.starts_with(b"UNIF") {
-            return archive.read_member(index, self.limits.max_image_size);
+            let whole = archive.read_member(index, self.limits.max_image_size)?;
+            return Ok(Detected::of(name, &whole));
         }
-        Ok(head_of(prefix, size))
+        Ok(with_head(&prefix, size, |head| Detected::of(name, head)))
     }
 
     /// What each member read from the archive at `rel_path` is.
@@ -400,25 +432,21 @@ impl Library {
                     );
                     MemberClass::Patch(Arc::new(patch))
                 }
-                Ok(Candidate::Rom(head)) => {
+                Ok(Candidate::Rom(detected)) => {
                     let place = member_place(rel_path, in_place, &member.name, true);
                     let found = Found {
                         name: place.file_name,
                         id,
                         linked: false,
                     };
-                    let name = base_name(&member.name);
-                    match self.rom_from_head(
+                    MemberClass::Rom(Arc::new(self.rom_from_detected(
                         &place.rel_path,
                         &place.folder,
                         &found,
-                        name,
+                        base_name(&member.name),
                         source,
-                        &head,
-                    ) {
-                        Classified::Rom(rom) => MemberClass::Rom(rom),
-                        _ => MemberClass::LeftOut("not a ROM".into()),
-                    }
+                        detected,
+                    )))
                 }
             };
             classes.push((member.name, class));
@@ -696,4 +724,39 @@ fn archive_problem(error: &ReadError) -> String {
 /// Whether a file of the backing folder is an archive, by its name.
 pub(crate) fn is_archive(name: &str) -> bool {
     archive::is_archive_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Heads laid out one after another on one thread (the kept buffer
+        /// reused): each is its prefix, then zeros, as long as its member.
+        #[test]
+        fn a_head_is_its_prefix_then_zeros(
+            members in prop::collection::vec(
+                (prop::collection::vec(1u8..=255, 0..3000), 0u64..4000),
+                1..12,
+            ),
+        ) {
+            for (prefix, size) in members {
+                let prefix = &prefix[..prefix.len().min(size as usize)];
+                let mut expected = prefix.to_vec();
+                expected.resize(size as usize, 0);
+                let head = with_head(prefix, size, <[u8]>::to_vec);
+                prop_assert_eq!(head, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_longer_than_the_kept_buffer_takes_a_fresh_one() {
+        let size = KEPT_HEAD_MAX as u64 + 1;
+        let head = with_head(&[7; 10], size, |head| {
+            (head.len(), head[..10].to_vec(), head[10..].iter().all(|&b| b == 0))
+        });
+        assert_eq!(head, (KEPT_HEAD_MAX + 1, vec![7; 10], true));
+    }
 }
