@@ -34,6 +34,15 @@ impl HeldLease<'_> {
     }
 }
 
+impl HeldLease<'_> {
+    /// Leaves the lease to end when the file is closed, which ends it as
+    /// surely as letting it go does, for one system call fewer. Only for a
+    /// file about to be closed: a writer waits for the lease to end.
+    pub(super) fn end_at_close(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for HeldLease<'_> {
     fn drop(&mut self) {
         // SAFETY: as above; releasing lets a waiting writer's open go on.

@@ -339,7 +339,13 @@ impl Backing for LocalFolder {
             let intact = match lease::take(&file) {
                 Lease::Held(lease) => {
                     once()?;
-                    lease.unbroken()
+                    let unbroken = lease.unbroken();
+                    // A whole read returns now, closing the file, unless
+                    // what was read kept a reader of it.
+                    if unbroken && Arc::strong_count(&file) == 2 {
+                        lease.end_at_close();
+                    }
+                    unbroken
                 }
                 Lease::Unavailable if !recently(before.mtime()) => once()?,
                 // A writer, or a file that may be in the middle of a write:
@@ -349,7 +355,8 @@ impl Backing for LocalFolder {
                     read(&reader, before.size, ReadPass::Again).map_err(io_error)?
                 }
             };
-            let after = FileId::of(&file.metadata().map_err(io_error)?);
+            let after =
+                FileId::of_stat(&rustix::fs::fstat(&*file).map_err(|e| io_error(e.into()))?);
             if after != before {
                 return Err(changed());
             }

@@ -622,6 +622,11 @@ struct FileReader {
 const FIRST_WINDOW: usize = 8 << 10;
 const WINDOW: usize = 64 << 10;
 
+/// A file no longer than this is read whole as its front: one read where a
+/// zip's start and end would be two, for the small archives a listing of a
+/// zipped set of 8-bit ROMs reads by the thousand.
+const READ_WHOLE_MAX: u64 = 32 << 10;
+
 impl std::fmt::Debug for FileReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileReader")
@@ -645,16 +650,22 @@ impl FileReader {
 
     /// The first `count` bytes (fewer if the file is shorter; `count` at
     /// most [`FIRST_WINDOW`]). They are read with the rest of the front,
-    /// which later reads want: a small file is then read whole.
+    /// which later reads want.
     fn head(&mut self, count: usize) -> io::Result<Vec<u8>> {
         self.fill_front()?;
         Ok(self.front[..count.min(self.front.len())].to_vec())
     }
 
-    /// Reads the file's first bytes into [`FileReader::front`], if not yet.
+    /// Reads the file's first bytes into [`FileReader::front`], if not yet:
+    /// all of a file of up to [`READ_WHOLE_MAX`] bytes.
     fn fill_front(&mut self) -> io::Result<()> {
         if self.front.is_empty() && self.len > 0 {
-            let mut front = vec![0u8; self.len.min(FIRST_WINDOW as u64) as usize];
+            let len = if self.len <= READ_WHOLE_MAX {
+                self.len
+            } else {
+                FIRST_WINDOW as u64
+            };
+            let mut front = vec![0u8; len as usize];
             let filled = self.pread_filling(&mut front, 0)?;
             front.truncate(filled);
             self.front = Arc::new(front);
@@ -705,7 +716,7 @@ impl Read for FileReader {
         if buf.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
-        if self.pos < FIRST_WINDOW as u64 {
+        if self.pos < FIRST_WINDOW as u64 || self.len <= READ_WHOLE_MAX {
             self.fill_front()?;
         }
         if let Some(available) = self.front.get(self.pos as usize..)
