@@ -755,7 +755,11 @@ mod tests {
     fn a_head_longer_than_the_kept_buffer_takes_a_fresh_one() {
         let size = KEPT_HEAD_MAX as u64 + 1;
         let head = with_head(&[7; 10], size, |head| {
-            (head.len(), head[..10].to_vec(), head[10..].iter().all(|&b| b == 0))
+            (
+                head.len(),
+                head[..10].to_vec(),
+                head[10..].iter().all(|&b| b == 0),
+            )
         });
         assert_eq!(head, (KEPT_HEAD_MAX + 1, vec![7; 10], true));
     }

@@ -558,29 +558,32 @@ pub fn restore<'a>(normalized: &'a [u8], layout: &Layout) -> Result<Cow<'a, [u8]
     Ok(Cow::Owned(out))
 }
 
-/// The lower-cased extension of a file name, if it has one.
-fn extension(file_name: &str) -> Option<String> {
-    let base = file_name.rsplit('/').next().unwrap_or(file_name);
-    let (stem, ext) = base.rsplit_once('.')?;
-    (!stem.is_empty()).then(|| ext.to_ascii_lowercase())
-}
-
 /// The system a file extension names, or `None` when it says nothing (or is
 /// ambiguous, like `.bin`).
 pub fn system_for_extension(file_name: &str) -> Option<SystemType> {
-    let ext = extension(file_name)?;
-    Some(match ext.as_str() {
-        "nes" | "unf" | "unif" | "ffe" => SystemType::Nes,
-        "fds" => SystemType::Fds,
-        "sfc" | "smc" | "swc" | "fig" | "gd3" | "gd7" | "ufo" | "048" | "058" | "078" => {
+    let base = file_name.rsplit('/').next().unwrap_or(file_name);
+    let (stem, ext) = base.rsplit_once('.')?;
+    // No extension named here is longer than four letters; the lowercase
+    // copy lives on the stack, as a scan asks this of every file.
+    if stem.is_empty() || ext.len() > 4 {
+        return None;
+    }
+    let mut lower = [0u8; 4];
+    let lower = &mut lower[..ext.len()];
+    lower.copy_from_slice(ext.as_bytes());
+    lower.make_ascii_lowercase();
+    Some(match &*lower {
+        b"nes" | b"unf" | b"unif" | b"ffe" => SystemType::Nes,
+        b"fds" => SystemType::Fds,
+        b"sfc" | b"smc" | b"swc" | b"fig" | b"gd3" | b"gd7" | b"ufo" | b"048" | b"058" | b"078" => {
             SystemType::Snes
         }
-        "z64" | "v64" | "n64" => SystemType::N64,
-        "gb" | "gbc" | "sgb" => SystemType::Gb,
-        "sms" | "gg" => SystemType::Sms,
-        "md" | "gen" | "smd" => SystemType::Mega,
-        "pce" => SystemType::Pce,
-        "lnx" | "lyx" => SystemType::Lynx,
+        b"z64" | b"v64" | b"n64" => SystemType::N64,
+        b"gb" | b"gbc" | b"sgb" => SystemType::Gb,
+        b"sms" | b"gg" => SystemType::Sms,
+        b"md" | b"gen" | b"smd" => SystemType::Mega,
+        b"pce" => SystemType::Pce,
+        b"lnx" | b"lyx" => SystemType::Lynx,
         _ => return None,
     })
 }
@@ -900,6 +903,34 @@ mod tests {
     }
 
     proptest! {
+        /// Any name, in any case, with any folders: its extension, lower-
+        /// cased, names the system, and nothing else does.
+        #[test]
+        fn an_extension_names_its_system_in_any_case(
+            folder in "[a-zA-Z./]{0,6}",
+            stem in "[a-zA-Z.]{0,4}",
+            ext in prop::sample::select(vec!["nes", "unif", "fds", "SFC", "sMc", "048", "Z64", "gb", "GBC", "sgb", "gg", "md", "gen", "pce", "lnx", "lyx", "bin", "unifx", "g", ""]),
+        ) {
+            let name = format!("{folder}{stem}.{ext}");
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            let expected = match base.rsplit_once('.') {
+                Some((stem, ext)) if !stem.is_empty() => match ext.to_ascii_lowercase().as_str() {
+                    "nes" | "unif" => Some(SystemType::Nes),
+                    "fds" => Some(SystemType::Fds),
+                    "sfc" | "smc" | "048" => Some(SystemType::Snes),
+                    "z64" => Some(SystemType::N64),
+                    "gb" | "gbc" | "sgb" => Some(SystemType::Gb),
+                    "gg" => Some(SystemType::Sms),
+                    "md" | "gen" => Some(SystemType::Mega),
+                    "pce" => Some(SystemType::Pce),
+                    "lnx" | "lyx" => Some(SystemType::Lynx),
+                    _ => None,
+                },
+                _ => None,
+            };
+            prop_assert_eq!(system_for_extension(&name), expected);
+        }
+
         /// Whatever lies past the first 1 KiB, a layout `detect_from_start`
         /// gives is the one `detect` gives the whole file.
         #[test]

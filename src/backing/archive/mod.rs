@@ -18,6 +18,7 @@ mod gzip;
 mod sevenz;
 mod zip;
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -540,6 +541,19 @@ const MAX_COMPONENT: usize = 240;
 /// are dropped, `..` goes up within the archive and never out of it, each
 /// component is at most 240 bytes, and an empty result is `unnamed`.
 pub fn sanitize_name(raw: &str) -> String {
+    // Nearly every name is clean already: copied once, not rebuilt.
+    let clean = raw
+        .split('/')
+        .all(|part| !matches!(part, "" | "." | "..") && part.len() <= MAX_COMPONENT)
+        && !raw.chars().any(|c| c == '\\' || c.is_control());
+    if clean {
+        return raw.to_string();
+    }
+    rebuilt_name(raw)
+}
+
+/// [`sanitize_name`] made part by part.
+fn rebuilt_name(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
         .map(|c| match c {
@@ -569,6 +583,10 @@ pub fn sanitize_name(raw: &str) -> String {
 /// a folder some member lies in, gets " (2)", " (3)"... before its
 /// extension. Linear in the number of names (plus the rare renames).
 fn unique_names(names: Vec<String>) -> Vec<String> {
+    // One name (a sanitized one is never empty) cannot clash.
+    if names.len() <= 1 {
+        return names;
+    }
     let mut taken: HashSet<String> = HashSet::with_capacity(names.len());
     for name in &names {
         let mut end = 0;
@@ -603,7 +621,7 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 /// Reads the archive file with positional reads (`pread`), so any number
 /// of these read one open file at once, each at its own position. A small
 /// window keeps the many tiny reads of a zip directory to few system
-/// calls (a file no larger than the first window is read once, whole);
+/// calls (a file no larger than the front is read once, whole);
 /// it starts small, since a listing wants only a member's first KiB, and
 /// doubles while reads go on in sequence; reads as large as the largest
 /// window go straight to the caller. Clones share the window.
@@ -619,13 +637,14 @@ struct FileReader {
     window_at: u64,
 }
 
-const FIRST_WINDOW: usize = 8 << 10;
+/// The front's length: a zip's first local header and enough of its
+/// member for the first KiB a listing inflates.
+const FIRST_WINDOW: usize = 4 << 10;
+/// The window read near the end: a zip's end record and the directory of
+/// an archive of a few members. Listing ten thousand small zips copied
+/// four times the bytes with 8 KiB windows at both ends.
+const END_WINDOW: usize = 2 << 10;
 const WINDOW: usize = 64 << 10;
-
-/// A file no longer than this is read whole as its front: one read where a
-/// zip's start and end would be two, for the small archives a listing of a
-/// zipped set of 8-bit ROMs reads by the thousand.
-const READ_WHOLE_MAX: u64 = 32 << 10;
 
 impl std::fmt::Debug for FileReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -656,19 +675,13 @@ impl FileReader {
         Ok(self.front[..count.min(self.front.len())].to_vec())
     }
 
-    /// Reads the file's first bytes into [`FileReader::front`], if not yet:
-    /// all of a file of up to [`READ_WHOLE_MAX`] bytes.
+    /// Reads the file's first bytes into [`FileReader::front`], if not yet.
     fn fill_front(&mut self) -> io::Result<()> {
         if self.front.is_empty() && self.len > 0 {
-            let len = if self.len <= READ_WHOLE_MAX {
-                self.len
-            } else {
-                FIRST_WINDOW as u64
-            };
-            let mut front = vec![0u8; len as usize];
+            let mut front = spare_buffer(self.len.min(FIRST_WINDOW as u64) as usize);
             let filled = self.pread_filling(&mut front, 0)?;
             front.truncate(filled);
-            self.front = Arc::new(front);
+            give_back(std::mem::replace(&mut self.front, Arc::new(front)));
         }
         Ok(())
     }
@@ -697,6 +710,61 @@ impl FileReader {
     }
 }
 
+impl Drop for FileReader {
+    fn drop(&mut self) {
+        for shared in [&mut self.front, &mut self.window] {
+            if let Some(buffer) = Arc::get_mut(shared) {
+                keep_spare(std::mem::take(buffer));
+            }
+        }
+    }
+}
+
+/// The most buffers of dropped readers a thread keeps for its next ones.
+const SPARES_KEPT: usize = 2;
+
+thread_local! {
+    /// Buffers of this thread's dropped readers. A listing opens thousands
+    /// of small archives one after another: each buffer of a few KiB taken
+    /// afresh went through the allocator's locks (buffers of over a KiB
+    /// skip its per-thread cache), which the scan's readers then queued on.
+    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` bytes, a spare one where this thread has one. Its
+/// bytes are a earlier file's (to be overwritten) or zero.
+fn spare_buffer(len: usize) -> Vec<u8> {
+    let spare = SPARES
+        .try_with(|spares| spares.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten();
+    let mut buffer = spare.unwrap_or_default();
+    buffer.resize(len, 0);
+    buffer
+}
+
+/// Keeps the buffer `shared` for this thread's next reader, unless a clone
+/// of the reader still uses it.
+fn give_back(mut shared: Arc<Vec<u8>>) {
+    if let Some(buffer) = Arc::get_mut(&mut shared) {
+        keep_spare(std::mem::take(buffer));
+    }
+}
+
+/// Keeps `buffer` for this thread's next reader, unless it is large.
+fn keep_spare(buffer: Vec<u8>) {
+    if buffer.capacity() == 0 || buffer.capacity() > WINDOW {
+        return;
+    }
+    let _ = SPARES.try_with(|spares| {
+        if let Ok(mut spares) = spares.try_borrow_mut()
+            && spares.len() < SPARES_KEPT
+        {
+            spares.push(buffer);
+        }
+    });
+}
+
 impl Clone for FileReader {
     /// A reader of the same file at the same place, with the same window.
     fn clone(&self) -> FileReader {
@@ -716,7 +784,7 @@ impl Read for FileReader {
         if buf.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
-        if self.pos < FIRST_WINDOW as u64 || self.len <= READ_WHOLE_MAX {
+        if self.pos < FIRST_WINDOW as u64 {
             self.fill_front()?;
         }
         if let Some(available) = self.front.get(self.pos as usize..)
@@ -751,15 +819,16 @@ impl Read for FileReader {
                     self.pos,
                     (2 * previous).clamp(FIRST_WINDOW, WINDOW).min(left),
                 )
-            } else if left < FIRST_WINDOW {
-                (self.len - FIRST_WINDOW as u64, FIRST_WINDOW)
+            } else if left < END_WINDOW {
+                let wanted = END_WINDOW.min(usize::try_from(self.len).unwrap_or(END_WINDOW));
+                (self.len - wanted as u64, wanted)
             } else {
                 (self.pos, FIRST_WINDOW)
             };
-            let mut window = vec![0u8; wanted];
+            let mut window = spare_buffer(wanted);
             let filled = self.pread_filling(&mut window, start)?;
             window.truncate(filled);
-            self.window = Arc::new(window);
+            give_back(std::mem::replace(&mut self.window, Arc::new(window)));
             self.window_at = start;
             if !(start..start + filled as u64).contains(&self.pos) {
                 return Ok(0);
@@ -830,6 +899,8 @@ mod tests {
         assert_eq!(sanitize_name("a/./b//c/../d.sfc"), "a/b/d.sfc");
         assert_eq!(sanitize_name("../../.."), "unnamed");
         assert_eq!(sanitize_name(""), "unnamed");
+        assert_eq!(sanitize_name("a/b.sfc"), "a/b.sfc");
+        assert_eq!(sanitize_name(""), "unnamed");
         assert_eq!(sanitize_name("C:\\games\\x.nes"), "C:/games/x.nes");
         let long = "é".repeat(200);
         let safe = sanitize_name(&long);
@@ -883,13 +954,13 @@ mod tests {
         // A file no larger than the first window is read whole, once;
         // clones and seeks anywhere in it read from memory.
         let mut small_file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut small_file, &data[..8_000]).unwrap();
-        let mut whole = FileReader::new(Arc::new(small_file), 8_000);
+        std::io::Write::write_all(&mut small_file, &data[..4_000]).unwrap();
+        let mut whole = FileReader::new(Arc::new(small_file), 4_000);
         whole.seek(SeekFrom::End(-22)).unwrap();
         let mut end = [0u8; 22];
         whole.read_exact(&mut end).unwrap();
-        assert_eq!(end, data[8_000 - 22..8_000]);
-        assert_eq!((whole.front.len(), whole.window.len()), (8_000, 0));
+        assert_eq!(end, data[4_000 - 22..4_000]);
+        assert_eq!((whole.front.len(), whole.window.len()), (4_000, 0));
         let mut again = whole.clone();
         again.seek(SeekFrom::Start(5)).unwrap();
         again.read_exact(&mut small).unwrap();
@@ -901,11 +972,8 @@ mod tests {
         assert_eq!(tail, data[data.len() - 5..]);
         // Near the end, the window is the file's last bytes: what lies just
         // before is read from memory.
-        let last = (data.len() - FIRST_WINDOW) as u64;
-        assert_eq!(
-            (reader.window_at, reader.window.len()),
-            (last, FIRST_WINDOW)
-        );
+        let last = (data.len() - END_WINDOW) as u64;
+        assert_eq!((reader.window_at, reader.window.len()), (last, END_WINDOW));
         reader.seek(SeekFrom::Start(last)).unwrap();
         reader.read_exact(&mut small).unwrap();
         assert_eq!(small, data[last as usize..last as usize + 10]);
@@ -944,5 +1012,14 @@ mod tests {
         let mut shared = FileReader::new(Arc::clone(&reader.file), reader.len);
         assert_eq!(shared.head(8).unwrap(), data[..8]);
         assert_eq!((shared.front.len(), shared.window.len()), (FIRST_WINDOW, 0));
+    }
+
+    proptest::proptest! {
+        /// A name taken as it is, when clean, is what rebuilding it part by
+        /// part makes of it.
+        #[test]
+        fn a_clean_name_is_kept_as_rebuilding_would(raw in "[a./\\\\\u{0}-\u{1f}é]{0,12}") {
+            proptest::prop_assert_eq!(sanitize_name(&raw), rebuilt_name(&raw));
+        }
     }
 }
