@@ -10,6 +10,7 @@
 
 mod archives;
 pub use archives::ArchiveNote;
+use archives::ScannedArchive;
 mod dat_images;
 pub use dat_images::FdsDiskDigests;
 pub mod header_cache;
@@ -738,16 +739,25 @@ impl Library {
         }
         let archived = to_list;
         let reads_before = self.header_reads();
-        let listings = parallel_map(&archived, self.backing.parallel_reads(), |found| {
-            self.archive_listing(&join(rel_dir, &found.name), found.id)
+        let scanned = parallel_map(&archived, self.backing.parallel_reads(), |found| {
+            self.scanned_archive(&join(rel_dir, &found.name), found.id)
         });
         // Archives read rather than found in the header cache (scans of
         // other folders running at once may add to the count: no harm).
         let archives_read = self.header_reads().saturating_sub(reads_before) as usize;
-        for (found, listing) in archived.into_iter().zip(listings) {
-            self.add_archive(rel_dir, found, &listing, &mut contents);
-            if let Some(members) = &listing.members {
-                lasting_archives.push((found.name.clone(), found.id, members.clone()));
+        for (found, scanned) in archived.into_iter().zip(scanned) {
+            let members = match scanned {
+                ScannedArchive::LoneRom(members) => {
+                    contents.roms.extend(members.lone_rom_in_place().cloned());
+                    Some(members)
+                }
+                ScannedArchive::Listing(listing) => {
+                    self.add_archive(rel_dir, found, &listing, &mut contents);
+                    listing.members.clone()
+                }
+            };
+            if let Some(members) = members {
+                lasting_archives.push((found.name.clone(), found.id, members));
             }
         }
         contents.subdirs.sort();

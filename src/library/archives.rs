@@ -112,6 +112,13 @@ pub(crate) enum MemberClass {
     LeftOut(String),
 }
 
+/// What a folder's scan made of an archive.
+pub(crate) enum ScannedArchive {
+    /// It holds one ROM and nothing else, shown in its place.
+    LoneRom(Arc<ArchiveMembers>),
+    Listing(Arc<ArchiveListing>),
+}
+
 /// Where a member's ROM or patch is, as the views name it.
 pub(crate) struct MemberPlace {
     /// `archive//member`.
@@ -251,34 +258,75 @@ impl Library {
         {
             return listing.clone();
         }
+        match self.archive_members(rel_path, id) {
+            Ok(members) => self.keep_listing(rel_path, id, members),
+            Err(problem) => Arc::new(ArchiveListing {
+                problem: Some(problem),
+                ..ArchiveListing::default()
+            }),
+        }
+    }
+
+    /// What a folder's scan makes of the archive at `rel_path` (the
+    /// version `id`). With a header cache to ask again, one holding a lone
+    /// ROM gives it as it is: no listing is worked out and kept for it
+    /// (ten thousand zipped ROMs cost as much in those as in reading).
+    pub(crate) fn scanned_archive(&self, rel_path: &str, id: FileId) -> ScannedArchive {
+        if self.header_cache.get().is_none() {
+            return ScannedArchive::Listing(self.archive_listing(rel_path, id));
+        }
+        if let Some((known, listing)) = lock(&self.archives).get(rel_path)
+            && *known == id
+        {
+            return ScannedArchive::Listing(listing.clone());
+        }
+        match self.archive_members(rel_path, id) {
+            Ok(members) if members.lone_rom_in_place().is_some() => {
+                ScannedArchive::LoneRom(members)
+            }
+            Ok(members) => ScannedArchive::Listing(self.keep_listing(rel_path, id, members)),
+            Err(problem) => ScannedArchive::Listing(Arc::new(ArchiveListing {
+                problem: Some(problem),
+                ..ArchiveListing::default()
+            })),
+        }
+    }
+
+    /// The listing made of `members` of the archive at `rel_path` (the
+    /// version `id`), kept for the next scan.
+    fn keep_listing(
+        &self,
+        rel_path: &str,
+        id: FileId,
+        members: Arc<ArchiveMembers>,
+    ) -> Arc<ArchiveListing> {
+        let listing = Arc::new(self.shape(members));
+        lock(&self.archives).insert(rel_path.to_string(), (id, listing.clone()));
+        listing
+    }
+
+    /// The members of the archive at `rel_path` (the version `id`): from
+    /// the header cache, else read. `Err` says why it cannot be read now,
+    /// for a reason that may pass (the disk, or a writer): it is tried
+    /// again at the next scan.
+    fn archive_members(&self, rel_path: &str, id: FileId) -> Result<Arc<ArchiveMembers>, String> {
         let (rel_dir, name) = rel_path.rsplit_once('/').unwrap_or(("", rel_path));
         let stored = self
             .header_cache
             .get()
             .and_then(|cache| cache.get_archive(rel_dir, name, id));
-        let members = match stored {
-            Some(members) => members,
-            None => {
-                self.header_reads.fetch_add(1, Ordering::Relaxed);
-                match self.read_archive(rel_path, &id) {
-                    Ok(members) => Arc::new(self.classify_members(rel_path, id, members)),
-                    Err(error) if lasting_failure(&error) => Arc::new(ArchiveMembers {
-                        problem: Some(archive_problem(&error)),
-                        ..ArchiveMembers::default()
-                    }),
-                    // Tried again at the next scan: the disk or a writer.
-                    Err(error) => {
-                        return Arc::new(ArchiveListing {
-                            problem: Some(error.to_string()),
-                            ..ArchiveListing::default()
-                        });
-                    }
-                }
-            }
-        };
-        let listing = Arc::new(self.shape(members));
-        lock(&self.archives).insert(rel_path.to_string(), (id, listing.clone()));
-        listing
+        if let Some(members) = stored {
+            return Ok(members);
+        }
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
+        match self.read_archive(rel_path, &id) {
+            Ok(members) => Ok(Arc::new(self.classify_members(rel_path, id, members))),
+            Err(error) if lasting_failure(&error) => Ok(Arc::new(ArchiveMembers {
+                problem: Some(archive_problem(&error)),
+                ..ArchiveMembers::default()
+            })),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     /// The members of the archive at `rel_path`, with what classification
