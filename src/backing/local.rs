@@ -339,13 +339,19 @@ impl Backing for LocalFolder {
             let intact = match lease::take(&file) {
                 Lease::Held(lease) => {
                     once()?;
-                    let unbroken = lease.unbroken();
-                    // A whole read returns now, closing the file, unless
-                    // what was read kept a reader of it.
-                    if unbroken && Arc::strong_count(&file) == 2 {
-                        lease.end_at_close();
+                    if lease.unbroken() {
+                        // Nobody had the file open for writing when the
+                        // lease was taken, nor opened it so since: what was
+                        // read is the version `before` names, with no need
+                        // to ask again. The file is closed on return, which
+                        // ends the lease, unless what was read kept a
+                        // reader of it.
+                        if Arc::strong_count(&file) == 2 {
+                            lease.end_at_close();
+                        }
+                        return Ok(());
                     }
-                    unbroken
+                    false
                 }
                 Lease::Unavailable if !recently(before.mtime()) => once()?,
                 // A writer, or a file that may be in the middle of a write:
