@@ -725,7 +725,9 @@ impl Library {
             _ => vec![None; archived.len()],
         };
         let mut to_list = Vec::new();
-        for (found, members) in archived.iter().zip(stored) {
+        contents.roms.reserve(archived.len());
+        lasting_archives.reserve(archived.len());
+        for (found, members) in archived.into_iter().zip(stored) {
             let Some(members) = members else {
                 to_list.push(found);
                 continue;
@@ -735,7 +737,7 @@ impl Library {
                 continue;
             };
             contents.roms.push(rom);
-            lasting_archives.push((found.name.clone(), found.id, members));
+            lasting_archives.push((found.name, found.id, members));
         }
         let archived = to_list;
         let reads_before = self.header_reads();
@@ -752,12 +754,12 @@ impl Library {
                     Some(members)
                 }
                 ScannedArchive::Listing(listing) => {
-                    self.add_archive(rel_dir, found, &listing, &mut contents);
+                    self.add_archive(rel_dir, &found, &listing, &mut contents);
                     listing.members.clone()
                 }
             };
             if let Some(members) = members {
-                lasting_archives.push((found.name.clone(), found.id, members));
+                lasting_archives.push((found.name, found.id, members));
             }
         }
         contents.subdirs.sort();
