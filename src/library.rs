@@ -264,6 +264,8 @@ pub struct Library {
     archived_hints: Mutex<HashMap<String, (SourceDigest, String)>>,
     /// What each archive holds, by path and version.
     archives: Mutex<HashMap<String, (FileId, Arc<archives::ArchiveListing>)>>,
+    /// The folders scanned by this mount (see [`Library::first_scan`]).
+    scanned_dirs: Mutex<HashSet<String>>,
     /// What each readme-like text file names, by path and version.
     notes: Mutex<HashMap<String, (FileId, Option<SourceDigest>)>>,
     /// Files whose bytes were read to classify them.
@@ -295,6 +297,9 @@ enum Looked {
     Unknown(Found),
     /// An archive, by its name.
     Archive(Found),
+    /// An archive of a folder scanned for the first time, not `stat`ed:
+    /// reading it tells its version.
+    NewArchive(String),
     /// Left out, and why (`None`: nothing worth saying, such as `.` files
     /// that are no ROM).
     Skipped(String, Option<String>),
@@ -436,6 +441,7 @@ impl Library {
             index: Mutex::new(None),
             notes: Mutex::new(HashMap::new()),
             archives: Mutex::new(HashMap::new()),
+            scanned_dirs: Mutex::new(HashSet::new()),
             archived_hints: Mutex::new(HashMap::new()),
             header_reads: AtomicU64::new(0),
             roms_hashed: AtomicU64::new(0),
@@ -652,13 +658,15 @@ impl Library {
             let room = listed.len().saturating_sub(files.len());
             files.reserve(room);
         }
+        let first_scan = self.first_scan(rel_dir);
         let looked = parallel_map(&listed, STAT_THREADS, |entry| {
-            self.look(rel_dir, dir, entry)
+            self.look(rel_dir, dir, entry, first_scan)
         });
         let listed_len = listed.len();
         let mut current = HashMap::with_capacity(listed.len());
         let mut unknown = Vec::new();
         let mut archived = Vec::new();
+        let mut new_archives = Vec::new();
         for looked in looked {
             match looked {
                 Looked::Archive(found) => {
@@ -667,6 +675,7 @@ impl Library {
                     }
                     archived.push(found)
                 }
+                Looked::NewArchive(name) => new_archives.push(name),
                 Looked::Dir(name) => contents.subdirs.push(name),
                 Looked::Known(found, entry) => {
                     if found.linked {
@@ -741,13 +750,29 @@ impl Library {
         }
         let archived = to_list;
         let reads_before = self.header_reads();
-        let scanned = parallel_map(&archived, self.backing.parallel_reads(), |found| {
+        let readers = self.backing.parallel_reads();
+        let scanned = parallel_map(&archived, readers, |found| {
             self.scanned_archive(&join(rel_dir, &found.name), found.id)
+        });
+        let scanned_new = parallel_map(&new_archives, readers, |name| {
+            self.scanned_new_archive(&join(rel_dir, name), dir, name)
         });
         // Archives read rather than found in the header cache (scans of
         // other folders running at once may add to the count: no harm).
         let archives_read = self.header_reads().saturating_sub(reads_before) as usize;
-        for (found, scanned) in archived.into_iter().zip(scanned) {
+        let new_found = new_archives
+            .into_iter()
+            .zip(scanned_new)
+            .filter_map(|(name, scanned)| {
+                let (id, scanned) = scanned?;
+                let found = Found {
+                    name,
+                    id,
+                    linked: false,
+                };
+                Some((found, scanned))
+            });
+        for (found, scanned) in archived.into_iter().zip(scanned).chain(new_found) {
             let members = match scanned {
                 ScannedArchive::LoneRom(members) => {
                     contents.roms.extend(members.lone_rom_in_place().cloned());
@@ -814,7 +839,7 @@ impl Library {
     /// is known of it. For a file that must be read, the reads detection
     /// will make are asked of the kernel at once, so that the disk queue
     /// fills while the other entries are `stat`ed.
-    fn look(&self, rel_dir: &str, dir: &dyn Folder, entry: &Listed) -> Looked {
+    fn look(&self, rel_dir: &str, dir: &dyn Folder, entry: &Listed, first_scan: bool) -> Looked {
         let Some(name) = entry.name.to_str() else {
             return Looked::Skipped(
                 entry.name.to_string_lossy().into_owned(),
@@ -844,6 +869,9 @@ impl Library {
             },
             known => known,
         };
+        if first_scan && file_type == FileType::RegularFile && archives::is_archive(name) {
+            return Looked::NewArchive(name.to_string());
+        }
         let linked = file_type == FileType::Symlink;
         let id = match file_type {
             FileType::Directory => return Looked::Dir(name.to_string()),
@@ -903,6 +931,20 @@ impl Library {
             }
         }
         Looked::Unknown(found)
+    }
+
+    /// Whether this is the first scan of folder `rel_dir`, by this mount or
+    /// (with a header cache) any before. Then no archive of it has a known
+    /// listing, so each is read without a `stat` first: its read says which
+    /// version it is, and a zipped set of ten thousand makes ten thousand
+    /// system calls fewer.
+    fn first_scan(&self, rel_dir: &str) -> bool {
+        let first = lock(&self.scanned_dirs).insert(rel_dir.to_string());
+        first
+            && !self
+                .header_cache
+                .get()
+                .is_some_and(|cache| cache.knows_dir(rel_dir))
     }
 
     /// What an earlier scan, or an earlier mount, learned of this file.

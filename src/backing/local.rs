@@ -317,9 +317,9 @@ impl Backing for LocalFolder {
     fn read_passes(
         &self,
         rel: &str,
-        expected: &FileId,
+        expected: Option<&FileId>,
         read: &mut PassReader<'_>,
-    ) -> Result<(), ReadError> {
+    ) -> Result<FileId, ReadError> {
         let io_error = |source| ReadError::Io {
             path: rel.to_string(),
             source,
@@ -332,10 +332,10 @@ impl Backing for LocalFolder {
             let (file, before) = self.open_file_with_id(rel).map_err(io_error)?;
             let file = Arc::new(file);
             let reader: Arc<dyn ReadAt> = file.clone();
-            if before != *expected {
+            if expected.is_some_and(|expected| before != *expected) {
                 return Err(changed());
             }
-            let mut once = || read(&reader, before.size, ReadPass::First).map_err(io_error);
+            let mut once = || read(&reader, &before, ReadPass::First).map_err(io_error);
             let intact = match lease::take(&file) {
                 Lease::Held(lease) => {
                     once()?;
@@ -349,7 +349,7 @@ impl Backing for LocalFolder {
                         if Arc::strong_count(&file) == 2 {
                             lease.end_at_close();
                         }
-                        return Ok(());
+                        return Ok(before);
                     }
                     false
                 }
@@ -358,7 +358,7 @@ impl Backing for LocalFolder {
                 // read twice, and trust it only if both reads agree.
                 Lease::WritersPresent | Lease::Unavailable => {
                     once()?;
-                    read(&reader, before.size, ReadPass::Again).map_err(io_error)?
+                    read(&reader, &before, ReadPass::Again).map_err(io_error)?
                 }
             };
             let after =
@@ -367,7 +367,7 @@ impl Backing for LocalFolder {
                 return Err(changed());
             }
             if intact {
-                return Ok(());
+                return Ok(before);
             }
             if attempt < READ_ATTEMPTS {
                 std::thread::sleep(pause);

@@ -72,21 +72,23 @@ pub trait Backing: Send + Sync {
     fn open_file(&self, rel: &str) -> io::Result<File>;
 
     /// Runs `read` on the file `rel` (given a reader of it and its size)
-    /// while it is the version `expected`, until a pass is known intact:
-    /// `read` returns whether its result is to be trusted (a pass
-    /// [`ReadPass::Again`] says whether it made what the first did). Use
+    /// while it is the version `expected` (any version, for `None`), until
+    /// a pass is known intact: `read` returns whether its result is to be
+    /// trusted (a pass [`ReadPass::Again`] says whether it made what the
+    /// first did). The version read. Use
     /// [`read_consistent`](trait.Backing.html#method.read_consistent).
     fn read_passes(
         &self,
         rel: &str,
-        expected: &FileId,
+        expected: Option<&FileId>,
         read: &mut PassReader<'_>,
-    ) -> Result<(), ReadError>;
+    ) -> Result<FileId, ReadError>;
 }
 
-/// A [`Backing::read_passes`] callback: given a reader of the file, its
-/// size and which pass this is, whether what it made is to be trusted.
-pub type PassReader<'a> = dyn FnMut(&Arc<dyn ReadAt>, u64, ReadPass) -> io::Result<bool> + 'a;
+/// A [`Backing::read_passes`] callback: given a reader of the file, the
+/// version it reads and which pass this is, whether what it made is to be
+/// trusted.
+pub type PassReader<'a> = dyn FnMut(&Arc<dyn ReadAt>, &FileId, ReadPass) -> io::Result<bool> + 'a;
 
 /// Which read of one attempt a [`Backing::read_passes`] callback makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,11 +120,28 @@ impl dyn Backing + '_ {
         &self,
         rel: &str,
         expected: &FileId,
-        mut read: impl FnMut(&Arc<dyn ReadAt>, u64) -> io::Result<T>,
+        read: impl FnMut(&Arc<dyn ReadAt>, u64) -> io::Result<T>,
     ) -> Result<T, ReadError> {
+        self.read_version_shared(rel, Some(expected), read)
+            .map(|(_, made)| made)
+            .map_err(|(_, error)| error)
+    }
+
+    /// As [`read_consistent_shared`](Self::read_consistent_shared) of
+    /// whatever version the file is when it is opened (`expected: None`),
+    /// and which version that was: for a file not `stat`ed before. A
+    /// failure says which version `read` failed on, if it got that far.
+    pub fn read_version_shared<T: PartialEq>(
+        &self,
+        rel: &str,
+        expected: Option<&FileId>,
+        mut read: impl FnMut(&Arc<dyn ReadAt>, u64) -> io::Result<T>,
+    ) -> Result<(FileId, T), (Option<FileId>, ReadError)> {
         let mut kept: Option<T> = None;
-        self.read_passes(rel, expected, &mut |reader, size, pass| {
-            let made = read(reader, size)?;
+        let mut reading: Option<FileId> = None;
+        let version = self.read_passes(rel, expected, &mut |reader, version, pass| {
+            reading = Some(*version);
+            let made = read(reader, version.size)?;
             Ok(match pass {
                 ReadPass::First => {
                     kept = Some(made);
@@ -130,11 +149,16 @@ impl dyn Backing + '_ {
                 }
                 ReadPass::Again => kept.as_ref() == Some(&made),
             })
+        });
+        let version = version.map_err(|error| (reading, error))?;
+        let made = kept.ok_or_else(|| {
+            let unsettled = ReadError::Unsettled {
+                path: rel.to_string(),
+                attempts: 0,
+            };
+            (Some(version), unsettled)
         })?;
-        kept.ok_or_else(|| ReadError::Unsettled {
-            path: rel.to_string(),
-            attempts: 0,
-        })
+        Ok((version, made))
     }
 
     /// The whole file `rel`, exactly as the version `expected` holds it.

@@ -632,9 +632,9 @@ impl Backing for S3Bucket {
     fn read_passes(
         &self,
         rel: &str,
-        expected: &FileId,
+        expected: Option<&FileId>,
         read: &mut PassReader<'_>,
-    ) -> Result<(), ReadError> {
+    ) -> Result<FileId, ReadError> {
         let changed = || ReadError::Changed {
             path: rel.to_string(),
         };
@@ -652,7 +652,7 @@ impl Backing for S3Bucket {
             }
         };
         let object = self.object(rel).map_err(io_error)?;
-        if object.id != *expected {
+        if expected.is_some_and(|expected| object.id != *expected) {
             return Err(changed());
         }
         let key =
@@ -665,8 +665,8 @@ impl Backing for S3Bucket {
             etag: object.etag,
             size: object.id.size,
         });
-        read(&reader, object.id.size, ReadPass::First).map_err(io_error)?;
-        Ok(())
+        read(&reader, &object.id, ReadPass::First).map_err(io_error)?;
+        Ok(object.id)
     }
 }
 

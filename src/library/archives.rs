@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsStr;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,7 @@ use super::{
     Source, join, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
-use crate::backing::{Access, ReadAt, ReadError};
+use crate::backing::{Access, Folder, ReadAt, ReadError};
 use crate::cache::lock;
 use crate::patch::any::PatchFormat;
 use crate::system;
@@ -219,6 +220,15 @@ fn open_archive(reader: &Arc<dyn ReadAt>, size: u64, file_name: &str) -> io::Res
     Archive::open_shared(Arc::clone(reader), size, file_name).map_err(io::Error::other)
 }
 
+/// The members of an archive that cannot be read, for as long as it is
+/// unchanged (see [`lasting_failure`]).
+fn unreadable(error: &ReadError) -> Arc<ArchiveMembers> {
+    Arc::new(ArchiveMembers {
+        problem: Some(archive_problem(error)),
+        ..ArchiveMembers::default()
+    })
+}
+
 /// Whether a failed read of an archive fails the same way for as long as
 /// the file is unchanged: the archive's damage or format, not the disk's
 /// errors or a file being rewritten.
@@ -281,14 +291,53 @@ impl Library {
             return ScannedArchive::Listing(listing.clone());
         }
         match self.archive_members(rel_path, id) {
-            Ok(members) if members.lone_rom_in_place().is_some() => {
-                ScannedArchive::LoneRom(members)
-            }
-            Ok(members) => ScannedArchive::Listing(self.keep_listing(rel_path, id, members)),
+            Ok(members) => self.scanned_from(rel_path, id, members),
             Err(problem) => ScannedArchive::Listing(Arc::new(ArchiveListing {
                 problem: Some(problem),
                 ..ArchiveListing::default()
             })),
+        }
+    }
+
+    /// [`scanned_archive`](Self::scanned_archive) of the archive `name` of
+    /// the open folder `dir` (at `rel_path`), in the folder's first scan:
+    /// not `stat`ed, its read tells its version. `None`: it is gone.
+    pub(crate) fn scanned_new_archive(
+        &self,
+        rel_path: &str,
+        dir: &dyn Folder,
+        name: &str,
+    ) -> Option<(FileId, ScannedArchive)> {
+        self.header_reads.fetch_add(1, Ordering::Relaxed);
+        match self.read_archive(rel_path, None) {
+            Ok((id, members)) => {
+                let members = Arc::new(self.classify_members(rel_path, id, members));
+                Some((id, self.scanned_from(rel_path, id, members)))
+            }
+            Err((Some(id), error)) if lasting_failure(&error) => {
+                Some((id, self.scanned_from(rel_path, id, unreadable(&error))))
+            }
+            // Unreadable now or changing: the way for a `stat`ed archive
+            // tries again.
+            Err(_) => {
+                let id = dir.stat_entry(OsStr::new(name)).ok()?;
+                Some((id, self.scanned_archive(rel_path, id)))
+            }
+        }
+    }
+
+    /// What a scan makes of `members` of the archive at `rel_path` (the
+    /// version `id`): see [`scanned_archive`](Self::scanned_archive).
+    fn scanned_from(
+        &self,
+        rel_path: &str,
+        id: FileId,
+        members: Arc<ArchiveMembers>,
+    ) -> ScannedArchive {
+        if self.header_cache.get().is_some() && members.lone_rom_in_place().is_some() {
+            ScannedArchive::LoneRom(members)
+        } else {
+            ScannedArchive::Listing(self.keep_listing(rel_path, id, members))
         }
     }
 
@@ -319,23 +368,26 @@ impl Library {
             return Ok(members);
         }
         self.header_reads.fetch_add(1, Ordering::Relaxed);
-        match self.read_archive(rel_path, &id) {
-            Ok(members) => Ok(Arc::new(self.classify_members(rel_path, id, members))),
-            Err(error) if lasting_failure(&error) => Ok(Arc::new(ArchiveMembers {
-                problem: Some(archive_problem(&error)),
-                ..ArchiveMembers::default()
-            })),
-            Err(error) => Err(error.to_string()),
+        match self.read_archive(rel_path, Some(&id)) {
+            Ok((_, members)) => Ok(Arc::new(self.classify_members(rel_path, id, members))),
+            Err((_, error)) if lasting_failure(&error) => Ok(unreadable(&error)),
+            Err((_, error)) => Err(error.to_string()),
         }
     }
 
     /// The members of the archive at `rel_path`, with what classification
     /// needs of each ROM or patch, all from one version of the archive.
-    fn read_archive(&self, rel_path: &str, id: &FileId) -> Result<Vec<ReadMember>, ReadError> {
+    /// `expected` is the version to read; `None` reads whatever version is
+    /// there, and says which it was.
+    fn read_archive(
+        &self,
+        rel_path: &str,
+        expected: Option<&FileId>,
+    ) -> Result<(FileId, Vec<ReadMember>), (Option<FileId>, ReadError)> {
         let file_name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         let max = self.limits.max_image_size;
         self.backing
-            .read_consistent_shared(rel_path, id, |reader, size| {
+            .read_version_shared(rel_path, expected, |reader, size| {
             let archive = open_archive(reader, size, file_name)?;
             // A solid 7z block is decompressed from its start for each
             // member asked: stream it once for all, where their detection

@@ -754,6 +754,11 @@ impl HeaderCache {
         current_archive(dirs.get(rel_dir)?.get(name)?, id)
     }
 
+    /// Whether the cache holds what a scan of folder `rel_dir` found.
+    pub(super) fn knows_dir(&self, rel_dir: &str) -> bool {
+        lock(&self.dirs).contains_key(rel_dir)
+    }
+
     /// [`HeaderCache::get_archive`] of each `(name, id)` in folder
     /// `rel_dir`, in order, under one lock.
     pub(super) fn get_archives<'n>(
