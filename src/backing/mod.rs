@@ -124,7 +124,7 @@ impl dyn Backing + '_ {
     ) -> Result<T, ReadError> {
         self.read_version_shared(rel, Some(expected), read)
             .map(|(_, made)| made)
-            .map_err(|(_, error)| error)
+            .map_err(|failed| failed.error)
     }
 
     /// As [`read_consistent_shared`](Self::read_consistent_shared) of
@@ -136,7 +136,7 @@ impl dyn Backing + '_ {
         rel: &str,
         expected: Option<&FileId>,
         mut read: impl FnMut(&Arc<dyn ReadAt>, u64) -> io::Result<T>,
-    ) -> Result<(FileId, T), (Option<FileId>, ReadError)> {
+    ) -> Result<(FileId, T), Box<FailedRead>> {
         let mut kept: Option<T> = None;
         let mut reading: Option<FileId> = None;
         let version = self.read_passes(rel, expected, &mut |reader, version, pass| {
@@ -150,13 +150,20 @@ impl dyn Backing + '_ {
                 ReadPass::Again => kept.as_ref() == Some(&made),
             })
         });
-        let version = version.map_err(|error| (reading, error))?;
+        let version = version.map_err(|error| {
+            Box::new(FailedRead {
+                version: reading,
+                error,
+            })
+        })?;
         let made = kept.ok_or_else(|| {
-            let unsettled = ReadError::Unsettled {
-                path: rel.to_string(),
-                attempts: 0,
-            };
-            (Some(version), unsettled)
+            Box::new(FailedRead {
+                version: Some(version),
+                error: ReadError::Unsettled {
+                    path: rel.to_string(),
+                    attempts: 0,
+                },
+            })
         })?;
         Ok((version, made))
     }
@@ -212,6 +219,14 @@ pub enum ReadError {
     Unsettled { path: String, attempts: u32 },
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: io::Error },
+}
+
+/// A read that failed, and the version of the file it failed on, if it
+/// got that far.
+#[derive(Debug)]
+pub struct FailedRead {
+    pub version: Option<FileId>,
+    pub error: ReadError,
 }
 
 /// Positional reads of one version of a file, from any number of threads

@@ -18,7 +18,7 @@ use super::{
     Source, join, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
-use crate::backing::{Access, Folder, ReadAt, ReadError};
+use crate::backing::{Access, FailedRead, Folder, ReadAt, ReadError};
 use crate::cache::lock;
 use crate::patch::any::PatchFormat;
 use crate::system;
@@ -309,17 +309,22 @@ impl Library {
         name: &str,
     ) -> Option<(FileId, ScannedArchive)> {
         self.header_reads.fetch_add(1, Ordering::Relaxed);
-        match self.read_archive(rel_path, None) {
+        let failed = match self.read_archive(rel_path, None) {
             Ok((id, members)) => {
                 let members = Arc::new(self.classify_members(rel_path, id, members));
+                return Some((id, self.scanned_from(rel_path, id, members)));
+            }
+            Err(failed) => failed,
+        };
+        match failed.version {
+            // Damaged, or a kind this tool does not read: so it stays.
+            Some(id) if lasting_failure(&failed.error) => {
+                let members = unreadable(&failed.error);
                 Some((id, self.scanned_from(rel_path, id, members)))
             }
-            Err((Some(id), error)) if lasting_failure(&error) => {
-                Some((id, self.scanned_from(rel_path, id, unreadable(&error))))
-            }
-            // Unreadable now or changing: the way for a `stat`ed archive
+            // Unreadable now, or changing: the way for a `stat`ed archive
             // tries again.
-            Err(_) => {
+            _ => {
                 let id = dir.stat_entry(OsStr::new(name)).ok()?;
                 Some((id, self.scanned_archive(rel_path, id)))
             }
@@ -370,8 +375,8 @@ impl Library {
         self.header_reads.fetch_add(1, Ordering::Relaxed);
         match self.read_archive(rel_path, Some(&id)) {
             Ok((_, members)) => Ok(Arc::new(self.classify_members(rel_path, id, members))),
-            Err((_, error)) if lasting_failure(&error) => Ok(unreadable(&error)),
-            Err((_, error)) => Err(error.to_string()),
+            Err(failed) if lasting_failure(&failed.error) => Ok(unreadable(&failed.error)),
+            Err(failed) => Err(failed.error.to_string()),
         }
     }
 
@@ -383,7 +388,7 @@ impl Library {
         &self,
         rel_path: &str,
         expected: Option<&FileId>,
-    ) -> Result<(FileId, Vec<ReadMember>), (Option<FileId>, ReadError)> {
+    ) -> Result<(FileId, Vec<ReadMember>), Box<FailedRead>> {
         let file_name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         let max = self.limits.max_image_size;
         self.backing
