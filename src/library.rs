@@ -1060,37 +1060,16 @@ impl Library {
         head: &[u8],
     ) -> Classified {
         match Detected::of(name, head) {
-            Some(detected) => Classified::Rom(Arc::new(
-                self.rom_from_detected(rel_path, folder, found, name, source, detected),
-            )),
+            Some(detected) => Classified::Rom(Arc::new(rom_from_detected(
+                rel_path.to_string(),
+                folder.to_string(),
+                found.name.clone(),
+                found.id,
+                name,
+                source,
+                detected,
+            ))),
             None => Classified::Other,
-        }
-    }
-
-    /// The ROM `found` (named `name` for detection), as detection saw it.
-    pub(crate) fn rom_from_detected(
-        &self,
-        rel_path: &str,
-        folder: &str,
-        found: &Found,
-        name: &str,
-        source: Source,
-        detected: Detected,
-    ) -> Rom {
-        Rom {
-            rel_path: rel_path.to_string(),
-            file_name: found.name.clone(),
-            folder: folder.to_string(),
-            source,
-            stem: split_name(name).0.to_string(),
-            id: found.id,
-            layout: detected.layout,
-            normalized_ext: detected.normalized_ext,
-            deinterleaved_ext: detected.deinterleaved_ext,
-            report_len: OnceLock::new(),
-            hashes: OnceLock::new(),
-            sha1s: OnceLock::new(),
-            fds_disk: OnceLock::new(),
         }
     }
 
@@ -1942,6 +1921,35 @@ impl Detected {
             normalized_ext,
             deinterleaved_ext,
         })
+    }
+}
+
+/// The ROM at `rel_path`, shown as `file_name` in the views' `folder`,
+/// the version `id` of what holds it, named `name` for detection (a
+/// member's own name), as detection saw it.
+pub(crate) fn rom_from_detected(
+    rel_path: String,
+    folder: String,
+    file_name: String,
+    id: FileId,
+    name: &str,
+    source: Source,
+    detected: Detected,
+) -> Rom {
+    Rom {
+        rel_path,
+        file_name,
+        folder,
+        source,
+        stem: split_name(name).0.to_string(),
+        id,
+        layout: detected.layout,
+        normalized_ext: detected.normalized_ext,
+        deinterleaved_ext: detected.deinterleaved_ext,
+        report_len: OnceLock::new(),
+        hashes: OnceLock::new(),
+        sha1s: OnceLock::new(),
+        fds_disk: OnceLock::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use super::hints::{self, SourceDigest};
 use super::{
     Detected, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
-    Source, join, split_name,
+    Source, join, rom_from_detected, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
 use crate::backing::{Access, FailedRead, Folder, ReadAt, ReadError};
@@ -539,15 +539,11 @@ impl Library {
                 }
                 Ok(Candidate::Rom(detected)) => {
                     let place = member_place(rel_path, in_place, &member.name, true);
-                    let found = Found {
-                        name: place.file_name,
+                    MemberClass::Rom(Arc::new(rom_from_detected(
+                        place.rel_path,
+                        place.folder,
+                        place.file_name,
                         id,
-                        linked: false,
-                    };
-                    MemberClass::Rom(Arc::new(self.rom_from_detected(
-                        &place.rel_path,
-                        &place.folder,
-                        &found,
                         base_name(&member.name),
                         source,
                         detected,
