@@ -32,9 +32,7 @@ impl HeldLease<'_> {
         let state = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETLEASE) };
         state == libc::F_RDLCK
     }
-}
 
-impl HeldLease<'_> {
     /// Leaves the lease to end when the file is closed, which ends it as
     /// surely as letting it go does, for one system call fewer. Only for a
     /// file about to be closed: a writer waits for the lease to end.

@@ -71,8 +71,8 @@ pub trait Backing: Send + Sync {
     /// directly (FUSE passthrough); an error where the backing has none.
     fn open_file(&self, rel: &str) -> io::Result<File>;
 
-    /// Runs `read` on the file `rel` (given a reader of it and its size)
-    /// while it is the version `expected` (any version, for `None`), until
+    /// Runs `read` on the file `rel` (given a reader of it and the version
+    /// it reads) while it is the version `expected` (any, for `None`), until
     /// a pass is known intact: `read` returns whether its result is to be
     /// trusted (a pass [`ReadPass::Again`] says whether it made what the
     /// first did). The version read. Use
@@ -435,7 +435,51 @@ impl Access {
 
 #[cfg(test)]
 mod tests {
-    use super::Access;
+    use super::{Access, Backing, FileId, LocalFolder, ReadError};
+    use std::io;
+
+    /// A read of any version says which it read, the one a `stat` gives;
+    /// a read of another version is refused before anything is read, and a
+    /// read that fails says the version it failed on.
+    #[test]
+    fn a_read_says_which_version_it_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.bin"), b"first").unwrap();
+        let folder = LocalFolder::new(dir.path()).unwrap();
+        let backing: &dyn Backing = &folder;
+        let stated = folder.stat("a.bin").unwrap();
+        let (version, bytes) = backing
+            .read_version_shared("a.bin", None, |reader, size| {
+                let mut bytes = vec![0; size as usize];
+                reader.read_exact_at(&mut bytes, 0)?;
+                Ok(bytes)
+            })
+            .unwrap();
+        assert_eq!((version, bytes.as_slice()), (stated, &b"first"[..]));
+
+        let other = FileId {
+            size: stated.size + 1,
+            ..stated
+        };
+        let mut called = false;
+        let refused = backing
+            .read_version_shared("a.bin", Some(&other), |_, _| {
+                called = true;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(!called);
+        assert!(refused.version.is_none());
+        assert!(matches!(refused.error, ReadError::Changed { .. }));
+
+        let failed = backing
+            .read_version_shared("a.bin", None, |_, _| -> io::Result<()> {
+                Err(io::Error::other("damaged"))
+            })
+            .unwrap_err();
+        assert_eq!(failed.version, Some(stated));
+        assert!(failed.error.to_string().contains("damaged"));
+    }
 
     const ALICE: u32 = 1000;
     const BOB: u32 = 1001;
