@@ -640,30 +640,16 @@ impl Library {
             access,
             ..DirContents::default()
         };
-        let mut listed = match dir.list() {
-            Ok(listed) => listed,
+        let first_scan = self.first_scan(rel_dir);
+        let looked = match self.list_and_look(rel_dir, dir, first_scan) {
+            Ok(looked) => looked,
             Err(error) => {
                 log::warn!("{}: cannot list: {error}", self.path_of(rel_dir).display());
                 return contents;
             }
         };
-        // Inode order is close to the inode table's order on disk: cold
-        // `stat`s then read it nearly in sequence rather than seeking.
-        listed.sort_unstable_by_key(|entry| entry.ino);
-        {
-            // Room for what this scan may learn, made once: grown file by
-            // file under the lock, the table was rehashed a dozen times
-            // while the scan's threads waited on it.
-            let mut files = lock(&self.files);
-            let room = listed.len().saturating_sub(files.len());
-            files.reserve(room);
-        }
-        let first_scan = self.first_scan(rel_dir);
-        let looked = parallel_map(&listed, STAT_THREADS, |entry| {
-            self.look(rel_dir, dir, entry, first_scan)
-        });
-        let listed_len = listed.len();
-        let mut current = HashMap::with_capacity(listed.len());
+        let listed_len = looked.len();
+        let mut current = HashMap::with_capacity(listed_len);
         let mut unknown = Vec::new();
         let mut archived = Vec::new();
         let mut new_archives = Vec::new();
@@ -841,6 +827,83 @@ impl Library {
         } else {
             log::debug!("{}: left out: not a ROM or patch", path.display());
         }
+    }
+
+    /// Every entry of folder `rel_dir` (open as `dir`), [`look`]ed at, in
+    /// inode order. A large folder is looked at by [`STAT_THREADS`] threads
+    /// while it is still being listed: listing ten thousand entries took 5
+    /// ms before the first `stat` could start.
+    ///
+    /// [`look`]: Library::look
+    fn list_and_look(
+        &self,
+        rel_dir: &str,
+        dir: &dyn Folder,
+        first_scan: bool,
+    ) -> io::Result<Vec<Looked>> {
+        // Each entry's place in the listing breaks ties of inode numbers
+        // (hard links), so the order is the same at every scan.
+        let look_all = |(first, batch): (usize, Vec<Listed>), looked: &mut Vec<_>| {
+            for (at, entry) in (first..).zip(&batch) {
+                let seen = self.look(rel_dir, dir, entry, first_scan);
+                looked.push(((entry.ino, at), seen));
+            }
+        };
+        let (sender, receiver) = std::sync::mpsc::channel::<(usize, Vec<Listed>)>();
+        let receiver = Mutex::new(receiver);
+        let files_before = lock(&self.files).len();
+        let mut listed = 0;
+        let mut looked = Vec::new();
+        let listing = std::thread::scope(|scope| {
+            let mut workers = Vec::new();
+            let listing = dir.list_in_batches(&mut |mut batch| {
+                let first = listed;
+                listed += batch.len();
+                {
+                    // Room for what this scan may learn, made as the
+                    // listing goes: grown file by file under the lock, the
+                    // table was rehashed a dozen times while the scan's
+                    // threads waited on it.
+                    let mut files = lock(&self.files);
+                    let room = (files_before + listed).saturating_sub(files.len());
+                    files.reserve(room);
+                }
+                // Inode order is close to the inode table's order on disk:
+                // cold `stat`s then read it nearly in sequence.
+                batch.sort_unstable_by_key(|entry| entry.ino);
+                if workers.is_empty() && batch.len() < SCAN_BATCH {
+                    look_all((first, batch), &mut looked);
+                    return;
+                }
+                if workers.is_empty() {
+                    workers = (0..STAT_THREADS)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                let mut looked = Vec::new();
+                                loop {
+                                    // The lock is let go before the batch
+                                    // is looked at.
+                                    let next = lock(&receiver).recv();
+                                    let Ok(batch) = next else { break };
+                                    look_all(batch, &mut looked);
+                                }
+                                looked
+                            })
+                        })
+                        .collect();
+                }
+                // The workers outlive the listing: a send cannot fail.
+                let _ = sender.send((first, batch));
+            });
+            drop(sender);
+            for worker in workers {
+                looked.extend(worker.join().unwrap_or_default());
+            }
+            listing
+        });
+        listing?;
+        looked.sort_unstable_by_key(|(order, _)| *order);
+        Ok(looked.into_iter().map(|(_, looked)| looked).collect())
     }
 
     /// `stat`s one entry of folder `rel_dir` (open as `dir`) and says what

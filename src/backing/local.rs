@@ -20,6 +20,9 @@ use rustix::io::Errno;
 use super::lease::{self, Lease};
 use super::{Backing, FileId, Folder, Listed, PassReader, ReadAt, ReadError, ReadPass};
 
+/// Entries a listing hands on at a time (see [`Folder::list_in_batches`]).
+const LIST_BATCH: usize = 256;
+
 /// Links followed while resolving one path (the kernel's own limit).
 const MAX_LINKS: usize = 40;
 
@@ -229,6 +232,18 @@ impl LocalFolder {
     /// Every entry of the open folder `dir` but `.` and `..`.
     pub fn list(dir: impl AsFd) -> io::Result<Vec<Listed>> {
         let mut listed = Vec::new();
+        Self::list_in_batches(dir, usize::MAX, &mut |batch| listed.extend(batch))?;
+        Ok(listed)
+    }
+
+    /// [`list`](Self::list) handed to `each` `batch` entries at a time
+    /// (the last batch maybe fewer, none for an empty folder).
+    pub fn list_in_batches(
+        dir: impl AsFd,
+        batch: usize,
+        each: &mut dyn FnMut(Vec<Listed>),
+    ) -> io::Result<()> {
+        let mut listed = Vec::new();
         for entry in rustix::fs::Dir::read_from(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_bytes();
@@ -240,8 +255,14 @@ impl LocalFolder {
                 ino: entry.ino(),
                 file_type: entry.file_type(),
             });
+            if listed.len() >= batch {
+                each(std::mem::take(&mut listed));
+            }
         }
-        Ok(listed)
+        if !listed.is_empty() {
+            each(listed);
+        }
+        Ok(())
     }
 
     /// The regular file `rel`, open for reading. Opened without blocking,
@@ -407,6 +428,10 @@ impl Folder for OpenFolder {
 
     fn list(&self) -> io::Result<Vec<Listed>> {
         LocalFolder::list(&self.0)
+    }
+
+    fn list_in_batches(&self, each: &mut dyn FnMut(Vec<Listed>)) -> io::Result<()> {
+        LocalFolder::list_in_batches(&self.0, LIST_BATCH, each)
     }
 
     fn stat_entry(&self, name: &OsStr) -> io::Result<FileId> {

@@ -183,6 +183,13 @@ pub trait Folder: Send + Sync {
     /// Every entry but `.` and `..`.
     fn list(&self) -> io::Result<Vec<Listed>>;
 
+    /// [`list`](Folder::list) in batches handed to `each` as they are
+    /// read, so work on the first can start before the last is listed.
+    fn list_in_batches(&self, each: &mut dyn FnMut(Vec<Listed>)) -> io::Result<()> {
+        each(self.list()?);
+        Ok(())
+    }
+
     /// The identity of entry `name` itself, not what a link leads to.
     fn stat_entry(&self, name: &OsStr) -> io::Result<FileId>;
 
@@ -437,6 +444,26 @@ impl Access {
 mod tests {
     use super::{Access, Backing, FileId, LocalFolder, ReadError};
     use std::io;
+
+    /// A listing in batches hands on every entry once, `batch` at a time.
+    #[test]
+    fn a_listing_comes_in_batches_of_the_size_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        let mut sizes = Vec::new();
+        let mut names = Vec::new();
+        LocalFolder::list_in_batches(&fd, 3, &mut |batch| {
+            sizes.push(batch.len());
+            names.extend(batch.into_iter().map(|entry| entry.name));
+        })
+        .unwrap();
+        names.sort();
+        let expected: Vec<std::ffi::OsString> = (0..10).map(|i| format!("f{i}").into()).collect();
+        assert_eq!((sizes, names), (vec![3, 3, 3, 1], expected));
+    }
 
     /// A read of any version says which it read, the one a `stat` gives;
     /// a read of another version is refused before anything is read, and a
