@@ -742,17 +742,19 @@ impl Library {
         let scanned = parallel_map(&archived, readers, |found| {
             self.scanned_archive(&join(rel_dir, &found.name), found.id)
         });
-        let scanned_new = parallel_map(&new_archives, readers, |name| {
-            self.scanned_new_archive(&join(rel_dir, name), dir, name)
+        let read_new = parallel_map(&new_archives, readers, |name| {
+            self.read_new_archive(&join(rel_dir, name), dir, name)
         });
         // Archives read rather than found in the header cache (scans of
         // other folders running at once may add to the count: no harm).
         let archives_read = self.header_reads().saturating_sub(reads_before) as usize;
+        let mut rel_path = String::new();
         let new_found = new_archives
             .into_iter()
-            .zip(scanned_new)
-            .filter_map(|(name, scanned)| {
-                let (id, scanned) = scanned?;
+            .zip(read_new)
+            .filter_map(|(name, read)| {
+                join_into(&mut rel_path, rel_dir, &name);
+                let (id, scanned) = self.scanned_new_archive(&rel_path, read?);
                 let found = Found {
                     name,
                     id,

@@ -113,6 +113,16 @@ pub(crate) enum MemberClass {
     LeftOut(String),
 }
 
+/// An archive of a folder's first scan, as a reader thread left it.
+pub(crate) enum NewArchive {
+    /// Read as the version given.
+    Read(FileId, Vec<ReadMember>),
+    /// Damaged, or of a kind this tool does not read.
+    Unreadable(FileId, Arc<ArchiveMembers>),
+    /// `stat`ed and scanned as any other.
+    Scanned(FileId, ScannedArchive),
+}
+
 /// What a folder's scan made of an archive.
 pub(crate) enum ScannedArchive {
     /// It holds one ROM and nothing else, shown in its place.
@@ -197,7 +207,7 @@ pub(crate) struct ArchiveFolder {
 /// One member as read while listing: its name, and for a ROM or patch
 /// candidate the bytes classification needs.
 #[derive(Debug, PartialEq)]
-struct ReadMember {
+pub(crate) struct ReadMember {
     name: String,
     read: Result<Candidate, String>,
 }
@@ -299,35 +309,50 @@ impl Library {
         }
     }
 
-    /// [`scanned_archive`](Self::scanned_archive) of the archive `name` of
-    /// the open folder `dir` (at `rel_path`), in the folder's first scan:
-    /// not `stat`ed, its read tells its version. `None`: it is gone.
-    pub(crate) fn scanned_new_archive(
+    /// The first half of [`scanned_archive`](Self::scanned_archive) of the
+    /// archive `name` of the open folder `dir` (at `rel_path`), in the
+    /// folder's first scan, for a reader thread: not `stat`ed, its read
+    /// tells its version. `None`: it is gone. [`Self::scanned_new_archive`]
+    /// makes the rest on the scan's own thread: what outlives the scan is
+    /// allocated there, not by readers queueing on the allocator's lock.
+    pub(crate) fn read_new_archive(
         &self,
         rel_path: &str,
         dir: &dyn Folder,
         name: &str,
-    ) -> Option<(FileId, ScannedArchive)> {
+    ) -> Option<NewArchive> {
         self.header_reads.fetch_add(1, Ordering::Relaxed);
         let failed = match self.read_archive(rel_path, None) {
-            Ok((id, members)) => {
-                let members = Arc::new(self.classify_members(rel_path, id, members));
-                return Some((id, self.scanned_from(rel_path, id, members)));
-            }
+            Ok((id, members)) => return Some(NewArchive::Read(id, members)),
             Err(failed) => failed,
         };
         match failed.version {
             // Damaged, or a kind this tool does not read: so it stays.
             Some(id) if lasting_failure(&failed.error) => {
-                let members = unreadable(&failed.error);
-                Some((id, self.scanned_from(rel_path, id, members)))
+                Some(NewArchive::Unreadable(id, unreadable(&failed.error)))
             }
             // Unreadable now, or changing: the way for a `stat`ed archive
             // tries again.
             _ => {
                 let id = dir.stat_entry(OsStr::new(name)).ok()?;
-                Some((id, self.scanned_archive(rel_path, id)))
+                Some(NewArchive::Scanned(id, self.scanned_archive(rel_path, id)))
             }
+        }
+    }
+
+    /// The rest of [`Self::read_new_archive`].
+    pub(crate) fn scanned_new_archive(
+        &self,
+        rel_path: &str,
+        read: NewArchive,
+    ) -> (FileId, ScannedArchive) {
+        match read {
+            NewArchive::Read(id, members) => {
+                let members = Arc::new(self.classify_members(rel_path, id, members));
+                (id, self.scanned_from(rel_path, id, members))
+            }
+            NewArchive::Unreadable(id, members) => (id, self.scanned_from(rel_path, id, members)),
+            NewArchive::Scanned(id, scanned) => (id, scanned),
         }
     }
 
