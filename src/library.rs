@@ -16,6 +16,7 @@ pub use dat_images::FdsDiskDigests;
 pub mod header_cache;
 pub mod hints;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -1972,8 +1973,8 @@ fn pair_keys(patch: &Patch<'_>) -> Vec<PairKey> {
 #[derive(Debug, PartialEq)]
 pub(crate) struct Detected {
     layout: Layout,
-    normalized_ext: String,
-    deinterleaved_ext: String,
+    normalized_ext: Cow<'static, str>,
+    deinterleaved_ext: Cow<'static, str>,
 }
 
 impl Detected {
@@ -2017,8 +2018,8 @@ pub(crate) fn rom_from_detected(
         stem: split_name(name).0.to_string(),
         id,
         layout: detected.layout,
-        normalized_ext: detected.normalized_ext,
-        deinterleaved_ext: detected.deinterleaved_ext,
+        normalized_ext: detected.normalized_ext.into_owned(),
+        deinterleaved_ext: detected.deinterleaved_ext.into_owned(),
         report_len: OnceLock::new(),
         hashes: OnceLock::new(),
         sha1s: OnceLock::new(),
@@ -2072,19 +2073,27 @@ fn detection_head(file: &dyn ReadAt, size: u64, name: &str) -> io::Result<Vec<u8
     detection_regions(file, size)
 }
 
-/// The extensions of a ROM's normalized and deinterleaved images.
-fn view_extensions(raw_ext: &str, layout: &Layout, head: &[u8]) -> (String, String) {
-    let raw_ext = raw_ext.to_ascii_lowercase();
-    let same = |ext: &str| (ext.to_string(), ext.to_string());
+/// The extensions of a ROM's normalized and deinterleaved images: fixed
+/// ones for the systems this tool knows, borrowed, so that detection in a
+/// scan's reader threads allocates nothing that outlives them.
+fn view_extensions(
+    raw_ext: &str,
+    layout: &Layout,
+    head: &[u8],
+) -> (Cow<'static, str>, Cow<'static, str>) {
+    let same = |ext: &'static str| (Cow::Borrowed(ext), Cow::Borrowed(ext));
     match layout.system {
-        SystemType::Raw => same(&raw_ext),
+        SystemType::Raw => {
+            let raw_ext = raw_ext.to_ascii_lowercase();
+            (Cow::Owned(raw_ext.clone()), Cow::Owned(raw_ext))
+        }
         SystemType::Fds => same("fds"),
         SystemType::Nes => (
-            "nes".into(),
-            match layout.header {
-                Some(HeaderKind::Unif) => "unf".into(),
-                _ => "nes".into(),
-            },
+            Cow::Borrowed("nes"),
+            Cow::Borrowed(match layout.header {
+                Some(HeaderKind::Unif) => "unf",
+                _ => "nes",
+            }),
         ),
         SystemType::Snes => same("sfc"),
         SystemType::N64 => same("z64"),
@@ -2092,21 +2101,26 @@ fn view_extensions(raw_ext: &str, layout: &Layout, head: &[u8]) -> (String, Stri
             let cgb = head
                 .get(layout.data_offset + 0x143)
                 .is_some_and(|flag| flag & 0x80 != 0);
-            same(if raw_ext == "gbc" || cgb { "gbc" } else { "gb" })
+            same(if raw_ext.eq_ignore_ascii_case("gbc") || cgb {
+                "gbc"
+            } else {
+                "gb"
+            })
         }
-        SystemType::Sms => {
-            let gg = raw_ext == "gg";
-            same(if gg { "gg" } else { "sms" })
-        }
+        SystemType::Sms => same(if raw_ext.eq_ignore_ascii_case("gg") {
+            "gg"
+        } else {
+            "sms"
+        }),
         SystemType::Mega => same("md"),
         SystemType::Pce => same("pce"),
         SystemType::Lynx => (
-            "lyx".into(),
-            if layout.header == Some(HeaderKind::Lnx) {
-                "lnx".into()
+            Cow::Borrowed("lyx"),
+            Cow::Borrowed(if layout.header == Some(HeaderKind::Lnx) {
+                "lnx"
             } else {
-                "lyx".into()
-            },
+                "lyx"
+            }),
         ),
     }
 }
