@@ -386,6 +386,16 @@ const PREFETCH_REGIONS: [(u64, u64); 3] = [(0, 0x8400), (0xFC00, 0x1_0200), (0x4
 /// Extensions that say a file is a ROM of unknown system.
 const RAW_ROM_EXTENSIONS: [&str; 2] = ["bin", "rom"];
 
+/// Whether the name of file `name` (its last component) says it is a ROM:
+/// a system's extension, or one of [`RAW_ROM_EXTENSIONS`].
+fn named_like_rom(name: &str) -> bool {
+    let (_, ext) = split_name(name);
+    system::system_for_extension(name).is_some()
+        || RAW_ROM_EXTENSIONS
+            .iter()
+            .any(|raw| ext.eq_ignore_ascii_case(raw))
+}
+
 pub fn split_name(file_name: &str) -> (&str, &str) {
     match file_name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem, ext),
@@ -1982,14 +1992,12 @@ impl Detected {
     /// file) of the file `name` is; `None` when neither its name nor its
     /// content says ROM.
     pub(crate) fn of(name: &str, head: &[u8]) -> Option<Detected> {
-        let ext = split_name(name).1;
-        let by_name = system::system_for_extension(name).is_some()
-            || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str());
-        if !by_name && system::sniff(head) == SystemType::Raw {
+        if !named_like_rom(name) && system::sniff(head) == SystemType::Raw {
             return None;
         }
         let layout = system::detect(Some(name), head);
-        let (normalized_ext, deinterleaved_ext) = view_extensions(ext, &layout, head);
+        let (normalized_ext, deinterleaved_ext) =
+            view_extensions(split_name(name).1, &layout, head);
         Some(Detected {
             layout,
             normalized_ext,

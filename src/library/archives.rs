@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 
 use super::hints::{self, SourceDigest};
 use super::{
-    Detected, DirContents, FileId, Found, Library, PatchFile, RAW_ROM_EXTENSIONS, Rom, SCANS,
-    Source, join, rom_from_detected, split_name,
+    Detected, DirContents, FileId, Found, Library, PatchFile, Rom, SCANS, Source, join,
+    named_like_rom, rom_from_detected, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
 use crate::backing::{Access, FailedRead, Folder, ReadAt, ReadError};
@@ -252,13 +252,6 @@ fn lasting_failure(error: &ReadError) -> bool {
     }
 }
 
-/// Whether a member named `name` (its last component) may be a ROM.
-fn rom_named(name: &str) -> bool {
-    let (_, ext) = split_name(name);
-    system::system_for_extension(name).is_some()
-        || RAW_ROM_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-}
-
 /// Folder access for an archive shown as a folder: whoever may read the
 /// archive may list it.
 pub(crate) fn as_folder(access: Access) -> Access {
@@ -450,7 +443,7 @@ impl Library {
                             .read_prefix(index, hints::NOTE_BYTES)
                             .map(|text| Candidate::Note(hints::source_in_note(&text)))
                             .map_err(|e| e.to_string())
-                    } else if !rom_named(base) {
+                    } else if !named_like_rom(base) {
                         // Named like nothing: a ROM if its content says so,
                         // as a loose file's does; else (or unreadable)
                         // nothing to the views.
