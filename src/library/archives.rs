@@ -230,6 +230,15 @@ fn open_archive(reader: &Arc<dyn ReadAt>, size: u64, file_name: &str) -> io::Res
     Archive::open_shared(Arc::clone(reader), size, file_name).map_err(io::Error::other)
 }
 
+/// The listing of an archive that cannot be read now, for a reason that
+/// may pass (`problem`): not kept, so the next scan tries again.
+fn unread_listing(problem: String) -> Arc<ArchiveListing> {
+    Arc::new(ArchiveListing {
+        problem: Some(problem),
+        ..ArchiveListing::default()
+    })
+}
+
 /// The members of an archive that cannot be read, for as long as it is
 /// unchanged (see [`lasting_failure`]).
 fn unreadable(error: &ReadError) -> Arc<ArchiveMembers> {
@@ -266,17 +275,12 @@ impl Library {
     /// What the archive at `rel_path` (the version `id`) holds, read once
     /// per version (and, with the header cache, once for every mount).
     pub(crate) fn archive_listing(&self, rel_path: &str, id: FileId) -> Arc<ArchiveListing> {
-        if let Some((known, listing)) = lock(&self.archives).get(rel_path)
-            && *known == id
-        {
-            return listing.clone();
+        if let Some(listing) = self.kept_listing(rel_path, id) {
+            return listing;
         }
         match self.archive_members(rel_path, id) {
             Ok(members) => self.keep_listing(rel_path, id, members),
-            Err(problem) => Arc::new(ArchiveListing {
-                problem: Some(problem),
-                ..ArchiveListing::default()
-            }),
+            Err(problem) => unread_listing(problem),
         }
     }
 
@@ -285,20 +289,21 @@ impl Library {
     /// ROM gives it as it is: no listing is worked out and kept for it
     /// (ten thousand zipped ROMs cost as much in those as in reading).
     pub(crate) fn scanned_archive(&self, rel_path: &str, id: FileId) -> ScannedArchive {
-        if self.header_cache.get().is_none() {
-            return ScannedArchive::Listing(self.archive_listing(rel_path, id));
-        }
-        if let Some((known, listing)) = lock(&self.archives).get(rel_path)
-            && *known == id
-        {
-            return ScannedArchive::Listing(listing.clone());
+        if let Some(listing) = self.kept_listing(rel_path, id) {
+            return ScannedArchive::Listing(listing);
         }
         match self.archive_members(rel_path, id) {
             Ok(members) => self.scanned_from(rel_path, id, members),
-            Err(problem) => ScannedArchive::Listing(Arc::new(ArchiveListing {
-                problem: Some(problem),
-                ..ArchiveListing::default()
-            })),
+            Err(problem) => ScannedArchive::Listing(unread_listing(problem)),
+        }
+    }
+
+    /// The listing kept for the archive at `rel_path`, if it was made of
+    /// the version `id`.
+    fn kept_listing(&self, rel_path: &str, id: FileId) -> Option<Arc<ArchiveListing>> {
+        match lock(&self.archives).get(rel_path) {
+            Some((known, listing)) if *known == id => Some(listing.clone()),
+            _ => None,
         }
     }
 
