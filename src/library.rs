@@ -745,8 +745,6 @@ impl Library {
             contents.roms.push(rom);
             lasting_archives.push((found.name, found.id, members));
         }
-        // Each of these is the header cache's own entry, as it holds it.
-        let archives_as_stored = lasting_archives.len();
         let archived = to_list;
         let reads_before = self.header_reads();
         let readers = self.backing.parallel_reads();
@@ -790,13 +788,7 @@ impl Library {
         }
         contents.subdirs.sort();
         if let Some(cache) = self.header_cache.get()
-            && cache.record_dir(
-                rel_dir,
-                &current,
-                &lasting_archives,
-                lasting_archives.len() == archives_as_stored,
-                &contents.subdirs,
-            )
+            && cache.record_dir(rel_dir, &current, &lasting_archives, &contents.subdirs)
         {
             // A save rewrites the whole file, which for a large library
             // costs more than reading a few files again on the next mount:

@@ -777,15 +777,13 @@ impl HeaderCache {
 
     /// Makes the cache's view of folder `rel_dir` what its scan found:
     /// `files` (only what may last is kept), `archives` (those that could
-    /// be read; `archives_as_stored` when each came from this cache, as it
-    /// holds it) and `subdirs` (entries of folders no longer there go).
+    /// be read) and `subdirs` (entries of folders no longer there go).
     /// Whether anything changed.
     pub(super) fn record_dir(
         &self,
         rel_dir: &str,
         files: &HashMap<String, Known>,
         archives: &[(String, FileId, Arc<ArchiveMembers>)],
-        archives_as_stored: bool,
         subdirs: &[String],
     ) -> bool {
         let lasting_files = || files.iter().filter(|(_, (_, entry))| entry.lasting);
@@ -811,10 +809,9 @@ impl HeaderCache {
             && lasting_files().all(|(name, (id, _))| {
                 matches!(stored(name), Some(Stored::File((known, _))) if known == id)
             })
-            && (archives_as_stored
-                || archives.iter().all(|(name, id, _)| {
-                    matches!(stored(name), Some(Stored::Archive(known, _)) if known == id)
-                }));
+            && archives.iter().all(|(name, id, _)| {
+                matches!(stored(name), Some(Stored::Archive(known, _)) if known == id)
+            });
         if !same {
             changed = true;
             let lasting: HashMap<String, Stored> = lasting_files()
