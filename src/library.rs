@@ -724,26 +724,25 @@ impl Library {
         // cache knows on every later scan: their ROM comes straight from
         // it, all asked for under one lock. Working out each archive's
         // folders one by one cost ten thousand such archives 20 ms.
-        let stored = match self.header_cache.get() {
-            Some(cache) if !archived.is_empty() => {
-                cache.get_archives(rel_dir, archived.iter().map(|f| (f.name.as_str(), f.id)))
-            }
-            _ => vec![None; archived.len()],
-        };
         let mut to_list = Vec::new();
-        contents.roms.reserve(archived.len());
-        lasting_archives.reserve(archived.len());
-        for (found, members) in archived.into_iter().zip(stored) {
-            let Some(members) = members else {
-                to_list.push(found);
-                continue;
-            };
-            let Some(rom) = members.lone_rom_in_place().cloned() else {
-                to_list.push(found);
-                continue;
-            };
-            contents.roms.push(rom);
-            lasting_archives.push((found.name, found.id, members));
+        let mut from_cache = Vec::new();
+        match self.header_cache.get() {
+            Some(cache) if !archived.is_empty() => {
+                contents.roms.reserve(archived.len());
+                from_cache.reserve(archived.len());
+                cache.with_folder(rel_dir, |stored| {
+                    for found in archived {
+                        match stored.lone_rom(&found.name, &found.id) {
+                            Some(rom) => {
+                                contents.roms.push(rom.clone());
+                                from_cache.push(found.name);
+                            }
+                            None => to_list.push(found),
+                        }
+                    }
+                });
+            }
+            _ => to_list = archived,
         }
         let archived = to_list;
         let reads_before = self.header_reads();
@@ -788,7 +787,13 @@ impl Library {
         }
         contents.subdirs.sort();
         if let Some(cache) = self.header_cache.get()
-            && cache.record_dir(rel_dir, &current, &lasting_archives, &contents.subdirs)
+            && cache.record_dir(
+                rel_dir,
+                &current,
+                &lasting_archives,
+                &from_cache,
+                &contents.subdirs,
+            )
         {
             // A save rewrites the whole file, which for a large library
             // costs more than reading a few files again on the next mount:
@@ -849,9 +854,11 @@ impl Library {
         // Each entry's place in the listing breaks ties of inode numbers
         // (hard links), so the order is the same at every scan.
         let look_all = |(first, batch): (usize, Vec<Listed>), looked: &mut Vec<_>| {
-            for (at, entry) in (first..).zip(&batch) {
+            looked.reserve(batch.len());
+            for (at, entry) in (first..).zip(batch) {
+                let ino = entry.ino;
                 let seen = self.look(rel_dir, dir, entry, first_scan);
-                looked.push(((entry.ino, at), seen));
+                looked.push(((ino, at), seen));
             }
         };
         let (sender, receiver) = std::sync::mpsc::channel::<(usize, Vec<Listed>)>();
@@ -915,13 +922,20 @@ impl Library {
     /// is known of it. For a file that must be read, the reads detection
     /// will make are asked of the kernel at once, so that the disk queue
     /// fills while the other entries are `stat`ed.
-    fn look(&self, rel_dir: &str, dir: &dyn Folder, entry: &Listed, first_scan: bool) -> Looked {
-        let Some(name) = entry.name.to_str() else {
-            return Looked::Skipped(
-                entry.name.to_string_lossy().into_owned(),
-                Some("its name is not valid UTF-8 (rename it to show it)".into()),
-            );
+    fn look(&self, rel_dir: &str, dir: &dyn Folder, entry: Listed, first_scan: bool) -> Looked {
+        // The listing's own copy of the name becomes the entry's: the stat
+        // threads make and free no string of their own for most entries.
+        let owned = match entry.name.into_string() {
+            Ok(owned) => owned,
+            Err(raw) => {
+                return Looked::Skipped(
+                    raw.to_string_lossy().into_owned(),
+                    Some("its name is not valid UTF-8 (rename it to show it)".into()),
+                );
+            }
         };
+        let name = owned.as_str();
+        let os_name = OsStr::new(name);
         let skipped = |reason: &str| Looked::Skipped(name.to_string(), Some(reason.to_string()));
         // Not made for an archive, most of a zipped set's entries.
         let rel_path = || join(rel_dir, name);
@@ -939,19 +953,19 @@ impl Library {
             );
         }
         let file_type = match entry.file_type {
-            FileType::Unknown => match dir.entry_type(&entry.name) {
+            FileType::Unknown => match dir.entry_type(os_name) {
                 Ok(file_type) => file_type,
                 Err(error) => return skipped(&format!("cannot be read: {error}")),
             },
             known => known,
         };
         if first_scan && file_type == FileType::RegularFile && archives::is_archive(name) {
-            return Looked::NewArchive(name.to_string());
+            return Looked::NewArchive(owned);
         }
         let linked = file_type == FileType::Symlink;
         let id = match file_type {
-            FileType::Directory => return Looked::Dir(name.to_string()),
-            FileType::RegularFile => dir.stat_entry(&entry.name),
+            FileType::Directory => return Looked::Dir(owned),
+            FileType::RegularFile => dir.stat_entry(os_name),
             FileType::Symlink => match self.backing.stat_with_type(&rel_path()) {
                 // Only a folder's own folders are walked, so that a link
                 // back up the tree cannot make the walk endless.
@@ -979,20 +993,25 @@ impl Library {
             }
             Err(error) => return skipped(&format!("cannot be read: {error}")),
         };
+        if archives::is_archive(name) {
+            return Looked::Archive(Found {
+                name: owned,
+                id,
+                linked,
+            });
+        }
+        let rel_path = rel_path();
+        let known = self.known(rel_dir, name, &rel_path, id);
         let found = Found {
-            name: name.to_string(),
+            name: owned,
             id,
             linked,
         };
-        if archives::is_archive(name) {
-            return Looked::Archive(found);
-        }
-        let rel_path = rel_path();
-        if let Some(known) = self.known(rel_dir, name, &rel_path, id) {
+        if let Some(known) = known {
             return Looked::Known(found, known);
         }
         let whole = [(0, id.size)];
-        let regions: &[(u64, u64)] = if PatchFormat::from_extension(name).is_some() {
+        let regions: &[(u64, u64)] = if PatchFormat::from_extension(&found.name).is_some() {
             &whole
         } else if id.size <= self.limits.max_image_size {
             &PREFETCH_REGIONS
@@ -1003,7 +1022,7 @@ impl Library {
             if linked {
                 self.backing.prefetch(&rel_path, id.size, regions);
             } else {
-                dir.prefetch_entry(&entry.name, id.size, regions);
+                dir.prefetch_entry(OsStr::new(&found.name), id.size, regions);
             }
         }
         Looked::Unknown(found)

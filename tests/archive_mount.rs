@@ -640,8 +640,30 @@ fn a_later_mount_lists_archives_from_the_header_cache() {
         )],
     );
     let third = open();
-    describe(third.library());
+    let found = describe(third.library());
     assert_eq!(third.library().header_reads(), 1);
+    drop(third);
+
+    // The cache kept the archives beside it that came from the cache
+    // (gb/mbc1.gb.gz) as well as the one read again.
+    let fourth = open();
+    assert_eq!(describe(fourth.library()), found);
+    assert_eq!(fourth.library().header_reads(), 0);
+    drop(fourth);
+
+    // An archive gone is gone from the cache too, and nothing is read.
+    fs::remove_file(backing.join("gb/mbc1.gb.gz")).unwrap();
+    let fifth = open();
+    let found = describe(fifth.library());
+    assert!(
+        !found.iter().any(|line| line.contains("mbc1")),
+        "{found:#?}"
+    );
+    assert_eq!(fifth.library().header_reads(), 0);
+    drop(fifth);
+    let sixth = open();
+    assert_eq!(describe(sixth.library()), found);
+    assert_eq!(sixth.library().header_reads(), 0);
 }
 
 #[test]

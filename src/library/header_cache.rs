@@ -366,7 +366,7 @@ impl Entry {
                 }
                 let mut archive = archive_of(&self.path, self.id, in_place, members, limits)?;
                 archive.problem = problem;
-                return Some((dir, name, Stored::Archive(self.id, Arc::new(archive))));
+                return Some((dir, name, Stored::archive(self.id, Arc::new(archive))));
             }
             _ if is_archive => return None,
             What::Rom(facts) => Classified::Rom((*facts).into_rom(placed(Source::File), limits)?),
@@ -623,14 +623,46 @@ pub(super) type Known = (FileId, Arc<ClassifiedEntry>);
 #[derive(Clone)]
 pub(super) enum Stored {
     File(Known),
-    Archive(FileId, Arc<ArchiveMembers>),
+    Archive(StoredArchive),
 }
 
-/// The members `stored` holds for an archive, if it is still version `id`.
-fn current_archive(stored: &Stored, id: FileId) -> Option<Arc<ArchiveMembers>> {
+/// An archive's version and members, and its ROM where it holds one shown
+/// in its place (a zipped set's usual archive): kept at hand, as a later
+/// scan asks it of thousands of archives in a row.
+#[derive(Clone)]
+pub(super) struct StoredArchive {
+    id: FileId,
+    members: Arc<ArchiveMembers>,
+    lone_rom: Option<Arc<Rom>>,
+}
+
+impl Stored {
+    fn archive(id: FileId, members: Arc<ArchiveMembers>) -> Stored {
+        Stored::Archive(StoredArchive {
+            id,
+            lone_rom: members.lone_rom_in_place().cloned(),
+            members,
+        })
+    }
+}
+
+/// What `stored` holds of an archive, if it is still version `id`.
+fn current_archive<'s>(stored: &'s Stored, id: &FileId) -> Option<&'s StoredArchive> {
     match stored {
-        Stored::Archive(known, members) if *known == id => Some(members.clone()),
+        Stored::Archive(archive) if archive.id == *id => Some(archive),
         _ => None,
+    }
+}
+
+/// What the cache holds of one folder (see [`HeaderCache::with_folder`]).
+#[derive(Clone, Copy)]
+pub(super) struct StoredFolder<'c>(Option<&'c HashMap<String, Stored>>);
+
+impl<'c> StoredFolder<'c> {
+    /// The ROM archive `name` shows in its place, if the cache learned
+    /// it from version `id`.
+    pub(super) fn lone_rom(&self, name: &str, id: &FileId) -> Option<&'c Arc<Rom>> {
+        current_archive(self.0?.get(name)?, id)?.lone_rom.as_ref()
     }
 }
 
@@ -751,7 +783,7 @@ impl HeaderCache {
         id: FileId,
     ) -> Option<Arc<ArchiveMembers>> {
         let dirs = lock(&self.dirs);
-        current_archive(dirs.get(rel_dir)?.get(name)?, id)
+        current_archive(dirs.get(rel_dir)?.get(name)?, &id).map(|archive| archive.members.clone())
     }
 
     /// Whether the cache holds what a scan of folder `rel_dir` found.
@@ -759,31 +791,28 @@ impl HeaderCache {
         lock(&self.dirs).contains_key(rel_dir)
     }
 
-    /// [`HeaderCache::get_archive`] of each `(name, id)` in folder
-    /// `rel_dir`, in order, under one lock.
-    pub(super) fn get_archives<'n>(
+    /// Runs `with` on what the cache holds of folder `rel_dir`, under one
+    /// lock: a scan asks it of every archive of a folder at once.
+    pub(super) fn with_folder<R>(
         &self,
         rel_dir: &str,
-        archives: impl ExactSizeIterator<Item = (&'n str, FileId)>,
-    ) -> Vec<Option<Arc<ArchiveMembers>>> {
+        with: impl FnOnce(StoredFolder<'_>) -> R,
+    ) -> R {
         let dirs = lock(&self.dirs);
-        let Some(dir) = dirs.get(rel_dir) else {
-            return vec![None; archives.len()];
-        };
-        archives
-            .map(|(name, id)| current_archive(dir.get(name)?, id))
-            .collect()
+        with(StoredFolder(dirs.get(rel_dir)))
     }
 
     /// Makes the cache's view of folder `rel_dir` what its scan found:
     /// `files` (only what may last is kept), `archives` (those that could
-    /// be read) and `subdirs` (entries of folders no longer there go).
-    /// Whether anything changed.
+    /// be read), `from_cache` (archives the scan took from this cache's own
+    /// entries, as [`StoredFolder::lone_rom`] gave them) and `subdirs`
+    /// (entries of folders no longer there go). Whether anything changed.
     pub(super) fn record_dir(
         &self,
         rel_dir: &str,
         files: &HashMap<String, Known>,
         archives: &[(String, FileId, Arc<ArchiveMembers>)],
+        from_cache: &[String],
         subdirs: &[String],
     ) -> bool {
         let lasting_files = || files.iter().filter(|(_, (_, entry))| entry.lasting);
@@ -805,20 +834,28 @@ impl HeaderCache {
         // Most scans find what the cache holds: compare before copying.
         let old = dirs.get(rel_dir);
         let stored = |name: &str| old.and_then(|old| old.get(name));
-        let same = lasting_files().count() + archives.len() == old.map_or(0, HashMap::len)
+        // Those taken from the cache are its entries already (names in a
+        // folder are unique): with the counts equal, only the rest need a
+        // look.
+        let same = lasting_files().count() + archives.len() + from_cache.len()
+            == old.map_or(0, HashMap::len)
             && lasting_files().all(|(name, (id, _))| {
                 matches!(stored(name), Some(Stored::File((known, _))) if known == id)
             })
             && archives.iter().all(|(name, id, _)| {
-                matches!(stored(name), Some(Stored::Archive(known, _)) if known == id)
+                matches!(stored(name), Some(Stored::Archive(known)) if known.id == *id)
             });
         if !same {
             changed = true;
+            let kept = from_cache
+                .iter()
+                .filter_map(|name| Some((name.clone(), stored(name)?.clone())));
             let lasting: HashMap<String, Stored> = lasting_files()
                 .map(|(name, known)| (name.clone(), Stored::File(known.clone())))
                 .chain(archives.iter().map(|(name, id, members)| {
-                    (name.clone(), Stored::Archive(*id, members.clone()))
+                    (name.clone(), Stored::archive(*id, members.clone()))
                 }))
+                .chain(kept)
                 .collect();
             if lasting.is_empty() {
                 dirs.remove(rel_dir);
@@ -926,7 +963,7 @@ impl HeaderCache {
             .into_iter()
             .map(|(path, stored)| match stored {
                 Stored::File((id, entry)) => Entry::of(path, id, &entry.classified),
-                Stored::Archive(id, members) => Entry::of_archive(path, id, &members),
+                Stored::Archive(archive) => Entry::of_archive(path, archive.id, &archive.members),
             })
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
