@@ -140,6 +140,13 @@ impl NameTable {
     fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+
+    /// Whether no two entries have one name.
+    fn all_distinct(&self) -> bool {
+        self.by_name
+            .windows(2)
+            .all(|pair| self.entries[pair[0] as usize].0 != self.entries[pair[1] as usize].0)
+    }
 }
 
 impl std::ops::Deref for NameTable {
@@ -170,19 +177,30 @@ type NamesMemo = (u64, u64, Names);
 
 #[derive(Default)]
 struct Inodes {
-    by_path: FxHashMap<String, u64>,
-    paths: Vec<String>,
+    /// Each path is held once, shared by both tables.
+    by_path: FxHashMap<Arc<str>, u64>,
+    paths: Vec<Arc<str>>,
 }
 
 impl Inodes {
     /// The inode number of `path`, given one now if it has none yet.
     fn ino_of(&mut self, path: &str) -> u64 {
+        self.ino_of_one_of(path, 1)
+    }
+
+    /// [`ino_of`](Self::ino_of) for the first of `left` paths that may
+    /// be new: the tables make room for all of them at the first that is
+    /// (a listing of thousands grew them a dozen times over).
+    fn ino_of_one_of(&mut self, path: &str, left: usize) -> u64 {
         if let Some(&ino) = self.by_path.get(path) {
             return ino;
         }
+        self.by_path.reserve(left);
+        self.paths.reserve(left);
         let ino = self.paths.len() as u64;
-        self.paths.push(path.to_string());
-        self.by_path.insert(path.to_string(), ino);
+        let path: Arc<str> = Arc::from(path);
+        self.paths.push(path.clone());
+        self.by_path.insert(path, ino);
         ino
     }
 }
@@ -244,8 +262,8 @@ impl NinjaFs {
     fn with_library(library: Library, cache_bytes: u64) -> NinjaFs {
         // Inode 1 is the root; index 0 is unused.
         let inodes = Inodes {
-            paths: vec![String::new(), String::new()],
-            by_path: FxHashMap::from_iter([(String::new(), ROOT_INO)]),
+            paths: vec![Arc::from(""), Arc::from("")],
+            by_path: FxHashMap::from_iter([(Arc::from(""), ROOT_INO)]),
         };
         NinjaFs {
             library,
@@ -317,7 +335,7 @@ impl NinjaFs {
     fn path_of(&self, ino: u64) -> Result<String, FsError> {
         let inodes = lock(&self.inodes);
         match usize::try_from(ino).ok().and_then(|i| inodes.paths.get(i)) {
-            Some(path) if ino >= ROOT_INO => Ok(path.clone()),
+            Some(path) if ino >= ROOT_INO => Ok(path.to_string()),
             _ => Err(FsError::NotFound),
         }
     }
@@ -354,9 +372,10 @@ impl NinjaFs {
             let mut file_path = String::new();
             names
                 .iter()
-                .map(|(name, _)| {
+                .enumerate()
+                .map(|(at, (name, _))| {
                     join_into(&mut file_path, path, name);
-                    inodes.ino_of(&file_path)
+                    inodes.ino_of_one_of(&file_path, names.len() - at)
                 })
                 .collect()
         };
@@ -396,7 +415,7 @@ impl NinjaFs {
         {
             return Some(names.clone());
         }
-        let names = Arc::new(NameTable::new(self.compute_names(view, rel_dir, &dir)));
+        let names = Arc::new(self.compute_names(view, rel_dir, &dir));
         lock(&self.names).insert(
             (view, rel_dir.to_string()),
             (dir_id, index_id, names.clone()),
@@ -404,7 +423,7 @@ impl NinjaFs {
         Some(names)
     }
 
-    fn compute_names(&self, view: View, rel_dir: &str, dir: &DirContents) -> Vec<(String, Target)> {
+    fn compute_names(&self, view: View, rel_dir: &str, dir: &DirContents) -> NameTable {
         let target = |rom: &Arc<Rom>, variant| Target {
             view,
             rom: rom.clone(),
@@ -417,6 +436,25 @@ impl NinjaFs {
                     View::Normalized => |rom| rom.normalized_ext.as_str(),
                     _ => |rom| rom.deinterleaved_ext.as_str(),
                 };
+                // Usually each ROM keeps its plain name and no two names
+                // meet: the sort the index by name makes anyway tells so,
+                // with no set of ten thousand names hashed twice. Plain
+                // names that are all distinct and free are exactly what
+                // the tagging below would give.
+                let plain = dir
+                    .roms
+                    .iter()
+                    .map(|rom| {
+                        let (stem, ext) = (rom.stem.as_str(), ext_of(rom));
+                        let mut name = String::with_capacity(stem.len() + 1 + ext.len());
+                        file_name_into(&mut name, stem, ext);
+                        (name, target(rom, None))
+                    })
+                    .collect();
+                let plain = NameTable::new(plain);
+                if plain.all_distinct() && !dir.subdirs.iter().any(|sub| plain.contains(sub)) {
+                    return plain;
+                }
                 let stems = shown_stems(&dir.roms, ext_of, &taken);
                 dir.roms
                     .iter()
@@ -456,13 +494,15 @@ impl NinjaFs {
         let mut seen: HashSet<&str> = HashSet::with_capacity(taken.len() + wanted.len());
         seen.extend(taken.iter().map(String::as_str));
         if wanted.iter().all(|(name, _)| seen.insert(name.as_str())) {
-            return wanted;
+            return NameTable::new(wanted);
         }
         drop(seen);
-        wanted
-            .into_iter()
-            .map(|(name, target)| (numbered_if_taken(name, &mut taken), target))
-            .collect()
+        NameTable::new(
+            wanted
+                .into_iter()
+                .map(|(name, target)| (numbered_if_taken(name, &mut taken), target))
+                .collect(),
+        )
     }
 
     /// Whether folder `rel_dir` has anything to show in `view`, in it or
@@ -1482,8 +1522,8 @@ impl VirtualFs for NinjaFs {
             return;
         };
         let mut inodes = lock(&self.inodes);
-        if ino != ROOT_INO && inodes.by_path.get(&path) == Some(&ino) {
-            inodes.by_path.remove(&path);
+        if ino != ROOT_INO && inodes.by_path.get(path.as_str()) == Some(&ino) {
+            inodes.by_path.remove(path.as_str());
             drop(inodes);
             self.attributes_changed();
         }

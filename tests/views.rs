@@ -274,6 +274,25 @@ fn a_patch_that_cannot_be_applied_gives_eio_and_says_why() {
 }
 
 #[test]
+fn a_folder_keeps_its_name_before_a_rom_that_would_take_it() {
+    let dir = backing();
+    let smc = read_fixture("roms/snes/cputest-basic.smc");
+    write(dir.path(), "snes/Game.smc", &smc);
+    // A folder named as the ROM's view name, holding a ROM of its own.
+    write(dir.path(), "snes/Game.sfc/Inner.smc", &smc);
+    let fs = mount(dir.path());
+    assert_eq!(
+        names(&fs, "normalized/snes"),
+        ["Game (smc).sfc", "Game.sfc"]
+    );
+    assert_eq!(names(&fs, "normalized/snes/Game.sfc"), ["Inner.sfc"]);
+    assert!(
+        try_read_all(&fs, "normalized/snes/Game (smc).sfc").unwrap()
+            == read_fixture("roms/snes/cputest-basic.sfc")
+    );
+}
+
+#[test]
 fn colliding_names_are_told_apart_by_where_they_came_from() {
     let dir = backing();
     write(
