@@ -777,7 +777,7 @@ impl Library {
             && cache.record_dir(
                 rel_dir,
                 &current,
-                &lasting_archives,
+                lasting_archives,
                 &from_cache,
                 &contents.subdirs,
             )

@@ -811,7 +811,7 @@ impl HeaderCache {
         &self,
         rel_dir: &str,
         files: &HashMap<String, Known>,
-        archives: &[(String, FileId, Arc<ArchiveMembers>)],
+        archives: Vec<(String, FileId, Arc<ArchiveMembers>)>,
         from_cache: &[String],
         subdirs: &[String],
     ) -> bool {
@@ -852,9 +852,11 @@ impl HeaderCache {
                 .filter_map(|name| Some((name.clone(), stored(name)?.clone())));
             let lasting: HashMap<String, Stored> = lasting_files()
                 .map(|(name, known)| (name.clone(), Stored::File(known.clone())))
-                .chain(archives.iter().map(|(name, id, members)| {
-                    (name.clone(), Stored::archive(*id, members.clone()))
-                }))
+                .chain(
+                    archives
+                        .into_iter()
+                        .map(|(name, id, members)| (name, Stored::archive(id, members))),
+                )
                 .chain(kept)
                 .collect();
             if lasting.is_empty() {
