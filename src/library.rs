@@ -792,9 +792,9 @@ impl Library {
             }
         }
         // By name, then path: two archives may hold members of one name.
-        contents
-            .roms
-            .sort_unstable_by(|a, b| (&a.file_name, &a.rel_path).cmp(&(&b.file_name, &b.rel_path)));
+        // The ROMs the header cache gave lead the list, named as their
+        // archives in `from_cache`.
+        sort_roms(&mut contents.roms, &from_cache);
         contents
             .patches
             .sort_unstable_by(|a, b| (&a.file_name, &a.rel_path).cmp(&(&b.file_name, &b.rel_path)));
@@ -1862,6 +1862,39 @@ impl Drop for Library {
 
 /// `f` over `items` from up to `threads` threads (one for a small folder),
 /// each taking a contiguous share; the results in the order of `items`.
+/// Sorts `roms` by name, then path. The first of them are named `names`
+/// (the ROMs the header cache gave, named as their archives): those names
+/// are compared where the listing just made them, rather than in ten
+/// thousand ROMs spread over the heap (1-3 ms of cache misses).
+fn sort_roms(roms: &mut Vec<Arc<Rom>>, names: &[String]) {
+    debug_assert!(
+        names
+            .iter()
+            .zip(roms.iter())
+            .all(|(n, r)| *n == r.file_name)
+    );
+    let mut order: Vec<(&str, u32)> = (0..roms.len())
+        .map(|at| {
+            let name = names.get(at).unwrap_or(&roms[at].file_name);
+            (name.as_str(), at as u32)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(b.0).then_with(|| {
+            roms[a.1 as usize]
+                .rel_path
+                .cmp(&roms[b.1 as usize].rel_path)
+        })
+    });
+    let order: Vec<u32> = order.into_iter().map(|(_, at)| at).collect();
+    let mut unsorted: Vec<Option<Arc<Rom>>> = roms.drain(..).map(Some).collect();
+    roms.extend(
+        order
+            .into_iter()
+            .filter_map(|at| unsorted[at as usize].take()),
+    );
+}
+
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
@@ -2167,7 +2200,56 @@ fn view_extensions(
 
 #[cfg(test)]
 mod tests {
-    use super::name_in;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rom(file_name: &str, rel_path: &str) -> Arc<Rom> {
+        let detected = Detected::of("x.bin", &[0; 64]).expect("a .bin file is a ROM");
+        let id = FileId {
+            dev: 0,
+            ino: 0,
+            size: 64,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            access: crate::backing::Access::default(),
+            tag: 0,
+        };
+        Arc::new(rom_from_detected(
+            rel_path.into(),
+            String::new(),
+            file_name.into(),
+            id,
+            file_name,
+            Source::File,
+            detected,
+        ))
+    }
+
+    proptest! {
+        /// The keyed sort gives what sorting the ROMs themselves by name,
+        /// then path, gives, whatever share of them leads named.
+        #[test]
+        fn roms_sort_by_name_then_path(
+            entries in proptest::collection::vec(("[ab]{0,3}", "[xy]{0,3}"), 0..40),
+            named in any::<prop::sample::Index>(),
+        ) {
+            let mut roms: Vec<Arc<Rom>> = entries
+                .iter()
+                .enumerate()
+                .map(|(at, (name, path))| rom(name, &format!("{path}/{at}")))
+                .collect();
+            let names: Vec<String> = roms
+                .iter()
+                .take(named.index(roms.len() + 1))
+                .map(|rom| rom.file_name.clone())
+                .collect();
+            let mut expected = roms.clone();
+            expected.sort_by(|a, b| (&a.file_name, &a.rel_path).cmp(&(&b.file_name, &b.rel_path)));
+            sort_roms(&mut roms, &names);
+            let paths = |roms: &[Arc<Rom>]| roms.iter().map(|r| r.rel_path.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(paths(&roms), paths(&expected));
+        }
+    }
 
     #[test]
     fn a_name_in_a_folder_is_only_a_direct_entry() {
