@@ -29,7 +29,7 @@ use fuser::{
 };
 
 use crate::cache::lock;
-use crate::vfs::{Attributes, DirEntry, FsError, NodeKind, Opened, ROOT_INO, VirtualFs};
+use crate::vfs::{Attributes, DirEntries, FsError, NodeKind, Opened, ROOT_INO, VirtualFs};
 
 /// How long the kernel may trust an entry or attributes without asking
 /// again. Short, so changed backing files show up; never zero, which would
@@ -60,7 +60,7 @@ pub fn errno(error: &FsError) -> Errno {
 /// read in several requests is consistent even if the folder changes.
 struct DirSnapshot {
     ino: u64,
-    entries: Vec<DirEntry>,
+    entries: DirEntries,
 }
 
 /// The `fuser::Filesystem` over any [`VirtualFs`].

@@ -58,6 +58,66 @@ pub struct DirEntry {
     pub attributes: Attributes,
 }
 
+/// A folder's entries: its few own (folders, notes) and then its files,
+/// which stay shared with the filesystem's memo of the listing (a folder
+/// of ten thousand is not copied for each `opendir`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirEntries {
+    pub head: Vec<DirEntry>,
+    pub files: std::sync::Arc<Vec<DirEntry>>,
+}
+
+impl DirEntries {
+    pub fn iter(&self) -> impl Iterator<Item = &DirEntry> {
+        self.head.iter().chain(self.files.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<DirEntry>> for DirEntries {
+    fn from(head: Vec<DirEntry>) -> Self {
+        DirEntries {
+            head,
+            files: Default::default(),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for DirEntries {
+    type Output = DirEntry;
+    fn index(&self, at: usize) -> &DirEntry {
+        match at.checked_sub(self.head.len()) {
+            None => &self.head[at],
+            Some(at) => &self.files[at],
+        }
+    }
+}
+
+impl IntoIterator for DirEntries {
+    type Item = DirEntry;
+    type IntoIter = std::iter::Chain<std::vec::IntoIter<DirEntry>, std::vec::IntoIter<DirEntry>>;
+    fn into_iter(self) -> Self::IntoIter {
+        let files = std::sync::Arc::unwrap_or_clone(self.files);
+        self.head.into_iter().chain(files)
+    }
+}
+
+impl<'a> IntoIterator for &'a DirEntries {
+    type Item = &'a DirEntry;
+    type IntoIter =
+        std::iter::Chain<std::slice::Iter<'a, DirEntry>, std::slice::Iter<'a, DirEntry>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.head.iter().chain(self.files.iter())
+    }
+}
+
 /// An open file.
 #[derive(Debug)]
 pub struct Opened {
@@ -120,7 +180,7 @@ pub trait VirtualFs: Send + Sync + 'static {
     fn getattr(&self, ino: u64) -> Result<Attributes, FsError>;
     /// Every entry of a folder (without `.` and `..`), with attributes for
     /// readdirplus.
-    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError>;
+    fn readdir(&self, ino: u64) -> Result<DirEntries, FsError>;
     fn open(&self, ino: u64) -> Result<Opened, FsError>;
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError>;
@@ -146,7 +206,7 @@ impl<T: VirtualFs> VirtualFs for std::sync::Arc<T> {
     fn getattr(&self, ino: u64) -> Result<Attributes, FsError> {
         (**self).getattr(ino)
     }
-    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
+    fn readdir(&self, ino: u64) -> Result<DirEntries, FsError> {
         (**self).readdir(ino)
     }
     fn open(&self, ino: u64) -> Result<Opened, FsError> {

@@ -24,7 +24,9 @@ use crate::patch::any::Patch;
 use crate::patch::{ApplyOptions, Limits};
 use crate::report::RomReport;
 use crate::system::{self, HeaderKind};
-use crate::vfs::{Attributes, DirEntry, FsError, FsStats, NodeKind, Opened, ROOT_INO, VirtualFs};
+use crate::vfs::{
+    Attributes, DirEntries, DirEntry, FsError, FsStats, NodeKind, Opened, ROOT_INO, VirtualFs,
+};
 
 mod verified;
 
@@ -1361,9 +1363,9 @@ impl VirtualFs for NinjaFs {
         self.attributes(ino, &node)
     }
 
-    fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
+    fn readdir(&self, ino: u64) -> Result<DirEntries, FsError> {
         if let Some(answer) = self.verified_readdir(ino) {
-            return answer;
+            return answer.map(DirEntries::from);
         }
         let path = self.path_of(ino)?;
         let (view, rel_dir) = match self.resolve(&path)? {
@@ -1384,7 +1386,8 @@ impl VirtualFs for NinjaFs {
                             )?,
                         })
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(DirEntries::from);
             }
             Node::Dir { view, rel_dir } => (view, rel_dir),
             Node::File(_) | Node::Note(_) => return Err(FsError::NotADirectory),
@@ -1419,12 +1422,10 @@ impl VirtualFs for NinjaFs {
                 });
             }
         }
-        entries.extend(
-            self.file_entries(view, &rel_dir, &path, names)?
-                .iter()
-                .cloned(),
-        );
-        Ok(entries)
+        Ok(DirEntries {
+            head: entries,
+            files: self.file_entries(view, &rel_dir, &path, names)?,
+        })
     }
 
     fn open(&self, ino: u64) -> Result<Opened, FsError> {

@@ -351,7 +351,7 @@ impl<F: ninja_fs::vfs::VirtualFs> ninja_fs::vfs::VirtualFs for CountingLookups<F
     fn getattr(&self, ino: u64) -> Result<ninja_fs::vfs::Attributes, ninja_fs::vfs::FsError> {
         self.fs.getattr(ino)
     }
-    fn readdir(&self, ino: u64) -> Result<Vec<ninja_fs::vfs::DirEntry>, ninja_fs::vfs::FsError> {
+    fn readdir(&self, ino: u64) -> Result<ninja_fs::vfs::DirEntries, ninja_fs::vfs::FsError> {
         self.fs.readdir(ino)
     }
     fn open(&self, ino: u64) -> Result<ninja_fs::vfs::Opened, ninja_fs::vfs::FsError> {
