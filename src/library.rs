@@ -928,13 +928,11 @@ impl Library {
                 let Some(rom) = stored.lone_rom(&found.name, &found.id) else {
                     continue;
                 };
-                let rom = rom.clone();
-                let Looked::Archive(found) =
-                    std::mem::replace(seen, Looked::Skipped(String::new(), None))
-                else {
-                    continue;
+                let found = Found {
+                    name: std::mem::take(&mut found.name),
+                    ..*found
                 };
-                *seen = Looked::CachedRom(found, rom);
+                *seen = Looked::CachedRom(found, rom.clone());
             }
         });
     }
@@ -1860,8 +1858,6 @@ impl Drop for Library {
     }
 }
 
-/// `f` over `items` from up to `threads` threads (one for a small folder),
-/// each taking a contiguous share; the results in the order of `items`.
 /// Sorts `roms` by name, then path. The first of them are named `names`
 /// (the ROMs the header cache gave, named as their archives): those names
 /// are compared where the listing just made them, rather than in ten
@@ -1895,6 +1891,8 @@ fn sort_roms(roms: &mut Vec<Arc<Rom>>, names: &[String]) {
     );
 }
 
+/// `f` over `items` from up to `threads` threads (one for a small folder),
+/// each taking a contiguous share; the results in the order of `items`.
 pub(crate) fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
