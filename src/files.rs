@@ -483,14 +483,10 @@ impl ArchiveListing {
             // A solid 7z block is decoded once for all of them.
             let prefixes: Vec<(usize, Result<Vec<u8>, ArchiveError>)> =
                 if archive.kind() == ArchiveKind::SevenZip {
-                    let all = archive.read_prefixes(SNIFF_LEN + 0x8000);
+                    let all = archive.read_prefixes(&sniff_len);
                     all.into_iter()
                         .enumerate()
                         .filter(|&(i, _)| unknown[i])
-                        .map(|(i, prefix)| {
-                            let len = sniff_len(&members[i]) as usize;
-                            (i, prefix.map(|p| p[..len.min(p.len())].to_vec()))
-                        })
                         .collect()
                 } else {
                     (0..members.len())

@@ -382,6 +382,19 @@ const INDEX_REFRESH: Duration = Duration::from_secs(1);
 const DETECTION_REGIONS: [(u64, u64); 3] =
     [(0, 0x8400), (0xFC00, 0x1_0200), (0x40_FC00, 0x41_0200)];
 
+/// How many of a file's first bytes hold every detection region that
+/// starts inside it: what detection must decompress of an archive member
+/// of `size` bytes (4 MiB of a 4 MiB SNES game had been, for a header at
+/// 64 KiB).
+pub(crate) fn detection_len(size: u64) -> u64 {
+    DETECTION_REGIONS
+        .iter()
+        .filter(|(start, _)| *start < size)
+        .map(|(_, end)| (*end).min(size))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The detection regions as the disk should be asked for them (one 33 KiB
 /// read costs about what one 1 KiB read does; three requests cost three).
 const PREFETCH_REGIONS: [(u64, u64); 3] = [(0, 0x8400), (0xFC00, 0x1_0200), (0x40_FC00, 0x41_0200)];
@@ -2221,6 +2234,36 @@ mod tests {
             Source::File,
             detected,
         ))
+    }
+
+    #[test]
+    fn detection_reads_up_to_the_last_region_inside_the_file() {
+        for (size, len) in [
+            (0, 0),
+            (0x100, 0x100),
+            (0x9000, 0x8400),
+            (0xFD00, 0xFD00),
+            (0x40_0000, 0x1_0200),
+            (0x40_FD00, 0x40_FD00),
+            (0x80_0000, 0x41_0200),
+        ] {
+            assert_eq!(detection_len(size), len, "{size:#x}");
+        }
+    }
+
+    proptest! {
+        /// A prefix of `detection_len` bytes holds every byte of every
+        /// region that lies in the file, and nothing past its end.
+        #[test]
+        fn detection_len_covers_each_region(size in 0u64..0x50_0000) {
+            let len = detection_len(size);
+            prop_assert!(len <= size);
+            for (start, end) in DETECTION_REGIONS {
+                if start < size {
+                    prop_assert!(end.min(size) <= len);
+                }
+            }
+        }
     }
 
     proptest! {

@@ -100,7 +100,7 @@ fn assert_holds(archive: &Archive, names: &[&str]) {
     let mut wanted = names.to_vec();
     wanted.sort_unstable();
     assert_eq!(listed, wanted);
-    let prefixes = archive.read_prefixes(1000);
+    let prefixes = archive.read_prefixes(&|_| 1000);
     for (index, member) in members.iter().enumerate() {
         let bytes = if member.name == "readme.txt" {
             b"Not a ROM.\n".to_vec()
@@ -227,6 +227,87 @@ fn sevenz_methods_solid_and_not() {
         assert_eq!(archive.kind(), ArchiveKind::SevenZip);
         assert_holds(&archive, &ALL);
     }
+}
+
+/// An archive's bytes, counting how many of them its readers asked for.
+struct CountingBytes {
+    bytes: Vec<u8>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl ninja_fs::backing::ReadAt for CountingBytes {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let read = self.bytes.read_at(buf, offset)?;
+        self.read
+            .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
+/// `len` bytes that no coder can shrink (xorshift).
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn prefixes_decompress_no_further_than_asked() {
+    need!("7z", "zip");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("a.bin"), noise(1 << 20, 1)).unwrap();
+    std::fs::write(path("b.bin"), noise(1 << 20, 2)).unwrap();
+    run(
+        dir.path(),
+        "7z",
+        &["a", "-bd", "-ms=on", "solid.7z", "a.bin", "b.bin"],
+    );
+    run(dir.path(), "7z", &["a", "-bd", "one.7z", "b.bin"]);
+    run(dir.path(), "zip", &["-q", "one.zip", "b.bin"]);
+    let open_counting = |name: &str| {
+        let bytes = std::fs::read(path(name)).unwrap();
+        let len = bytes.len() as u64;
+        let source = std::sync::Arc::new(CountingBytes {
+            bytes,
+            read: 0.into(),
+        });
+        let archive = Archive::open_shared(source.clone(), len, name).unwrap();
+        (archive, source, len)
+    };
+    let read_of = |source: &CountingBytes| source.read.load(std::sync::atomic::Ordering::Relaxed);
+
+    // A lone member: only its first 64 KiB or so are decompressed.
+    for name in ["one.7z", "one.zip"] {
+        let (archive, source, len) = open_counting(name);
+        let before = read_of(&source);
+        let prefixes = archive.read_unverified_prefixes(&|_| 0x1_0200);
+        assert_eq!(prefixes.len(), 1);
+        assert_eq!(
+            prefixes[0].as_ref().unwrap()[..],
+            noise(1 << 20, 2)[..0x1_0200]
+        );
+        let read = read_of(&source) - before;
+        assert!(read < len / 4, "{name}: {read} of {len} bytes read");
+    }
+
+    // A solid block: the first member is decoded whole to reach the
+    // second, and decoding stops in the second.
+    let (archive, source, len) = open_counting("solid.7z");
+    let before = read_of(&source);
+    let prefixes = archive.read_prefixes(&|member| if member.name == "a.bin" { 10 } else { 1000 });
+    assert_eq!(prefixes[0].as_ref().unwrap()[..], noise(1 << 20, 1)[..10]);
+    assert_eq!(prefixes[1].as_ref().unwrap()[..], noise(1 << 20, 2)[..1000]);
+    let read = read_of(&source) - before;
+    assert!(
+        (len / 2 - (64 << 10)..len * 3 / 5).contains(&read),
+        "{read} of {len} bytes read"
+    );
 }
 
 #[test]
@@ -517,7 +598,7 @@ fn encrypted_members() {
             message(archive.read_prefix(index, 16)),
             "member Game.smc is encrypted: not supported"
         );
-        assert!(archive.read_prefixes(16)[index].is_err());
+        assert!(archive.read_prefixes(&|_| 16)[index].is_err());
     }
     // Encrypted names too: nothing can be listed.
     run(
@@ -681,7 +762,7 @@ fn a_7z_dictionary_larger_than_allowed_is_refused() {
         message(archive.read_member(0, GIB)),
         "member hello.lnx needs 1025 MiB of memory to decompress, more than the 256 MiB allowed"
     );
-    let prefixes = archive.read_prefixes(10);
+    let prefixes = archive.read_prefixes(&|_| 10);
     assert_eq!(
         message(prefixes[0].clone()),
         "member hello.lnx needs 1025 MiB of memory to decompress, more than the 256 MiB allowed"
@@ -775,7 +856,7 @@ fn links_and_empty_zips() {
     assert!(empty.starts_with(b"PK\x05\x06"));
     let archive = open(&write_temp(dir.path(), "empty.zip", &empty)).unwrap();
     assert!(archive.members().is_empty());
-    assert!(archive.read_prefixes(10).is_empty());
+    assert!(archive.read_prefixes(&|_| 10).is_empty());
 }
 
 #[test]
@@ -852,7 +933,7 @@ fn read_everything(bytes: &[u8], name: &str, kind: ArchiveKind) {
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(bytes).unwrap();
     if let Ok(archive) = Archive::open(file, name, kind) {
-        let _ = archive.read_prefixes(64);
+        let _ = archive.read_prefixes(&|_| 64);
         for index in 0..archive.members().len().min(8) {
             let _ = archive.read_prefix(index, 64);
             let _ = archive.read_member(index, 1 << 20);

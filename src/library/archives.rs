@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 
 use super::hints::{self, SourceDigest};
 use super::{
-    Detected, DirContents, FileId, Found, Library, PatchFile, Rom, SCANS, Source, join,
-    named_like_rom, rom_from_detected, split_name,
+    Detected, DirContents, FileId, Found, Library, PatchFile, Rom, SCANS, Source, detection_len,
+    join, named_like_rom, rom_from_detected, split_name,
 };
 use crate::backing::archive::{self, Archive, ArchiveError, ArchiveKind};
 use crate::backing::{Access, FailedRead, Folder, ReadAt, ReadError};
@@ -23,10 +23,6 @@ use crate::cache::lock;
 use crate::patch::any::PatchFormat;
 use crate::system;
 use crate::text;
-
-/// The bytes of a member detection reads: up to the end of the last
-/// detection region (the ExHiROM header, past 4 MiB).
-const DETECTION_LEN: u64 = 0x41_0200;
 
 /// The bytes of a member that settle detection when its name says a system
 /// that keeps its headers at the start (see [`system::detect_from_start`]).
@@ -423,11 +419,11 @@ impl Library {
             let together: u64 = archive
                 .members()
                 .iter()
-                .map(|m| m.size.min(DETECTION_LEN))
+                .map(|m| detection_len(m.size))
                 .sum();
             let mut prefixes = (archive.kind() == ArchiveKind::SevenZip
                 && together <= PREFIXES_AT_ONCE)
-                .then(|| archive.read_unverified_prefixes(DETECTION_LEN))
+                .then(|| archive.read_unverified_prefixes(&|m| detection_len(m.size)))
                 .map(Vec::into_iter);
             let members = archive
                 .members()
@@ -483,7 +479,7 @@ impl Library {
     /// What detection makes of member `index` (named `name`, `size`
     /// bytes), from what it reads of a loose file (see
     /// [`super::detection_head`]): the first KiB where that settles it,
-    /// else the first bytes up to the last detection region (UNIF files
+    /// else its first [`detection_len`] bytes (UNIF files
     /// whole). `prefix` is the latter when a solid block's stream has it
     /// already. `None`: no ROM by its name or its content.
     fn detect_member(
@@ -506,7 +502,7 @@ impl Library {
                         return Ok(detected);
                     }
                 }
-                archive.read_unverified_prefix(index, DETECTION_LEN.min(size))?
+                archive.read_unverified_prefix(index, detection_len(size))?
             }
         };
         if prefix.starts_with(b"UNIF") {

@@ -356,24 +356,35 @@ impl Archive {
         }
     }
 
-    /// The first `len` bytes of every member, in member order, streaming
-    /// each solid 7z block once.
-    pub fn read_prefixes(&self, len: u64) -> Vec<Result<Vec<u8>, ArchiveError>> {
+    /// The first `len_of(member)` bytes of every member, in member order,
+    /// streaming each solid 7z block once and stopping after the last
+    /// member it needs.
+    pub fn read_prefixes(
+        &self,
+        len_of: &dyn Fn(&Member) -> u64,
+    ) -> Vec<Result<Vec<u8>, ArchiveError>> {
         match &self.reader {
-            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, Want::Prefix(len)),
-            _ => (0..self.members.len())
-                .map(|index| self.read_prefix(index, len))
+            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, &|member| {
+                Want::Prefix(len_of(member).min(member.size))
+            }),
+            _ => (self.members.iter().enumerate())
+                .map(|(index, member)| self.read_prefix(index, len_of(member)))
                 .collect(),
         }
     }
 
     /// As [`Archive::read_prefixes`], unverified as
     /// [`Archive::read_unverified_prefix`].
-    pub fn read_unverified_prefixes(&self, len: u64) -> Vec<Result<Vec<u8>, ArchiveError>> {
+    pub fn read_unverified_prefixes(
+        &self,
+        len_of: &dyn Fn(&Member) -> u64,
+    ) -> Vec<Result<Vec<u8>, ArchiveError>> {
         match &self.reader {
-            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, Want::Unverified(len)),
-            _ => (0..self.members.len())
-                .map(|index| self.read_unverified_prefix(index, len))
+            Reader::SevenZip(reader) => reader.read_prefixes(&self.members, &|member| {
+                Want::Unverified(len_of(member).min(member.size))
+            }),
+            _ => (self.members.iter().enumerate())
+                .map(|(index, member)| self.read_unverified_prefix(index, len_of(member)))
                 .collect(),
         }
     }

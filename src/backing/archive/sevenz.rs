@@ -137,21 +137,30 @@ impl SevenZipReader {
         }
     }
 
-    /// The first `len` bytes of every member, each block decoded once.
+    /// What `want_of` asks of every member, each block decoded once.
     pub(super) fn read_prefixes(
         &self,
         members: &[Member],
-        want: Want,
+        want_of: &dyn Fn(&Member) -> Want,
     ) -> Vec<Result<Vec<u8>, ArchiveError>> {
         let mut results: Vec<Option<Result<Vec<u8>, ArchiveError>>> = vec![None; members.len()];
         let mut blocks = Vec::new();
+        // Members still to read in each block: the decoder stops after the
+        // last, rather than decode (and check) the rest of the block. A
+        // lone 4 MiB ROM was otherwise decoded whole to list it.
+        let mut pending = vec![0usize; self.archive.blocks.len()];
         for (index, member) in members.iter().enumerate() {
             if let Err(error) = refuse_unreadable(member) {
                 results[index] = Some(Err(error));
                 continue;
             }
             match self.block_of(index) {
-                Ok(Some(block)) => blocks.push(block),
+                Ok(Some(block)) => {
+                    blocks.push(block);
+                    if let Some(count) = pending.get_mut(block) {
+                        *count += 1;
+                    }
+                }
                 Ok(None) => results[index] = Some(Ok(Vec::new())),
                 Err(error) => results[index] = Some(Err(error)),
             }
@@ -166,14 +175,15 @@ impl SevenZipReader {
                     return Step::Next;
                 };
                 if results[index].is_none() {
-                    let want = match want {
-                        Want::Prefix(len) => Want::Prefix(len.min(member.size)),
-                        Want::Unverified(len) => Want::Unverified(len.min(member.size)),
-                        Want::Whole => Want::Whole,
-                    };
-                    results[index] = Some(read_wanted(member, stream, want, &|e| {
+                    results[index] = Some(read_wanted(member, stream, want_of(member), &|e| {
                         stream_error(member, e)
                     }));
+                    if let Some(count) = pending.get_mut(block) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            return Step::Stop;
+                        }
+                    }
                 }
                 Step::Next
             });
