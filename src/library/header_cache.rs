@@ -659,6 +659,15 @@ fn current_archive<'s>(stored: &'s Stored, id: &FileId) -> Option<&'s StoredArch
 pub(super) struct StoredFolder<'c>(Option<&'c HashMap<String, Stored>>);
 
 impl<'c> StoredFolder<'c> {
+    /// What the cache made of file `name`, if it learned it from version
+    /// `id`.
+    pub(super) fn file(&self, name: &str, id: &FileId) -> Option<&'c Arc<ClassifiedEntry>> {
+        match self.0?.get(name)? {
+            Stored::File((known, entry)) if known == id => Some(entry),
+            _ => None,
+        }
+    }
+
     /// The ROM archive `name` shows in its place, if the cache learned
     /// it from version `id`.
     pub(super) fn lone_rom(&self, name: &str, id: &FileId) -> Option<&'c Arc<Rom>> {
