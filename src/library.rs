@@ -319,6 +319,17 @@ pub(crate) struct Found {
     pub(crate) linked: bool,
 }
 
+impl Found {
+    /// This file, moved out of a `Looked` being replaced (the name is
+    /// moved, not copied).
+    fn take(&mut self) -> Found {
+        Found {
+            name: std::mem::take(&mut self.name),
+            ..*self
+        }
+    }
+}
+
 /// Every patch in the tree that can pair by checksum.
 #[derive(Debug)]
 pub struct PatchIndexData {
@@ -945,11 +956,7 @@ impl Library {
                 let Some(rom) = stored.lone_rom(&found.name, &found.id) else {
                     continue;
                 };
-                let found = Found {
-                    name: std::mem::take(&mut found.name),
-                    ..*found
-                };
-                *seen = Looked::CachedRom(found, rom.clone());
+                *seen = Looked::CachedRom(found.take(), rom.clone());
             }
         });
     }
@@ -965,10 +972,6 @@ impl Library {
         if !looked.iter().any(|(_, l)| matches!(l, Looked::Stated(_))) {
             return;
         }
-        let take = |found: &mut Found| Found {
-            name: std::mem::take(&mut found.name),
-            ..*found
-        };
         let mut path = String::new();
         {
             let files = lock(&self.files);
@@ -981,7 +984,7 @@ impl Library {
                     if let Some((known, entry)) = files.get(path.as_str())
                         && *known == found.id
                     {
-                        *seen = Looked::Known(take(found), entry.clone());
+                        *seen = Looked::Known(found.take(), entry.clone());
                     }
                 }
             }
@@ -997,7 +1000,7 @@ impl Library {
                         continue;
                     };
                     learned.push((join(rel_dir, &found.name), found.id, entry.clone()));
-                    *seen = Looked::Known(take(found), entry.clone());
+                    *seen = Looked::Known(found.take(), entry.clone());
                 }
             });
             if !learned.is_empty() {
@@ -1027,7 +1030,7 @@ impl Library {
                     dir.prefetch_entry(OsStr::new(&found.name), found.id.size, regions);
                 }
             }
-            *seen = Looked::Unknown(take(found));
+            *seen = Looked::Unknown(found.take());
         }
     }
 
