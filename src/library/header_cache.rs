@@ -776,11 +776,7 @@ impl HeaderCache {
         name: &str,
         id: FileId,
     ) -> Option<Arc<ClassifiedEntry>> {
-        let dirs = lock(&self.dirs);
-        match dirs.get(rel_dir)?.get(name)? {
-            Stored::File((known, entry)) if *known == id => Some(entry.clone()),
-            _ => None,
-        }
+        self.with_folder(rel_dir, |folder| folder.file(name, &id).cloned())
     }
 
     /// What the cache knows of archive `name` in folder `rel_dir`, if the
@@ -801,7 +797,7 @@ impl HeaderCache {
     }
 
     /// Runs `with` on what the cache holds of folder `rel_dir`, under one
-    /// lock: a scan asks it of every archive of a folder at once.
+    /// lock: a scan asks it of a whole batch of a folder's files at once.
     pub(super) fn with_folder<R>(
         &self,
         rel_dir: &str,
